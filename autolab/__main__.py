@@ -1,0 +1,5 @@
+import sys
+
+from autolab.cli import main
+
+sys.exit(main())

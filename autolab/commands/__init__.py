@@ -1,0 +1,1 @@
+"""One module per `autolab` subcommand; each has `register(subparsers)`."""

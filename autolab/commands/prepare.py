@@ -1,0 +1,100 @@
+"""`autolab prepare`: turn a dataset into cached token shards and say what came out."""
+
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from autolab.data import load_tokenizer, prepare, read_tokens
+from autolab.data.sources import SOURCES
+
+TOP_TOKENS = 20
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "prepare",
+        help="prepare a dataset: split, tokenize, write token shards",
+        description="Prepare a dataset once: documents -> train/dev/val split -> tokenizer -> "
+        "token shards under $AUTOLAB_HOME (cached by content).",
+    )
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        default="names",
+        metavar="DATASET",
+        help=f"one of {', '.join(SOURCES)}, or a path to a .txt/.jsonl/.parquet file or folder "
+        "(default: names)",
+    )
+    p.add_argument("--tokenizer", default="char", help="char, byte or bpe:N (default: char)")
+    p.add_argument("--from", dest="source_path", metavar="PATH", help="read a local copy")
+    p.add_argument("--lines", action="store_true", help=".txt: one document per line")
+    p.add_argument("--field", help=".jsonl: the field holding the text (default: text)")
+    p.add_argument("--column", help=".parquet: the column holding the text (default: text)")
+    p.add_argument("--home", metavar="DIR", help="data directory (default: $AUTOLAB_HOME)")
+    p.add_argument("--stats", action="store_true", help=f"show the top {TOP_TOKENS} tokens")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    console = Console(highlight=False)
+    start = time.perf_counter()
+    prepared = prepare(
+        dataset=args.dataset,
+        tokenizer=args.tokenizer,
+        source_path=args.source_path,
+        lines=args.lines,
+        field=args.field,
+        column=args.column,
+        home=args.home,
+    )
+    seconds = time.perf_counter() - start
+    meta = prepared.meta
+    how = "cached" if prepared.cached else f"prepared in {seconds:.1f}s"
+    console.print(f"[bold]{meta['dataset']}[/]: {how}")
+    console.print(f"source: {meta['source']}", soft_wrap=True)
+    console.print(
+        f"tokenizer {meta['tokenizer']}, vocabulary {meta['vocab_size']:,}, "
+        f"dtype {meta['dtype']}, unknown chars {meta['unknown_chars']:,}"
+    )
+    console.print(sizes_table(meta))
+    console.print(f"shards: {prepared.data_dir}", soft_wrap=True)
+    console.print(f"sealed val: {prepared.val_path}", soft_wrap=True)
+    if args.stats:
+        console.print(top_tokens_table(prepared))
+    return 0
+
+
+def sizes_table(meta: dict) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for name in ("split", "documents", "bytes", "tokens", "bytes/token"):
+        table.add_column(name, justify="left" if name == "split" else "right")
+    splits = ("train", "dev", "val")
+    rows = {s: [meta[k][s] for k in ("documents", "bytes", "tokens")] for s in splits}
+    rows["total"] = [sum(column) for column in zip(*rows.values(), strict=True)]
+    for split, (docs, nbytes, tokens) in rows.items():
+        table.add_row(
+            split, f"{docs:,}", f"{nbytes:,}", f"{tokens:,}", f"{nbytes / max(tokens, 1):.2f}"
+        )
+    return table
+
+
+def top_tokens_table(prepared) -> Table:
+    """The most frequent tokens of the train split (never the sealed val)."""
+    meta = prepared.meta
+    tokenizer = load_tokenizer(prepared.data_dir)
+    train = read_tokens(prepared.data_dir / "train.bin", meta)
+    counts = np.bincount(train, minlength=meta["vocab_size"])
+    table = Table(title=f"top {TOP_TOKENS} train tokens", box=None, pad_edge=False)
+    for name in ("id", "token", "count", "share"):
+        table.add_column(name, justify="left" if name == "token" else "right")
+    for token_id in np.argsort(-counts, kind="stable")[:TOP_TOKENS]:
+        count = int(counts[token_id])
+        table.add_row(
+            str(token_id),
+            tokenizer.token_label(int(token_id)),
+            f"{count:,}",
+            f"{count / max(len(train), 1):.1%}",
+        )
+    return table

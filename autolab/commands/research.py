@@ -1,0 +1,167 @@
+"""`autolab research`: the autonomous research loop on a workspace, with a live terminal view."""
+
+import os
+import signal
+import sys
+import time
+
+from rich.console import Console
+from rich.live import Live
+
+from autolab.durations import parse_duration
+from autolab.errors import UsageError
+
+AGENTS = ("search", "llm", "command")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "research",
+        help="run the research loop: propose, train, score sealed, keep or discard",
+        description="Run experiments on a branch autolab/<tag> of the workspace: each changes "
+        "train.py, trains for the budget, is scored in a sealed process and kept only if it "
+        "beats the best by more than the measured noise.",
+    )
+    session = parser.add_argument_group("session")
+    session.add_argument("--agent", default="search", choices=AGENTS, help="who proposes changes")
+    session.add_argument("--budget", help="training time per experiment; default autolab.toml")
+    session.add_argument("--max-experiments", type=int, metavar="N", help="stop after N changes")
+    session.add_argument("--hours", type=float, metavar="H", help="stop after H hours")
+    session.add_argument("--tag", help="branch autolab/<tag> (default: today's date, e.g. nov23)")
+    session.add_argument("--resume", action="store_true", help="continue the session of --tag")
+    session.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
+    session.add_argument("--seed", type=int, default=0, help="seed of the first baseline run")
+    session.add_argument("--wall-limit", help="hard limit per run (default budget x 1.5 + 60s)")
+    session.add_argument("-C", "--workspace", default=".", metavar="DIR")
+    session.add_argument("--plain", action="store_true", help="print lines, no live view")
+    policy = parser.add_argument_group("keep or discard")
+    policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
+    policy.add_argument("--baseline-runs", type=int, default=2, metavar="R")
+    policy.add_argument("--k", type=float, default=2.0, help="noise band = k x baseline spread")
+    policy.add_argument("--min-delta", type=float, default=0.002, help="smallest gain that counts")
+    llm = parser.add_argument_group("llm researcher")
+    llm.add_argument(
+        "--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"
+    )
+    llm.add_argument("--llm-model")
+    llm.add_argument("--llm-api-key", help="default $AUTOLAB_LLM_API_KEY or $OPENAI_API_KEY")
+    command = parser.add_argument_group("command researcher")
+    command.add_argument(
+        "--agent-command",
+        metavar="TEMPLATE",
+        help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}"',
+    )
+    command.add_argument("--agent-timeout", default="15m", help="time limit per agent call")
+    parser.set_defaults(func=run)
+
+
+def make_researcher(args, workspace):
+    if args.agent == "search":
+        from autolab.research.search import SearchResearcher
+
+        return SearchResearcher(seed=args.seed)
+    if args.agent == "llm":
+        from autolab.research.llm import LLMResearcher, llm_settings
+
+        flags = {
+            "base_url": args.llm_base_url,
+            "model": args.llm_model,
+            "api_key": args.llm_api_key,
+        }
+        return LLMResearcher(**llm_settings(flags, os.environ, workspace.settings))
+    from autolab.research.command import CommandResearcher
+
+    template = args.agent_command or workspace.settings.get("command", {}).get("template")
+    if not template:
+        raise UsageError("--agent command needs --agent-command 'TEMPLATE {prompt}'")
+    return CommandResearcher(
+        template, timeout=parse_duration(args.agent_timeout, "--agent-timeout")
+    )
+
+
+def run(args) -> int:
+    from autolab.commands.train import resolve_cli_device
+    from autolab.research.loop import ResearchSession, SessionOptions
+    from autolab.research.policy import Policy
+    from autolab.track.ledger import Ledger
+    from autolab.workspace import STOP_FILE, load_workspace
+
+    workspace = load_workspace(args.workspace)
+    if args.max_experiments is not None and args.max_experiments < 0:
+        raise UsageError("--max-experiments must be 0 or more")
+    if args.baseline_runs < 1:
+        raise UsageError("--baseline-runs must be at least 1")
+    budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
+    researcher = make_researcher(args, workspace)
+    workspace.state_dir.mkdir(exist_ok=True)
+    ledger = Ledger.for_workspace(workspace.root)
+    tag = args.tag or _default_tag(ledger, args.resume)
+    options = SessionOptions(
+        tag=tag,
+        budget_seconds=budget,
+        device=resolve_cli_device(args.device or workspace.device),
+        max_experiments=args.max_experiments,
+        hours=args.hours,
+        baseline_runs=args.baseline_runs,
+        policy=Policy(k=args.k, min_delta=args.min_delta, greedy=args.greedy),
+        wall_limit=parse_duration(args.wall_limit, "--wall-limit") if args.wall_limit else None,
+        seed=args.seed,
+    )
+    (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
+    session = ResearchSession(workspace, researcher, options, ledger)
+    session.resume() if args.resume else session.start()
+
+    def request_stop(signum, frame):
+        session.stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    console = Console()
+    if args.plain or not sys.stdout.isatty():
+        status = _run_plain(session, console)
+    else:
+        from autolab.research.view import render
+
+        with Live(render(session), console=console, refresh_per_second=4) as live:
+            session.on_change = lambda: live.update(render(session))
+            status = session.run()
+            live.update(render(session))
+    (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
+    best = session.best_bpb
+    summary = f"session {status}; results in {workspace.root / 'results.tsv'}"
+    if best is not None and session.noise:
+        summary += (
+            f"; best val_bpb {best:.4f} ({session.noise.baseline_bpb - best:+.4f} vs baseline)"
+        )
+    console.print(summary, highlight=False)
+    return 0 if status in ("succeeded", "cancelled") else 1
+
+
+SHOWN_EVENTS = ("created", "verdict", "note", "alert", "session_started", "session_ended")
+
+
+def _run_plain(session, console) -> str:
+    """Without a terminal: the session's events as lines, as they are recorded."""
+    last_id = 0
+
+    def show() -> None:
+        nonlocal last_id
+        for event in session.ledger.events(after_id=last_id, session_id=session.session_id):
+            last_id = event.id
+            if event.kind in SHOWN_EVENTS:
+                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
+                console.print(f"{stamp}  {event.message}", highlight=False, markup=False)
+
+    session.on_change = show
+    status = session.run()
+    show()
+    return status
+
+
+def _default_tag(ledger, resume: bool) -> str:
+    if resume:
+        latest = ledger.latest_session()
+        if latest is None:
+            raise UsageError("nothing to resume: no research session in this workspace yet")
+        return latest.tag
+    return time.strftime("%b%d").lower()

@@ -1,0 +1,48 @@
+"""`autolab sample`: text from the workspace's last trained model."""
+
+from pathlib import Path
+
+from rich.console import Console
+
+from autolab.errors import UsageError
+from autolab.workspace import last_run_dir, load_workspace, prepare_data
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sample",
+        help="sample text from the last trained model",
+        description="Sample from the model the last run handed over (names give new names, "
+        "Shakespeare gives a passage).",
+    )
+    parser.add_argument("-n", "--num", type=int, default=10, help="how many samples")
+    parser.add_argument("--prompt", default="", help="text to continue")
+    parser.add_argument("--temperature", type=float, default=1.0)
+    parser.add_argument("--top-k", type=int, default=None)
+    parser.add_argument("--tokens", type=int, default=None, help="max new tokens per sample")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--run", type=Path, help="a run directory (default: the last run)")
+    parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from autolab.sampling import sample_texts
+
+    if args.num < 1:
+        raise UsageError("-n must be at least 1")
+    if args.temperature < 0:
+        raise UsageError("--temperature must be 0 (greedy) or more")
+    workspace = load_workspace(args.workspace)
+    run_dir = args.run or last_run_dir(workspace)
+    data = prepare_data(workspace)
+    texts = sample_texts(
+        run_dir, data.data_dir, args.num, args.prompt, args.temperature, args.top_k,
+        args.tokens, args.seed,
+    )  # fmt: skip
+    if not texts:
+        raise UsageError(f"no model in {run_dir}: the run did not finish; run `autolab train`")
+    console = Console()
+    for text in texts:
+        console.print(text, highlight=False, markup=False)
+    return 0

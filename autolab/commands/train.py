@@ -1,0 +1,99 @@
+"""`autolab train`: run the workspace's train.py once, with a live progress bar, then score it."""
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+from autolab.durations import parse_duration
+from autolab.errors import UsageError
+from autolab.summary import format_summary
+from autolab.workspace import load_workspace, new_run_dir, prepare_data
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train the workspace's train.py once and print its sealed score",
+        description="Run train.py in its own process for the time budget, score the model it "
+        "hands over in a fresh process, print the summary block and a few samples.",
+    )
+    parser.add_argument("--budget", help="training time (30s, 5m); default from autolab.toml")
+    parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
+    parser.add_argument("--seed", type=int, help="default from autolab.toml")
+    parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
+    parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    # torch loads here, not at import: `autolab --help` and light commands stay fast.
+    from autolab.experiment import run_experiment
+    from autolab.harness.settings import RunSettings
+    from autolab.sampling import sample_texts
+
+    console = Console()
+    workspace = load_workspace(args.workspace)
+    budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
+    device = resolve_cli_device(args.device or workspace.device)
+    data = prepare_data(workspace)
+    run_dir = new_run_dir(workspace, time.strftime("train-%Y%m%d-%H%M%S"))
+    settings = RunSettings(
+        data_dir=data.data_dir,
+        run_dir=run_dir,
+        budget_seconds=budget,
+        device=device,
+        seed=workspace.seed if args.seed is None else args.seed,
+    )
+    console.print(
+        f"training {workspace.train_py.name} on {workspace.dataset} ({workspace.tokenizer}) "
+        f"for {budget:g}s on {device}; log: {run_dir / 'run.log'}"
+    )
+    progress = Progress(
+        TextColumn("[bold]train"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn(
+            "step {task.fields[step]:>5}  loss {task.fields[loss]}  "
+            "{task.fields[speed]}  {task.fields[left]}"
+        ),
+        console=console,
+        transient=True,
+    )
+    task = progress.add_task("train", total=1.0, step=0, loss="-", speed="", left="")
+
+    def show(record: dict) -> None:
+        progress.update(
+            task,
+            completed=record.get("progress", 0.0),
+            step=record.get("step", 0),
+            loss=f"{record['loss']:.4f}" if record.get("loss") is not None else "-",
+            speed=f"{record.get('tokens_per_sec', 0) / 1000:.1f}k tok/s",
+            left=f"{budget - record.get('training_seconds', 0):.0f}s left",
+        )
+
+    with progress:
+        result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=show)
+    if result.status != "ok":
+        console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
+        console.print(f"log: {run_dir / 'run.log'}")
+        return 1
+    console.print(format_summary(result.summary()), highlight=False)
+    if result.flags.get("reported_gap") is not None:
+        gap = result.flags["reported_gap"]
+        console.print(f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one")
+    if args.samples > 0:
+        console.print("\n[bold]samples[/]")
+        texts = sample_texts(run_dir, data.data_dir, args.samples, seed=settings.seed)
+        for text in texts:
+            console.print(text, highlight=False, markup=False)
+    return 0
+
+
+def resolve_cli_device(requested: str) -> str:
+    from autolab.harness.settings import resolve_device
+
+    try:
+        return resolve_device(requested)
+    except ValueError as err:
+        raise UsageError(str(err)) from None

@@ -1,0 +1,180 @@
+"""Prepare a dataset once: documents -> split -> tokenizer -> token shards on disk, cached.
+
+Layout (a contract the harness and the evaluator read):
+
+    home/data/<key>/    meta.json  tokenizer.json  token_bytes.npy  train.bin  dev.bin
+    home/sealed/<key>/  val.bin
+
+`.bin` files are raw arrays (uint16 when the vocabulary fits, else uint32); each split is its
+documents in source order, each followed by the source's separator. The key hashes the source's
+content, the tokenizer spec and the split/format versions, so a change in any of them prepares
+anew and an unchanged request reuses what is there.
+
+Both directories are written under temp names and renamed into place, sealed first, so a
+`meta.json` in the public directory means everything is complete.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from autolab.data import tokenizers
+from autolab.data.sources import LoadOptions, load_documents
+from autolab.data.split import SPLIT_VERSION, split_documents
+from autolab.errors import UsageError
+from autolab.paths import autolab_home
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "dev", "val")
+
+
+@dataclass
+class Prepared:
+    data_dir: Path  # public: meta.json, tokenizer.json, token_bytes.npy, train.bin, dev.bin
+    val_path: Path  # sealed: never handed to a training process
+    meta: dict
+    cached: bool
+
+
+def sealed_val_path(data_dir: Path) -> Path:
+    data_dir = Path(data_dir)
+    return data_dir.parent.parent / "sealed" / data_dir.name / "val.bin"
+
+
+def load_tokenizer(data_dir: Path):
+    return tokenizers.from_json(json.loads((Path(data_dir) / "tokenizer.json").read_text()))
+
+
+def read_tokens(path: Path, meta: dict) -> np.memmap:
+    """A split's tokens, memory-mapped."""
+    return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+
+
+def source_hash(texts: list[str], separator: str) -> str:
+    """SHA-256 over the documents, length-prefixed so boundaries count, then the separator."""
+    h = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8", "surrogateescape")
+        h.update(len(data).to_bytes(8, "big"))
+        h.update(data)
+    h.update(separator.encode("utf-8"))
+    return h.hexdigest()
+
+
+def cache_key(dataset: str, spec: str, content_hash: str) -> str:
+    parts = f"{content_hash}\n{spec}\nsplit{SPLIT_VERSION}\nformat{FORMAT_VERSION}"
+    digest = hashlib.sha256(parts.encode()).hexdigest()
+    safe = lambda s: re.sub(r"[^A-Za-z0-9_.]+", "_", s).strip("_") or "data"  # noqa: E731
+    return f"{safe(dataset)}-{safe(spec)}-{digest[:12]}"
+
+
+def is_complete(data_dir: Path) -> bool:
+    try:
+        meta = json.loads((data_dir / "meta.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return meta.get("format") == FORMAT_VERSION and sealed_val_path(data_dir).is_file()
+
+
+def encode_split(tokenizer, texts: list[str], separator: str) -> list[int]:
+    pieces = [text + separator for text in texts]
+    if hasattr(tokenizer, "encode_batch"):  # BPE: encoding doc+separator together, in parallel
+        return [i for ids in tokenizer.encode_batch(pieces) for i in ids]
+    return tokenizer.encode("".join(pieces))
+
+
+def prepare(
+    dataset: str = "names",
+    tokenizer: str = "char",
+    source_path: str | None = None,
+    lines: bool = False,
+    field: str | None = None,
+    column: str | None = None,
+    home: str | None = None,
+) -> Prepared:
+    """Prepare (or reuse) the token shards for `dataset` under `tokenizer`."""
+    kind, _ = tokenizers.parse_spec(tokenizer)  # refuse a bad spec before reading any data
+    root = autolab_home(home)
+    opts = LoadOptions(
+        path=Path(source_path).expanduser() if source_path else None,
+        lines=lines,
+        field=field or "text",
+        column=column or "text",
+        strict_utf8=kind != "byte",
+        home=root,
+    )
+    name, docs = load_documents(dataset, opts)
+    prefix = opts.path.stem if name == "file" else name
+    content_hash = source_hash(docs.texts, docs.separator)
+    key = cache_key(prefix, tokenizer, content_hash)
+    data_dir, sealed_dir = root / "data" / key, root / "sealed" / key
+    if is_complete(data_dir):
+        meta = json.loads((data_dir / "meta.json").read_text())
+        return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=True)
+
+    sep_bytes = len(docs.separator.encode("utf-8"))
+    sizes = [len(t.encode("utf-8", "surrogateescape")) + sep_bytes for t in docs.texts]
+    split = split_documents(docs.texts, sizes)
+    texts = {s: [docs.texts[i] for i in getattr(split, s)] for s in SPLITS}
+    tok = tokenizers.build(tokenizer, [*docs.texts, docs.separator], texts["train"])
+    dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
+
+    tmp_public = root / "data" / f".tmp-{key}-{os.getpid()}"
+    tmp_sealed = root / "sealed" / f".tmp-{key}-{os.getpid()}"
+    try:
+        for d in (tmp_public, tmp_sealed):
+            d.mkdir(parents=True)
+        tokens = {}
+        for s in SPLITS:
+            ids = np.array(encode_split(tok, texts[s], docs.separator), dtype=dtype)
+            ids.tofile((tmp_sealed if s == "val" else tmp_public) / f"{s}.bin")
+            tokens[s] = int(len(ids))
+        np.save(tmp_public / "token_bytes.npy", tok.token_bytes.astype(np.int32))
+        (tmp_public / "tokenizer.json").write_text(json.dumps(tok.to_json()))
+        meta = {
+            "format": FORMAT_VERSION,
+            "key": key,
+            "dataset": name,
+            "source": docs.source,
+            "source_hash": content_hash,
+            "tokenizer": tok.name,
+            "vocab_size": tok.vocab_size,
+            "dtype": np.dtype(dtype).name,
+            "separator": docs.separator,
+            "documents": {s: len(texts[s]) for s in SPLITS},
+            "bytes": {s: sum(sizes[i] for i in getattr(split, s)) for s in SPLITS},
+            "tokens": tokens,
+            "unknown_chars": tok.unknown_count,
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        (tmp_public / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        publish(tmp_sealed, sealed_dir)
+        publish(tmp_public, data_dir)
+    finally:
+        shutil.rmtree(tmp_public, ignore_errors=True)
+        shutil.rmtree(tmp_sealed, ignore_errors=True)
+    if not is_complete(data_dir):  # another process won a race with different contents
+        raise UsageError(f"{data_dir}: incomplete prepared data; remove it and run again")
+    meta = json.loads((data_dir / "meta.json").read_text())
+    return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=False)
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Rename `tmp` to `target`, replacing a leftover from an interrupted earlier attempt.
+
+    Called only when the public directory is not complete. Two processes preparing the same key
+    write the same content, so whichever rename lands last is as good as the other.
+    """
+    shutil.rmtree(target, ignore_errors=True)
+    try:
+        os.rename(tmp, target)
+    except OSError:
+        if not target.exists():
+            raise

@@ -1,0 +1,74 @@
+"""The sealed evaluator, run as `python -m autolab.evaluation.sealed` in a fresh process.
+
+It loads the model an experiment handed over (an exported program: graph and weights, no
+Python source from the workspace), feeds it the validation split, which the training process
+was never told about, applies log-softmax itself and computes val_bpb with autolab's own code.
+It also probes causality and checks the outputs are well-formed. It prints one JSON object.
+
+What it does not protect against: a training process that finds the validation shards on disk
+by searching for them (the runner detects reads of the shard file; see autolab.experiment), or
+that rebuilds the split from the public source text itself. It runs with the same user rights
+as the experiment; it is an integrity check, not a security sandbox.
+"""
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autolab.evaluation.causality import find_lookahead
+from autolab.harness.data import read_meta, read_token_bytes, read_tokens
+from autolab.harness.evaluate import evaluate_bpb
+from autolab.harness.handover import load_model
+
+PROBE_LEN = 64
+
+
+def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> dict:
+    started = time.time()
+    meta = read_meta(data_dir)
+    try:
+        model, info = load_model(run_dir, device)
+    except Exception as err:  # the handover is the experiment's output: any failure is data
+        return {"status": "invalid", "reason": f"handed-over model unreadable: {err}"[:300]}
+    if info.get("vocab_size") != meta["vocab_size"]:
+        return {"status": "invalid", "reason": "model vocabulary does not match the data"}
+    val = read_tokens(val_path, meta)
+    context_len = int(info["context_len"])
+    probe = torch.from_numpy(np.asarray(val[: min(PROBE_LEN, context_len)], dtype=np.int64))
+    try:
+        logits = model(probe.unsqueeze(0).to(device))
+        if tuple(logits.shape) != (1, probe.shape[0], meta["vocab_size"]):
+            return {"status": "invalid", "reason": f"model returned shape {tuple(logits.shape)}"}
+        leak = find_lookahead(model, probe.to(device), meta["vocab_size"])
+        if leak:
+            return {"status": "invalid", "reason": f"non-causal: {leak}"}
+        val_bpb = evaluate_bpb(model, val, read_token_bytes(data_dir), context_len, device)
+    except Exception as err:
+        return {"status": "invalid", "reason": f"handed-over model failed: {err}"[:300]}
+    if not math.isfinite(val_bpb):
+        return {"status": "invalid", "reason": f"val_bpb is {val_bpb}"}
+    return {"status": "ok", "val_bpb": val_bpb, "eval_seconds": time.time() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--val", type=Path, required=True)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    with torch.inference_mode():
+        result = evaluate_run(args.run_dir, args.data_dir, args.val, args.device)
+    print(json.dumps(result))
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

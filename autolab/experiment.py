@@ -1,0 +1,217 @@
+"""Run one experiment: train.py in its own process under hard limits, then the sealed score.
+
+This is the one path both `autolab train` and `autolab research` use. The training process
+gets the public data and a run directory, nothing else: its environment names neither the
+validation split nor autolab's data home. Its outcome is data (`ExperimentResult`), never an
+exception: crash, timeout and invalid are states with a reason.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autolab.harness.handover import MODEL_FILE
+from autolab.harness.run import METRICS_FILE
+from autolab.harness.settings import RunSettings
+from autolab.summary import parse_summary
+
+LOG_FILE = "run.log"
+POLL_SECONDS = 0.2
+GAP_TOLERANCE = 0.10  # bits per byte between what train.py printed and the sealed score
+OOM_MARKERS = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
+
+
+@dataclass
+class ExperimentResult:
+    status: str  # ok | crash | timeout | invalid | interrupted
+    reason: str = ""
+    val_bpb: float | None = None  # the sealed score
+    reported: dict = field(default_factory=dict)  # the summary block train.py printed
+    wall_seconds: float = 0.0
+    flags: dict = field(default_factory=dict)
+    run_dir: Path | None = None
+
+    def summary(self) -> dict:
+        """The summary block autolab prints: the sealed val_bpb, the rest as train.py reported."""
+        values = dict(self.reported)
+        values["val_bpb"] = self.val_bpb
+        values["total_seconds"] = self.wall_seconds
+        if self.reported.get("val_bpb") is not None:
+            values["reported_val_bpb"] = self.reported["val_bpb"]
+        return values
+
+
+def default_wall_limit(budget_seconds: float) -> float:
+    return budget_seconds * 1.5 + 60
+
+
+def training_environment(settings: RunSettings) -> dict[str, str]:
+    """The parent's environment without autolab's own variables, plus the run's settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOLAB_")}
+    env.update(settings.to_env())
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ValReadDetector:
+    """Notices a read of the sealed validation shard while an experiment runs.
+
+    Before the run the shard's access time is set to before its modification time; on this
+    kind of mount (relatime) any read then moves it forward. Unavailable on noatime mounts.
+    """
+
+    def __init__(self, val_path: Path):
+        self.path = val_path
+        stat = val_path.stat()
+        self.armed_atime = stat.st_mtime - 1000
+        os.utime(val_path, (self.armed_atime, stat.st_mtime))
+
+    def was_read(self) -> bool:
+        return self.path.stat().st_atime > self.armed_atime + 1
+
+
+def run_experiment(
+    train_py: Path,
+    settings: RunSettings,
+    val_path: Path,
+    wall_limit: float | None = None,
+    on_metrics: Callable[[dict], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> ExperimentResult:
+    started = time.time()
+    run_dir = settings.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    wall_limit = wall_limit or default_wall_limit(settings.budget_seconds)
+    detector = ValReadDetector(val_path)
+    log_path = run_dir / LOG_FILE
+    with open(log_path, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, str(train_py)],
+            cwd=run_dir,
+            env=training_environment(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: killed whole at the limit
+        )
+        outcome = _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop)
+    result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
+    result.run_dir = run_dir
+    if result.status == "ok" and detector.was_read():
+        result = ExperimentResult("invalid", "read the sealed validation split during training")
+    if result.status == "ok":
+        result = _score_sealed(result, settings, val_path, wall_limit)
+    result.run_dir = run_dir
+    result.wall_seconds = time.time() - started
+    return result
+
+
+def _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop):
+    """Wait for the process, streaming its metrics; kill its group at the limit or on stop."""
+    metrics = _MetricsTail(run_dir / METRICS_FILE)
+    while process.poll() is None:
+        time.sleep(POLL_SECONDS)
+        for record in metrics.read_new():
+            if on_metrics:
+                on_metrics(record)
+        if time.time() - started > wall_limit:
+            _kill_group(process)
+            reason = f"killed at the wall-clock limit of {wall_limit:.0f}s"
+            return ExperimentResult("timeout", reason)
+        if should_stop and should_stop():
+            _kill_group(process)
+            return ExperimentResult("interrupted", "stopped by the user")
+    for record in metrics.read_new():
+        if on_metrics:
+            on_metrics(record)
+    return None
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait()
+
+
+class _MetricsTail:
+    """Reads the complete lines appended to the run's metrics file since the last call."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.offset = 0
+
+    def read_new(self) -> list[dict]:
+        if not self.path.exists():
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            chunk = f.read()
+        end = chunk.rfind(b"\n") + 1
+        self.offset += end
+        records = []
+        for line in chunk[:end].splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a malformed line from the experiment is its problem, not ours
+        return records
+
+
+def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
+    reported = parse_summary(log_text)
+    if returncode == 0:
+        return ExperimentResult("ok", reported=reported)
+    lines = [line for line in log_text.splitlines() if line.strip()]
+    fail = next((line for line in reversed(lines) if line.startswith("FAIL:")), None)
+    if fail:
+        return ExperimentResult("crash", fail[len("FAIL:") :].strip(), reported=reported)
+    tail = " | ".join(line.strip() for line in lines[-3:])
+    if any(marker in log_text.lower() for marker in OOM_MARKERS):
+        return ExperimentResult("crash", f"out of memory: {tail}"[:500], reported=reported)
+    if returncode < 0:
+        reason = f"killed by signal {-returncode}"
+        return ExperimentResult("crash", f"{reason}: {tail}"[:500], reported=reported)
+    return ExperimentResult("crash", f"exit code {returncode}: {tail}"[:500], reported=reported)
+
+
+def _score_sealed(result, settings: RunSettings, val_path: Path, wall_limit: float):
+    if not (settings.run_dir / MODEL_FILE).exists():
+        result.status, result.reason = "crash", "train.py ended without handing over a model"
+        return result
+    command = [
+        sys.executable, "-m", "autolab.evaluation.sealed",
+        "--run-dir", str(settings.run_dir),
+        "--data-dir", str(settings.data_dir),
+        "--val", str(val_path),
+        "--device", settings.device,
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=max(120.0, wall_limit), check=False
+        )
+    except subprocess.TimeoutExpired:
+        result.status, result.reason = "invalid", "the sealed evaluation timed out"
+        return result
+    lines = done.stdout.strip().splitlines()
+    try:
+        verdict = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        result.status, result.reason = "invalid", f"sealed evaluation failed: {tail}"[:500]
+        return result
+    if verdict["status"] != "ok":
+        result.status, result.reason = verdict["status"], verdict["reason"]
+        return result
+    result.val_bpb = verdict["val_bpb"]
+    reported = result.reported.get("val_bpb")
+    if isinstance(reported, int | float) and abs(reported - result.val_bpb) > GAP_TOLERANCE:
+        result.flags["reported_gap"] = round(reported - result.val_bpb, 6)
+    return result

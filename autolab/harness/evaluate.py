@@ -1,0 +1,55 @@
+"""Bits per byte: the metric every run is scored by.
+
+val_bpb = (total nats over every target token) / (ln 2 * the UTF-8 bytes those tokens stand for).
+Dividing by bytes instead of tokens makes models with different tokenizers comparable.
+
+The token stream is cut into consecutive, non-overlapping chunks of `seq_len + 1` tokens (the
+last one may be shorter); each chunk's first `seq_len` tokens predict its next ones, so every
+target token is scored exactly once, with the context available inside its chunk. The chunking
+depends only on the data and `seq_len`, never on the batch size, and sums are kept in float64,
+so the result is the same for any batch size up to float rounding in the model itself.
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+EVAL_MAX_TOKENS = 2**16  # cap on scored tokens for big data; the same cap for every run
+
+
+def chunk_starts(n_tokens: int, seq_len: int) -> list[tuple[int, int]]:
+    """(start, length) of each input chunk; targets are the next `length` tokens."""
+    n_targets = n_tokens - 1
+    return [(s, min(seq_len, n_targets - s)) for s in range(0, n_targets, seq_len)]
+
+
+@torch.no_grad()
+def evaluate_bpb(
+    model,
+    tokens: np.ndarray,
+    token_bytes: np.ndarray,
+    seq_len: int,
+    device: str = "cpu",
+    batch_size: int = 16,
+    max_tokens: int = EVAL_MAX_TOKENS,
+) -> float:
+    """Bits per byte of `model` (idx (B, T) -> logits (B, T, V)) on `tokens`."""
+    tokens = np.asarray(tokens[: max_tokens + 1], dtype=np.int64)
+    nbytes = torch.as_tensor(token_bytes, dtype=torch.float64)
+    total_nats, total_bytes = 0.0, 0.0
+    chunks = chunk_starts(len(tokens), seq_len)
+    # Chunks of equal length batch together; only the last chunk may be shorter.
+    for length in sorted({length for _, length in chunks}, reverse=True):
+        same = [s for s, n in chunks if n == length]
+        for i in range(0, len(same), batch_size):
+            rows = np.stack([tokens[s : s + length + 1] for s in same[i : i + batch_size]])
+            batch = torch.from_numpy(rows).to(device)
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            logits = model(inputs)
+            log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+            nats = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+            total_nats += nats.double().sum().item()
+            total_bytes += nbytes[targets.cpu()].sum().item()
+    return total_nats / (math.log(2) * total_bytes)

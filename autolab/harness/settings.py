@@ -1,0 +1,68 @@
+"""A run's settings, read from the environment the runner gives the training process.
+
+The runner (`autolab train`, `autolab research`) sets these; a person can set them by hand to
+run `python train.py` directly. The validation split is deliberately not among them: the
+training process never learns where it is (see autolab.evaluation).
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# Environment variable -> meaning. Documented once, here.
+ENV_DATA_DIR = "AUTOLAB_DATA_DIR"  # public prepared data: train.bin, dev.bin, meta.json, ...
+ENV_RUN_DIR = "AUTOLAB_RUN_DIR"  # where the run writes its model, metrics and log
+ENV_BUDGET = "AUTOLAB_BUDGET_S"  # training time budget in seconds
+ENV_DEVICE = "AUTOLAB_DEVICE"  # auto | cpu | cuda | cuda:N
+ENV_SEED = "AUTOLAB_SEED"  # integer seed for torch and the batch sampler
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    data_dir: Path
+    run_dir: Path
+    budget_seconds: float
+    device: str
+    seed: int
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "RunSettings":
+        missing = [k for k in (ENV_DATA_DIR, ENV_RUN_DIR) if not environ.get(k)]
+        if missing:
+            raise SystemExit(
+                f"train.py needs {', '.join(missing)} in its environment; "
+                "run it with `autolab train` inside a workspace"
+            )
+        try:
+            device = resolve_device(environ.get(ENV_DEVICE, "auto"))
+        except ValueError as err:
+            raise SystemExit(str(err)) from None
+        return cls(
+            data_dir=Path(environ[ENV_DATA_DIR]),
+            run_dir=Path(environ[ENV_RUN_DIR]),
+            budget_seconds=float(environ.get(ENV_BUDGET, "60")),
+            device=device,
+            seed=int(environ.get(ENV_SEED, "0")),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        return {
+            ENV_DATA_DIR: str(self.data_dir),
+            ENV_RUN_DIR: str(self.run_dir),
+            ENV_BUDGET: f"{self.budget_seconds:g}",
+            ENV_DEVICE: self.device,
+            ENV_SEED: str(self.seed),
+        }
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` means CUDA when there is one; asking for CUDA without one is an error."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {requested!r} asked for, but torch sees no CUDA device")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise ValueError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    return requested

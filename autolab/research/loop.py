@@ -1,0 +1,553 @@
+"""The research loop: propose, commit, run, score sealed, decide, record, keep or reset.
+
+Order matters for crash safety. For each experiment:
+1. the proposal is committed on the research branch, then recorded in the ledger (created);
+2. it runs (`run_experiment`), its metrics streaming into the ledger;
+3. its result row is committed to the ledger *before* any git reset;
+4. its commit is preserved under refs/autolab/tried/<n>; keep leaves the branch there, anything
+   else resets it to the parent.
+After a kill -9 at any point, `resume` finds experiments without a result (marked interrupted,
+then re-run) and a branch head that disagrees with the ledger (moved back, the stray commit or
+edits kept under a recovered ref and in .autolab/recovered/).
+"""
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autolab import gitrepo
+from autolab.errors import UsageError
+from autolab.experiment import ExperimentResult, run_experiment
+from autolab.harness.settings import RunSettings
+from autolab.research import branch as git_branch
+from autolab.research.edits import EditError, SkippedProposal, validate_train_py
+from autolab.research.integrity import PackageGuard
+from autolab.research.policy import Noise, Policy
+from autolab.research.proposal import Outcome, Proposal, ResearchContext
+from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
+from autolab.track.results_tsv import write_results_tsv
+from autolab.workspace import PROGRAM_FILE, STOP_FILE, TRAIN_FILE, Workspace, prepare_data
+
+MAX_SKIPS_IN_A_ROW = 5
+CRASH_STREAK_ALERT = 3
+FAILED = ("crash", "timeout", "invalid")
+
+
+@dataclass
+class SessionOptions:
+    tag: str
+    budget_seconds: float
+    device: str = "cpu"
+    max_experiments: int | None = None  # candidates to run (baseline and rechecks not counted)
+    hours: float | None = None
+    baseline_runs: int = 2
+    policy: Policy = field(default_factory=Policy)
+    wall_limit: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class LiveState:
+    """What the terminal view shows; updated by the loop as things happen."""
+
+    number: int | None = None
+    description: str = ""
+    progress: float = 0.0
+    step: int = 0
+    loss: float | None = None
+    tokens_per_sec: float = 0.0
+    phase: str = "starting"
+
+
+class ResearchSession:
+    def __init__(self, workspace: Workspace, researcher, options: SessionOptions, ledger: Ledger):
+        self.workspace = workspace
+        self.repo = workspace.root
+        self.researcher = researcher
+        self.options = options
+        self.ledger = ledger
+        self.live = LiveState()
+        self.on_change = lambda: None  # the view's refresh hook
+        self.stopping = False
+        self.session_id: int | None = None
+        self.noise: Noise | None = None
+        self.best_bpb: float | None = None
+        self.base_commit = ""
+        self.data = prepare_data(workspace)
+        self.guard = PackageGuard()
+        self.tried_sources: set[str] = set()
+        self.candidates_run = 0
+        self.started = time.time()
+
+    # -- session lifecycle ---------------------------------------------------------------------
+
+    @property
+    def branch(self) -> str:
+        return git_branch.branch_name(self.options.tag)
+
+    def start(self) -> None:
+        """A new session on a new branch `autolab/<tag>` from the current HEAD."""
+        check_clean(self.repo)
+        check_train_py(self.workspace.train_py.read_text())
+        if git_branch.branch_exists(self.repo, self.branch):
+            raise UsageError(
+                f"branch {self.branch} exists: continue it with --resume, or pick a new --tag"
+            )
+        self.base_commit = git_branch.start_branch(self.repo, self.branch)
+        self.session_id = self.ledger.start_session(
+            tag=self.options.tag,
+            branch=self.branch,
+            researcher=self.researcher.name,
+            budget_seconds=self.options.budget_seconds,
+            hardware=self.options.device,
+            config={
+                "base_commit": self.base_commit,
+                "baseline_runs": self.options.baseline_runs,
+                "k": self.options.policy.k,
+                "min_delta": self.options.policy.min_delta,
+                "greedy": self.options.policy.greedy,
+                "seed": self.options.seed,
+                "max_experiments": self.options.max_experiments,
+                "hours": self.options.hours,
+            },
+        )
+        self._event("session_started", f"session {self.session_id} on {self.branch}")
+
+    def resume(self) -> None:
+        """Continue the latest open session after autolab was stopped or killed."""
+        session = next(
+            (s for s in reversed(self.ledger.sessions()) if s.tag == self.options.tag), None
+        )
+        if session is None:
+            raise UsageError(f"no session with tag {self.options.tag!r} to resume")
+        self.session_id = session.id
+        self.base_commit = session.config["base_commit"]
+        git_branch.checkout(self.repo, self.branch)
+        for view in self.ledger.unfinished(self.session_id):
+            self.ledger.add_result(
+                view.number, ResultRecord("interrupted", "autolab stopped before it finished")
+            )
+            self._event("verdict", f"exp {view.number} interrupted", view.number)
+        experiments = self.ledger.experiments(self.session_id)
+        kept = [e for e in experiments if e.status == "keep" and e.kind != "baseline"]
+        expected = kept[-1].commit_sha if kept else self.base_commit
+        recovered = git_branch.recover_head(
+            self.repo, expected, self.workspace.state_dir / "recovered" / time.strftime("%H%M%S")
+        )
+        if recovered:
+            self._event("note", f"branch moved back to {expected[:7]}; stray work in {recovered}")
+        if session.noise:
+            self.noise = Noise(session.noise.baseline_bpb, session.noise.spread, session.noise.runs)
+        self.best_bpb = self._best_from_ledger()
+        self.candidates_run = sum(1 for e in experiments if e.kind == "candidate")
+        self._event("session_started", f"session {self.session_id} resumed on {self.branch}")
+
+    def run(self) -> str:
+        """Run until a limit, a stop request or the researcher runs dry; returns the status."""
+        status, reason = "succeeded", ""
+        try:
+            self._remember_tried()
+            self._measure_baseline()
+            reruns = [
+                e
+                for e in self.ledger.experiments(self.session_id)
+                if e.status == "interrupted" and e.kind == "candidate" and not self._rerun_done(e)
+            ]
+            for view in reruns:
+                if self._out_of_time():
+                    break
+                source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
+                self._candidate(Proposal(source, view.description, view.params or None))
+            skips = 0
+            while not self._out_of_time():
+                proposal = self._propose()
+                if proposal is None:
+                    skips += 1
+                    if skips >= MAX_SKIPS_IN_A_ROW:
+                        reason = f"the researcher gave nothing usable {skips} times in a row"
+                        break
+                    continue
+                if proposal == "exhausted":
+                    reason = "the researcher has nothing left to try"
+                    break
+                skips = 0
+                self._candidate(proposal)
+            if self.stopping:
+                status, reason = "cancelled", "stopped by the user"
+        except UsageError as err:
+            status, reason = "failed", str(err)
+            raise
+        finally:
+            self.ledger.end_session(self.session_id, status, reason)
+            self._event("session_ended", f"session {status}" + (f": {reason}" if reason else ""))
+            write_results_tsv(self.ledger, self.repo / "results.tsv")
+        return status
+
+    def _out_of_time(self) -> bool:
+        if self.stopping or (self.workspace.state_dir / STOP_FILE).exists():
+            self.stopping = True
+            return True
+        limit = self.options.max_experiments
+        if limit is not None and self.candidates_run >= limit:
+            return True
+        hours = self.options.hours
+        return hours is not None and time.time() - self.started > hours * 3600
+
+    # -- baseline and noise --------------------------------------------------------------------
+
+    def _measure_baseline(self) -> None:
+        if self.noise is not None:
+            return
+        runs = [e for e in self.ledger.experiments(self.session_id) if e.kind == "baseline"]
+        scores = [e.val_bpb for e in runs if e.status == "keep" and e.val_bpb is not None]
+        while len(scores) < self.options.baseline_runs and not self._out_of_time():
+            seed = self.options.seed + len(runs)
+            result, number = self._run_commit(
+                "baseline", gitrepo.head(self.repo), f"baseline (seed {seed})", seed
+            )
+            runs.append(number)
+            if result.status != "ok":
+                raise UsageError(
+                    f"the baseline train.py failed ({result.status}: {result.reason}); "
+                    f"fix it and see {result.run_dir / 'run.log'}"
+                )
+            self._record(number, result, "keep", "baseline run")
+            scores.append(result.val_bpb)
+        if len(scores) < self.options.baseline_runs:
+            return
+        self.noise = Noise.measure(scores)
+        self.ledger.record_noise(
+            self.session_id, self.noise.baseline_bpb, self.noise.spread, len(scores)
+        )
+        self.best_bpb = self.noise.baseline_bpb
+        band = self.options.policy.band(self.noise)
+        self._event(
+            "note",
+            f"baseline {self.noise.baseline_bpb:.4f} over {len(scores)} runs, spread "
+            f"{self.noise.spread:.4f}; keep needs a gain over {band:.4f}",
+        )
+
+    # -- candidates ----------------------------------------------------------------------------
+
+    def _context(self) -> ResearchContext:
+        history = [
+            Outcome(e.number, e.description, e.status, e.val_bpb, e.params or None, e.reason)
+            for e in self.ledger.experiments(self.session_id)
+            if e.status != "running"
+        ]
+        failures = [e for e in self.ledger.experiments(self.session_id) if e.status in FAILED]
+        return ResearchContext(
+            workspace=self.repo,
+            best_source=self.workspace.train_py.read_text(),
+            program=(self.repo / PROGRAM_FILE).read_text(),
+            history=history,
+            best_val_bpb=self.best_bpb,
+            baseline_val_bpb=self.noise.baseline_bpb if self.noise else None,
+            last_failure_log=self._log_tail(failures[-1].number) if failures else None,
+            budget_seconds=self.options.budget_seconds,
+        )
+
+    def _propose(self):
+        self.live.phase, self.live.description = "thinking", f"{self.researcher.name} researcher"
+        self.on_change()
+        try:
+            proposal = self.researcher.propose(self._context())
+        except SkippedProposal as err:
+            self._event("note", f"proposal skipped: {err.reason}")
+            return None
+        if proposal is None:
+            return "exhausted"
+        try:
+            validate_train_py(proposal.source, self.workspace.train_py.read_text())
+        except EditError as err:
+            self._event("note", f"proposal rejected: {err}")
+            return None
+        if source_hash(proposal.source) in self.tried_sources:
+            self._event("note", f"skipped, already tried: {proposal.description}")
+            return None
+        return proposal
+
+    def _candidate(self, proposal: Proposal) -> None:
+        self.tried_sources.add(source_hash(proposal.source))
+        parent = gitrepo.head(self.repo)
+        commit = git_branch.commit_proposal(self.repo, proposal.source, proposal.description)
+        if gitrepo.changed_paths(self.repo, parent, commit) != [TRAIN_FILE]:
+            git_branch.reset_to(self.repo, parent)
+            self._event("note", "proposal touched files other than train.py; rejected")
+            return
+        self.candidates_run += 1
+        result, number = self._run_commit(
+            "candidate", commit, proposal.description, self.options.seed, proposal, parent
+        )
+        verdict, reason = self._verdict(result)
+        if verdict == "recheck":
+            verdict, reason = self._recheck(number, commit, proposal, parent, result)
+        self._finish(number, commit, parent, result, verdict, reason)
+
+    def _verdict(self, result: ExperimentResult) -> tuple[str, str]:
+        if result.status != "ok":
+            return result.status, result.reason
+        return self.options.policy.decide(result.val_bpb, self.best_bpb, self.noise)
+
+    def _recheck(self, number, commit, proposal, parent, first: ExperimentResult):
+        seed = self.options.seed + 1000 + number
+        again, again_number = self._run_commit(
+            "recheck",
+            commit,
+            f"re-check of exp {number} (seed {seed})",
+            seed,
+            proposal,
+            parent,
+            rechecks=number,
+        )
+        if again.status != "ok":
+            self._record(again_number, again, again.status, again.reason)
+            return "discard", f"its re-run ended {again.status}: {again.reason}"
+        scores = [first.val_bpb, again.val_bpb]
+        verdict, reason = self.options.policy.decide_recheck(scores, self.best_bpb)
+        self._record(again_number, again, verdict, reason)
+        first.flags["recheck_scores"] = scores
+        first.flags["mean_bpb"] = sum(scores) / len(scores)
+        return verdict, reason
+
+    def _finish(self, number, commit, parent, result, verdict, reason) -> None:
+        self._record(number, result, verdict, reason)  # before any reset
+        git_branch.preserve(self.repo, number, commit)
+        if verdict == "keep":
+            previous = self.best_bpb
+            self.best_bpb = result.flags.get("mean_bpb", result.val_bpb)
+            self._event(
+                "alert",
+                f"new best {self.best_bpb:.4f} (was {previous:.4f})",
+                number,
+                {"alert": "new_best", "val_bpb": self.best_bpb},
+            )
+        else:
+            git_branch.reset_to(self.repo, parent)
+        self._crash_streak_alert(number)
+
+    def _crash_streak_alert(self, number: int) -> None:
+        recent = [e.status for e in self.ledger.experiments(self.session_id)][-CRASH_STREAK_ALERT:]
+        if len(recent) == CRASH_STREAK_ALERT and all(s in FAILED for s in recent):
+            self._event(
+                "alert",
+                f"{CRASH_STREAK_ALERT} failed experiments in a row",
+                number,
+                {"alert": "crash_streak"},
+            )
+
+    # -- running one commit --------------------------------------------------------------------
+
+    def _run_commit(self, kind, commit, description, seed, proposal=None, parent="", rechecks=None):
+        number = self.ledger.next_number()
+        usage = proposal.usage if proposal else None
+        self.ledger.add_experiment(
+            ExperimentRecord(
+                number=number,
+                session_id=self.session_id,
+                kind=kind,
+                commit_sha=commit,
+                description=description,
+                parent_commit=parent,
+                researcher=self.researcher.name if kind != "baseline" else "baseline",
+                seed=seed,
+                params=(proposal.params or {}) if proposal else {},
+                llm_prompt_tokens=usage.prompt_tokens if usage and kind == "candidate" else None,
+                llm_completion_tokens=usage.completion_tokens
+                if usage and kind == "candidate"
+                else None,
+                llm_cost_usd=usage.cost_usd if usage and kind == "candidate" else None,
+                rechecks=rechecks,
+            )
+        )
+        self._event("created", f"exp {number}: {description}", number)
+        self.live = LiveState(number=number, description=description, phase="training")
+        self.on_change()
+        run_dir = self.workspace.runs_dir / str(number)
+        settings = RunSettings(
+            data_dir=self.data.data_dir,
+            run_dir=run_dir,
+            budget_seconds=self.options.budget_seconds,
+            device=self.options.device,
+            seed=seed,
+        )
+        self._event("started", f"exp {number} started (seed {seed})", number)
+        pending: list[dict] = []
+
+        def on_metrics(record: dict) -> None:
+            pending.append(record)
+            self.live.progress = record.get("progress", 0.0)
+            self.live.step = record.get("step", 0)
+            self.live.loss = record.get("loss")
+            self.live.tokens_per_sec = record.get("tokens_per_sec", 0.0)
+            if len(pending) >= 4 or self.live.progress >= 1.0:
+                self._flush_metrics(number, pending)
+            self.on_change()
+
+        self.guard.take()
+        result = run_experiment(
+            self.workspace.train_py,
+            settings,
+            self.data.val_path,
+            wall_limit=self.options.wall_limit,
+            on_metrics=on_metrics,
+            should_stop=self._out_of_time_now,
+        )
+        self._flush_metrics(number, pending)
+        result = self._check_integrity(result, run_dir)
+        self.live.phase = "scoring"
+        self.on_change()
+        if result.val_bpb is not None:
+            self._event(
+                "evaluation",
+                f"exp {number} sealed val_bpb {result.val_bpb:.6f}",
+                number,
+                {"val_bpb": result.val_bpb, "reported": result.reported.get("val_bpb")},
+            )
+        self._event(
+            "finished",
+            f"exp {number} finished: {result.status}",
+            number,
+            {"status": result.status, "reason": result.reason},
+        )
+        return result, number
+
+    def _out_of_time_now(self) -> bool:
+        """Checked while a run is going: only a stop request ends it early."""
+        if (self.workspace.state_dir / STOP_FILE).exists():
+            self.stopping = True
+        return self.stopping
+
+    def _flush_metrics(self, number: int, pending: list[dict]) -> None:
+        if not pending:
+            return
+        self.ledger.add_metrics(number, list(pending))
+        last = pending[-1]
+        self._event(
+            "step",
+            f"exp {number}  step {last.get('step')} ({100 * last.get('progress', 0):.0f}%)  "
+            f"loss {last.get('loss', float('nan')):.3f}",
+            number,
+            {
+                k: last.get(k)
+                for k in ("step", "progress", "loss", "lr", "tokens_per_sec", "memory_mb")
+            },
+        )
+        pending.clear()
+
+    def _check_integrity(self, result: ExperimentResult, run_dir: Path) -> ExperimentResult:
+        """Files the experiment changed outside its run directory make it invalid."""
+        changed = git_branch.quarantine_changes(self.repo, run_dir / "workspace-changes")
+        tampered = self.guard.restore(run_dir / "autolab-changes")
+        if tampered:
+            return ExperimentResult(
+                "invalid",
+                f"modified autolab's own code: {', '.join(tampered[:3])}",
+                run_dir=run_dir,
+                reported=result.reported,
+                wall_seconds=result.wall_seconds,
+            )
+        if changed:
+            return ExperimentResult(
+                "invalid",
+                f"changed files outside train.py: {', '.join(changed[:3])}",
+                run_dir=run_dir,
+                reported=result.reported,
+                wall_seconds=result.wall_seconds,
+            )
+        return result
+
+    # -- recording -----------------------------------------------------------------------------
+
+    def _record(self, number: int, result: ExperimentResult, status: str, reason: str) -> None:
+        if status == "ok":
+            status = "keep"
+        reported = result.reported
+        self.ledger.add_result(
+            number,
+            ResultRecord(
+                status=status,
+                reason=reason,
+                val_bpb=result.val_bpb,
+                reported_val_bpb=_number(reported.get("val_bpb")),
+                peak_memory_mb=_number(reported.get("peak_memory_mb")),
+                wall_seconds=result.wall_seconds,
+                training_seconds=_number(reported.get("training_seconds")),
+                total_seconds=_number(reported.get("total_seconds")),
+                tokens_per_sec=_number(reported.get("tokens_per_sec")),
+                num_steps=_number(reported.get("num_steps")),
+                num_params_M=_number(reported.get("num_params_M")),
+                hardware=str(reported.get("device", self.options.device)),
+                flags=result.flags,
+            ),
+        )
+        score = f" {result.val_bpb:.4f}" if result.val_bpb is not None else ""
+        self._event(
+            "verdict",
+            f"exp {number} {status}{score}: {reason}",
+            number,
+            {"status": status, "val_bpb": result.val_bpb},
+        )
+        write_results_tsv(self.ledger, self.repo / "results.tsv")
+        self.live = LiveState(phase="recorded")
+        self.on_change()
+
+    def _event(self, kind: str, message: str, number: int | None = None, data=None) -> None:
+        self.ledger.add_event(kind, message, session_id=self.session_id, number=number, data=data)
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _remember_tried(self) -> None:
+        self.tried_sources.add(source_hash(self.workspace.train_py.read_text()))
+        for view in self.ledger.experiments(self.session_id):
+            if view.status not in ("interrupted", "running") and view.commit_sha:
+                source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
+                self.tried_sources.add(source_hash(source))
+
+    def _rerun_done(self, interrupted) -> bool:
+        """Whether an interrupted candidate was already run again later in the session."""
+        return any(
+            e.number > interrupted.number
+            and e.commit_sha
+            and e.description == interrupted.description
+            and e.status != "interrupted"
+            for e in self.ledger.experiments(self.session_id)
+        )
+
+    def _best_from_ledger(self) -> float | None:
+        best = self.noise.baseline_bpb if self.noise else None
+        for view in self.ledger.experiments(self.session_id):
+            if view.status == "keep" and view.kind == "candidate":
+                best = view.flags.get("mean_bpb", view.val_bpb)
+        return best
+
+    def _log_tail(self, number: int, lines: int = 30) -> str | None:
+        log = self.workspace.runs_dir / str(number) / "run.log"
+        if not log.is_file():
+            return None
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+def check_clean(repo: Path) -> None:
+    dirty = gitrepo.dirty_paths(repo)
+    if dirty:
+        raise UsageError(
+            f"the workspace has uncommitted changes ({', '.join(dirty[:3])}): "
+            "commit or stash them (git stash -u) before `autolab research`"
+        )
+
+
+def check_train_py(source: str) -> None:
+    try:
+        validate_train_py(source)
+    except EditError as err:
+        raise UsageError(f"train.py cannot be researched: {err}") from None
+
+
+def _number(value):
+    return value if isinstance(value, int | float) else None

@@ -1,0 +1,534 @@
+"""The ledger: an append-only SQLite database, the single source of truth of a workspace.
+
+Rules every writer keeps:
+- Rows are only inserted, never updated or deleted. State is derived by joins: an experiment
+  without a `results` row is running (or was interrupted before anything recorded it); a
+  session without a `session_ends` row is open (or its process was killed).
+- Each write is one transaction. It begins IMMEDIATE: in WAL mode a transaction that reads
+  first and writes later cannot wait for the write lock, it fails with "database is locked";
+  taking the lock up front lets `busy_timeout` do the waiting instead.
+- One process writes (the research loop); any number of processes read (dashboard, CLI views)
+  and may add the odd event. WAL lets readers run while the writer writes.
+
+The file is `<workspace>/.autolab/ledger.db`. Schema changes bump SCHEMA_VERSION, kept in
+`PRAGMA user_version`.
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+BUSY_TIMEOUT_MS = 10_000
+
+KINDS = ("baseline", "candidate", "recheck")
+RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
+SESSION_STATUSES = ("succeeded", "failed", "cancelled")
+EVENT_KINDS = (
+    "created",
+    "started",
+    "step",
+    "evaluation",
+    "finished",
+    "verdict",
+    "alert",  # data {"alert": "nan" | "crash_streak" | "new_best", ...}
+    "session_started",
+    "session_ended",
+    "note",
+)
+METRIC_KEYS = (
+    "step",
+    "progress",
+    "loss",
+    "lr",
+    "tokens_per_sec",
+    "memory_mb",
+    "training_seconds",
+    "time",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sessions (
+    id INTEGER PRIMARY KEY, tag TEXT, branch TEXT, researcher TEXT, budget_seconds REAL,
+    started REAL, hardware TEXT, config_json TEXT);
+CREATE TABLE IF NOT EXISTS session_ends (
+    session_id INTEGER PRIMARY KEY, ended REAL, status TEXT, reason TEXT);
+CREATE TABLE IF NOT EXISTS noise (
+    session_id INTEGER, baseline_bpb REAL, spread REAL, runs INTEGER, created REAL);
+CREATE TABLE IF NOT EXISTS experiments (
+    number INTEGER PRIMARY KEY, session_id INTEGER, kind TEXT, parent_commit TEXT,
+    commit_sha TEXT, description TEXT, researcher TEXT, seed INTEGER, params_json TEXT,
+    created REAL, llm_prompt_tokens INTEGER, llm_completion_tokens INTEGER, llm_cost_usd REAL,
+    rechecks INTEGER);
+CREATE TABLE IF NOT EXISTS results (
+    number INTEGER PRIMARY KEY, status TEXT, reason TEXT, val_bpb REAL, reported_val_bpb REAL,
+    peak_memory_mb REAL, wall_seconds REAL, training_seconds REAL, total_seconds REAL,
+    tokens_per_sec REAL, num_steps INTEGER, num_params_M REAL, hardware TEXT, flags_json TEXT,
+    finished REAL);
+CREATE TABLE IF NOT EXISTS metrics (
+    number INTEGER, step INTEGER, progress REAL, loss REAL, lr REAL, tokens_per_sec REAL,
+    memory_mb REAL, training_seconds REAL, time REAL);
+CREATE INDEX IF NOT EXISTS metrics_number_step ON metrics (number, step);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, session_id INTEGER, number INTEGER,
+    kind TEXT, message TEXT, data_json TEXT);
+CREATE INDEX IF NOT EXISTS events_number ON events (number);
+"""
+
+
+class LedgerError(Exception):
+    """A write the ledger refuses: it would rewrite history or break a reference."""
+
+
+@dataclass
+class ExperimentRecord:
+    """One row of `experiments`: what was tried, written before it runs."""
+
+    number: int
+    session_id: int | None
+    kind: str  # baseline | candidate | recheck
+    commit_sha: str
+    description: str
+    parent_commit: str = ""
+    researcher: str = ""
+    seed: int | None = None
+    params: dict = field(default_factory=dict)
+    created: float = field(default_factory=time.time)
+    llm_prompt_tokens: int | None = None
+    llm_completion_tokens: int | None = None
+    llm_cost_usd: float | None = None
+    rechecks: int | None = None  # number of the experiment this one re-checks
+
+
+@dataclass
+class ResultRecord:
+    """One row of `results`: how an experiment ended. val_bpb is the sealed score."""
+
+    status: str  # keep | discard | crash | timeout | invalid | interrupted
+    reason: str = ""
+    val_bpb: float | None = None
+    reported_val_bpb: float | None = None  # what the experiment itself printed
+    peak_memory_mb: float | None = None
+    wall_seconds: float | None = None
+    training_seconds: float | None = None
+    total_seconds: float | None = None
+    tokens_per_sec: float | None = None
+    num_steps: int | None = None
+    num_params_M: float | None = None
+    hardware: str = ""
+    flags: dict = field(default_factory=dict)  # e.g. {"reported_gap": 0.12}
+    finished: float = field(default_factory=time.time)
+
+
+@dataclass
+class ExperimentView:
+    """An experiment joined with its result; status is "running" until a result exists."""
+
+    number: int
+    session_id: int | None
+    kind: str
+    parent_commit: str
+    commit_sha: str
+    description: str
+    researcher: str
+    seed: int | None
+    params: dict
+    created: float
+    llm_prompt_tokens: int | None
+    llm_completion_tokens: int | None
+    llm_cost_usd: float | None
+    rechecks: int | None
+    status: str
+    reason: str
+    val_bpb: float | None
+    reported_val_bpb: float | None
+    peak_memory_mb: float | None
+    wall_seconds: float | None
+    training_seconds: float | None
+    total_seconds: float | None
+    tokens_per_sec: float | None
+    num_steps: int | None
+    num_params_M: float | None
+    hardware: str
+    flags: dict
+    finished: float | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class NoiseRow:
+    baseline_bpb: float
+    spread: float
+    runs: int
+    created: float
+
+
+@dataclass
+class SessionView:
+    """A session with its end (status None while open) and its latest noise measurement."""
+
+    id: int
+    tag: str
+    branch: str
+    researcher: str
+    budget_seconds: float | None
+    started: float
+    hardware: str
+    config: dict
+    ended: float | None
+    status: str | None  # succeeded | failed | cancelled, None while open (or killed)
+    reason: str
+    noise: NoiseRow | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class EventRow:
+    id: int
+    time: float
+    session_id: int | None
+    number: int | None
+    kind: str
+    message: str
+    data: dict
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ledger_path(workspace: str | Path) -> Path:
+    return Path(workspace) / ".autolab" / "ledger.db"
+
+
+def _dumps(value: dict | None) -> str | None:
+    return None if value is None else json.dumps(value)
+
+
+def _loads(text: str | None) -> dict:
+    return json.loads(text) if text else {}
+
+
+def _check(value: str, allowed: tuple[str, ...], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; expected one of {', '.join(allowed)}")
+
+
+# Column lists follow the record dataclasses; dicts are stored as JSON in `<name>_json`.
+_EXPERIMENT_COLUMNS = [f.name for f in fields(ExperimentRecord)]
+_EXPERIMENT_COLUMNS[_EXPERIMENT_COLUMNS.index("params")] = "params_json"
+_RESULT_COLUMNS = [f.name for f in fields(ResultRecord)]
+_RESULT_COLUMNS[_RESULT_COLUMNS.index("flags")] = "flags_json"
+_EXPERIMENT_SELECT = (
+    "SELECT "
+    + ", ".join(f"e.{c}" for c in _EXPERIMENT_COLUMNS)
+    + ", r.number IS NOT NULL AS has_result, "
+    + ", ".join(f"r.{c}" for c in _RESULT_COLUMNS)
+    + " FROM experiments e LEFT JOIN results r ON r.number = e.number"
+)
+_SESSION_SELECT = """
+SELECT s.*, se.ended, se.status, se.reason,
+       n.baseline_bpb, n.spread, n.runs, n.created AS noise_created
+FROM sessions s
+LEFT JOIN session_ends se ON se.session_id = s.id
+LEFT JOIN noise n ON n.rowid = (SELECT MAX(rowid) FROM noise WHERE session_id = s.id)
+"""
+
+
+def _experiment_view(row: sqlite3.Row) -> ExperimentView:
+    d = dict(row)
+    d["params"] = _loads(d.pop("params_json"))
+    d["flags"] = _loads(d.pop("flags_json"))
+    if not d.pop("has_result"):
+        d["status"] = "running"
+    d["reason"] = d["reason"] or ""
+    d["hardware"] = d["hardware"] or ""
+    return ExperimentView(**d)
+
+
+def _session_view(row: sqlite3.Row) -> SessionView:
+    d = dict(row)
+    noise = [d.pop(k) for k in ("baseline_bpb", "spread", "runs", "noise_created")]
+    d["noise"] = None if noise[2] is None else NoiseRow(*noise)
+    d["config"] = _loads(d.pop("config_json"))
+    d["hardware"] = d["hardware"] or ""
+    d["reason"] = d["reason"] or ""
+    return SessionView(**d)
+
+
+class Ledger:
+    """The append-only record of a workspace's sessions, experiments, results, metrics, events.
+
+    One connection per object, shared by threads under a lock; open one Ledger per process.
+    Opening an existing, current ledger writes nothing, so read-only views are cheap.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        # isolation_level=None: sqlite3 opens no transactions behind our back; _write does.
+        self._conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._migrate()
+
+    @classmethod
+    def for_workspace(cls, workspace: str | Path) -> "Ledger":
+        return cls(ledger_path(workspace))
+
+    def _migrate(self) -> None:
+        version = self._conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            self.close()
+            raise LedgerError(
+                f"{self.path} has schema v{version}, newer than this autolab's "
+                f"v{SCHEMA_VERSION}: upgrade autolab"
+            )
+        with self._write() as conn:
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the write lock from its first statement."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> "Ledger":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def start_session(
+        self,
+        tag: str,
+        branch: str,
+        researcher: str,
+        budget_seconds: float,
+        hardware: str,
+        config: dict,
+    ) -> int:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO sessions (tag, branch, researcher, budget_seconds, started, hardware,"
+                " config_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (tag, branch, researcher, budget_seconds, time.time(), hardware, _dumps(config)),
+            )
+            return cur.lastrowid
+
+    def end_session(self, session_id: int, status: str, reason: str = "") -> None:
+        _check(status, SESSION_STATUSES, "session status")
+        with self._write() as conn:
+            self._require(conn, "sessions", "id", session_id, "session")
+            ended = conn.execute(
+                "SELECT status FROM session_ends WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            if ended:
+                raise LedgerError(f"session {session_id} already ended ({ended[0]})")
+            conn.execute(
+                "INSERT INTO session_ends (session_id, ended, status, reason) VALUES (?, ?, ?, ?)",
+                (session_id, time.time(), status, reason),
+            )
+
+    def record_noise(self, session_id: int, baseline_bpb: float, spread: float, runs: int) -> None:
+        with self._write() as conn:
+            self._require(conn, "sessions", "id", session_id, "session")
+            conn.execute(
+                "INSERT INTO noise (session_id, baseline_bpb, spread, runs, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (session_id, baseline_bpb, spread, runs, time.time()),
+            )
+
+    def add_experiment(self, record: ExperimentRecord) -> None:
+        _check(record.kind, KINDS, "experiment kind")
+        values = asdict(record)
+        values["params_json"] = _dumps(values.pop("params"))
+        with self._write() as conn:
+            if conn.execute(
+                "SELECT 1 FROM experiments WHERE number = ?", (record.number,)
+            ).fetchone():
+                raise LedgerError(f"experiment {record.number} already exists")
+            conn.execute(
+                f"INSERT INTO experiments ({', '.join(_EXPERIMENT_COLUMNS)})"
+                f" VALUES ({', '.join('?' * len(_EXPERIMENT_COLUMNS))})",
+                [values[c] for c in _EXPERIMENT_COLUMNS],
+            )
+
+    def add_result(self, number: int, record: ResultRecord) -> None:
+        """Record how experiment `number` ended. Once: the ledger never rewrites a result."""
+        _check(record.status, RESULT_STATUSES, "result status")
+        values = asdict(record)
+        values["flags_json"] = _dumps(values.pop("flags"))
+        columns = ["number", *_RESULT_COLUMNS]
+        values["number"] = number
+        with self._write() as conn:
+            self._require(conn, "experiments", "number", number, "experiment")
+            existing = conn.execute(
+                "SELECT status FROM results WHERE number = ?", (number,)
+            ).fetchone()
+            if existing:
+                raise LedgerError(
+                    f"experiment {number} already has a result ({existing[0]});"
+                    " the ledger is append-only"
+                )
+            conn.execute(
+                f"INSERT INTO results ({', '.join(columns)})"
+                f" VALUES ({', '.join('?' * len(columns))})",
+                [values[c] for c in columns],
+            )
+
+    def add_metrics(self, number: int, rows: list[dict]) -> None:
+        """Batch-insert metric rows (a run's metrics.jsonl lines). Keys outside METRIC_KEYS are
+        not stored; missing ones are NULL. SQLite stores a NaN loss as NULL."""
+        values = [[number, *(row.get(k) for k in METRIC_KEYS)] for row in rows]
+        if not values:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                f"INSERT INTO metrics (number, {', '.join(METRIC_KEYS)})"
+                f" VALUES ({', '.join('?' * (len(METRIC_KEYS) + 1))})",
+                values,
+            )
+
+    def add_event(
+        self,
+        kind: str,
+        message: str,
+        session_id: int | None = None,
+        number: int | None = None,
+        data: dict | None = None,
+    ) -> int:
+        _check(kind, EVENT_KINDS, "event kind")
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO events (time, session_id, number, kind, message, data_json)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (time.time(), session_id, number, kind, message, _dumps(data)),
+            )
+            return cur.lastrowid
+
+    @staticmethod
+    def _require(conn, table: str, column: str, value, what: str) -> None:
+        if not conn.execute(f"SELECT 1 FROM {table} WHERE {column} = ?", (value,)).fetchone():
+            raise LedgerError(f"no {what} {value} in the ledger")
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def next_number(self) -> int:
+        return self._read("SELECT COALESCE(MAX(number), 0) + 1 FROM experiments")[0][0]
+
+    def experiments(self, session_id: int | None = None) -> list[ExperimentView]:
+        return self._experiments("TRUE", session_id)
+
+    def experiment(self, number: int) -> ExperimentView | None:
+        rows = self._read(_EXPERIMENT_SELECT + " WHERE e.number = ?", (number,))
+        return _experiment_view(rows[0]) if rows else None
+
+    def unfinished(self, session_id: int | None = None) -> list[ExperimentView]:
+        """Experiments with no result yet: running now, or left behind by a killed loop."""
+        return self._experiments("r.number IS NULL", session_id)
+
+    def _experiments(self, condition: str, session_id: int | None) -> list[ExperimentView]:
+        sql, params = f"{_EXPERIMENT_SELECT} WHERE {condition}", []
+        if session_id is not None:
+            sql += " AND e.session_id = ?"
+            params.append(session_id)
+        return [_experiment_view(r) for r in self._read(sql + " ORDER BY e.number", params)]
+
+    def best(self, session_id: int | None = None) -> ExperimentView | None:
+        """The kept experiment (baselines are stored as keep) with the lowest sealed val_bpb."""
+        sql = _EXPERIMENT_SELECT + " WHERE r.status = 'keep' AND r.val_bpb IS NOT NULL"
+        params: tuple = ()
+        if session_id is not None:
+            sql, params = sql + " AND e.session_id = ?", (session_id,)
+        rows = self._read(sql + " ORDER BY r.val_bpb, e.number LIMIT 1", params)
+        return _experiment_view(rows[0]) if rows else None
+
+    def sessions(self) -> list[SessionView]:
+        return [_session_view(r) for r in self._read(_SESSION_SELECT + " ORDER BY s.id")]
+
+    def latest_session(self) -> SessionView | None:
+        rows = self._read(_SESSION_SELECT + " ORDER BY s.id DESC LIMIT 1")
+        return _session_view(rows[0]) if rows else None
+
+    def events(
+        self,
+        after_id: int = 0,
+        number: int | None = None,
+        session_id: int | None = None,
+        limit: int | None = None,
+        last: int | None = None,
+    ) -> list[EventRow]:
+        """Events with id > after_id, oldest first. `limit` keeps the first N (for tailing in
+        pages), `last` keeps the most recent N."""
+        clauses, params = ["id > ?"], [after_id]
+        if number is not None:
+            clauses.append("number = ?")
+            params.append(number)
+        if session_id is not None:
+            clauses.append("session_id = ?")
+            params.append(session_id)
+        sql = f"SELECT * FROM events WHERE {' AND '.join(clauses)}"
+        if last is not None:
+            sql = f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?)"
+            params.append(last)
+        sql += " ORDER BY id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [
+            EventRow(
+                r["id"],
+                r["time"],
+                r["session_id"],
+                r["number"],
+                r["kind"],
+                r["message"],
+                _loads(r["data_json"]),
+            )
+            for r in self._read(sql, params)
+        ]
+
+    def metrics(self, number: int) -> list[dict]:
+        rows = self._read(
+            f"SELECT {', '.join(METRIC_KEYS)} FROM metrics WHERE number = ? ORDER BY step, rowid",
+            (number,),
+        )
+        return [dict(r) for r in rows]

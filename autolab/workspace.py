@@ -1,0 +1,167 @@
+"""Workspaces: a git repository holding train.py, program.md and autolab.toml.
+
+train.py is the one file that changes; autolab.toml holds the workspace's settings, each
+documented once in SETTINGS_TEMPLATE; program.md is the brief for a human or an agent.
+"""
+
+import shutil
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autolab import gitrepo
+from autolab.durations import format_duration, parse_duration
+from autolab.errors import UsageError
+from autolab.recipes import recipe_source
+
+CONFIG_FILE = "autolab.toml"
+TRAIN_FILE = "train.py"
+PROGRAM_FILE = "program.md"
+STATE_DIR = ".autolab"  # runs, ledger, results; ignored by git
+STOP_FILE = "stop"  # `autolab stop` creates .autolab/stop; a research session ends after recording
+
+SETTINGS_TEMPLATE = """\
+# autolab workspace settings. The research loop never changes this file.
+
+[data]
+dataset = {dataset}      # names | shakespeare | tinyshakespeare | abc | tinystories | a local path
+tokenizer = {tokenizer}  # char | byte | bpe:N (byte-level BPE with N tokens)
+source = {source}        # a local file or folder to read the dataset from ("" = its usual source)
+
+[train]
+recipe = {recipe}        # the template train.py started from
+budget = {budget}        # training time per run: 30s, 5m, 1h
+device = "auto"          # auto | cpu | cuda
+seed = 0                 # seed of `autolab train`; research sessions vary it per run
+"""
+
+GITIGNORE = """\
+.autolab/
+results.tsv
+__pycache__/
+"""
+
+
+@dataclass
+class Workspace:
+    root: Path
+    dataset: str
+    tokenizer: str
+    source: str | None
+    recipe: str
+    budget_seconds: float
+    device: str
+    seed: int
+    settings: dict = field(default_factory=dict)  # the whole autolab.toml, for other tables
+
+    @property
+    def train_py(self) -> Path:
+        return self.root / TRAIN_FILE
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+
+def load_workspace(directory: str | Path = ".") -> Workspace:
+    root = Path(directory).resolve()
+    config_path = root / CONFIG_FILE
+    if not config_path.is_file():
+        raise UsageError(f"{root} is not an autolab workspace: run `autolab init DIR` first")
+    try:
+        settings = tomllib.loads(config_path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{config_path}: not valid TOML ({err}); fix or recreate it") from err
+    data, train = settings.get("data", {}), settings.get("train", {})
+    return Workspace(
+        root=root,
+        dataset=str(data.get("dataset", "names")),
+        tokenizer=str(data.get("tokenizer", "char")),
+        source=str(data.get("source") or "") or None,
+        recipe=str(train.get("recipe", "gpt")),
+        budget_seconds=parse_duration(train.get("budget", "60s")),
+        device=str(train.get("device", "auto")),
+        seed=int(train.get("seed", 0)),
+        settings=settings,
+    )
+
+
+def program_text(dataset: str, budget: str) -> str:
+    return (
+        (Path(__file__).parent / "recipes" / "program.md")
+        .read_text()
+        .format(dataset=dataset, budget=budget)
+    )
+
+
+def init_workspace(
+    directory: str | Path,
+    dataset: str = "names",
+    source: str | None = None,
+    tokenizer: str = "char",
+    recipe: str = "gpt",
+    budget: str = "60s",
+) -> Path:
+    """Create a workspace with its first commit. Refuses to touch a non-empty directory."""
+    root = Path(directory).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise UsageError(f"{root} is not empty: give a new directory name to `autolab init`")
+    budget_text = format_duration(parse_duration(budget))
+    if source and not Path(source).exists():
+        raise UsageError(f"{source} does not exist: give an existing file or folder to --from")
+    train_source = recipe_source(recipe)  # raises UsageError for an unknown recipe
+    created = not root.exists()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        (root / TRAIN_FILE).write_text(train_source)
+        (root / PROGRAM_FILE).write_text(program_text(dataset, budget_text))
+        (root / CONFIG_FILE).write_text(
+            SETTINGS_TEMPLATE.format(
+                dataset=_toml_str(dataset),
+                tokenizer=_toml_str(tokenizer),
+                source=_toml_str(str(Path(source).resolve()) if source else ""),
+                recipe=_toml_str(recipe),
+                budget=_toml_str(budget_text),
+            )
+        )
+        (root / ".gitignore").write_text(GITIGNORE)
+        gitrepo.git(root, "init", "-q", "-b", "main")
+        gitrepo.commit_all(root, f"autolab init: {recipe} recipe on {dataset}")
+    except BaseException:
+        # Nothing half-made stays behind.
+        if created:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            for child in root.iterdir():
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+        raise
+    return root
+
+
+def _toml_str(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def prepare_data(workspace: Workspace):
+    """The workspace's prepared data (from the cache when it is there)."""
+    from autolab.data import prepare
+
+    return prepare(workspace.dataset, workspace.tokenizer, source_path=workspace.source)
+
+
+def new_run_dir(workspace: Workspace, name: str) -> Path:
+    run_dir = workspace.runs_dir / name
+    run_dir.mkdir(parents=True, exist_ok=False)
+    (workspace.state_dir / "last_run").write_text(str(run_dir))
+    return run_dir
+
+
+def last_run_dir(workspace: Workspace) -> Path:
+    marker = workspace.state_dir / "last_run"
+    if not marker.is_file():
+        raise UsageError(f"no runs in {workspace.root} yet: run `autolab train` first")
+    return Path(marker.read_text().strip())

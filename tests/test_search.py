@@ -1,0 +1,189 @@
+import ast
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from autolab.research.constants import parse_constants, values
+from autolab.research.proposal import Outcome, ResearchContext
+from autolab.research.search import SearchResearcher, search_space
+
+RECIPE = '''"""A recipe."""
+
+from autolab.harness import Run
+
+LR = 0.04  # learning rate
+DEPTH = 3  # number of blocks
+WARMUP_RATIO = 0.1  # share of the budget spent warming up
+BATCH_SIZE = 2**5  # sequences per step
+USE_BIAS = False  # linear layers with a bias
+ACTIVATION = "relu2"  # one of: "relu2", "gelu", "silu"
+WINDOW = (64, 128)  # a tuple: not searched
+SEED = 1337  # frozen
+NUM_THREADS = 2  # frozen
+WIDTH = DEPTH * 64  # derived
+
+run = Run()
+'''
+
+
+def objective(params: dict) -> float:
+    """Synthetic val_bpb: best at LR = 0.01 and DEPTH = 6; the rest does not matter."""
+    return 1.0 + math.log2(params["LR"] / 0.01) ** 2 + (params["DEPTH"] - 6) ** 2 / 10
+
+
+def context(source: str, history: list[Outcome], best: float | None) -> ResearchContext:
+    return ResearchContext(Path("."), source, "", list(history), best_val_bpb=best)
+
+
+def research_loop(researcher: SearchResearcher, n: int, source: str = RECIPE):
+    """The keep/discard loop on the synthetic objective: (best val_bpb, history, proposals)."""
+    best = objective(values(parse_constants(source)))
+    history, proposals = [], []
+    for number in range(n):
+        proposal = researcher.propose(context(source, history, best))
+        if proposal is None:
+            break
+        proposals.append(proposal)
+        score = objective(proposal.params)
+        status = "keep" if score < best else "discard"
+        history.append(Outcome(number, proposal.description, status, score, proposal.params))
+        if status == "keep":
+            best, source = score, proposal.source
+    return best, history, proposals
+
+
+def test_search_space_is_centred_on_the_best():
+    space = search_space(parse_constants(RECIPE))
+    assert list(space) == ["LR", "DEPTH", "WARMUP_RATIO", "BATCH_SIZE", "USE_BIAS", "ACTIVATION"]
+    assert space["LR"] == FloatDistribution(0.01, 0.16, log=True)
+    assert space["DEPTH"] == IntDistribution(1, 6)
+    # A fraction stays below 1: the upper bound is 1 - (1 - 0.1) / 4.
+    assert space["WARMUP_RATIO"] == FloatDistribution(0.025, 0.4, log=True)
+    assert space["BATCH_SIZE"] == IntDistribution(3, 7)  # the exponent of 2**5
+    assert space["USE_BIAS"] == CategoricalDistribution([False, True])
+    assert space["ACTIVATION"] == CategoricalDistribution(["relu2", "gelu", "silu"])
+    wide = search_space(parse_constants("A = 32\nB = 0.0\nC = 0.95\nD = 0\nE = 1\n"))
+    assert wide["A"] == IntDistribution(16, 64, step=8)  # keeps the power-of-two factor
+    assert wide["B"] == FloatDistribution(0.0, 0.1)  # 0.0: linear, not log
+    assert wide["C"] == FloatDistribution(0.2375, 0.9875, log=True)
+    assert wide["D"] == IntDistribution(0, 2)
+    assert wide["E"] == IntDistribution(1, 3)
+
+
+def test_proposals_are_valid_sources_with_one_or_two_changes():
+    _, history, proposals = research_loop(SearchResearcher(seed=3), 12)
+    assert len(proposals) == 12
+    for proposal in proposals:
+        ast.parse(proposal.source)
+        new = values(parse_constants(proposal.source))
+        assert new == {**values(parse_constants(RECIPE)), **new}  # no constant appeared or left
+        assert set(proposal.params) == set(search_space(parse_constants(RECIPE)))
+        assert {k: new[k] for k in proposal.params} == proposal.params
+        assert new["SEED"] == 1337 and new["NUM_THREADS"] == 2 and new["WINDOW"] == (64, 128)
+        assert proposal.description.count(" and ") <= 1
+    # Each proposal differs from the best it was built on in one or two constants.
+    best = values(parse_constants(RECIPE))
+    for outcome, proposal in zip(history, proposals, strict=True):
+        changed = [k for k, v in proposal.params.items() if v != best[k]]
+        assert 1 <= len(changed) <= 2, proposal.description
+        if outcome.status == "keep":
+            best = values(parse_constants(proposal.source))
+
+
+def test_the_real_recipe_gets_a_valid_proposal():
+    source = (Path(__file__).parents[1] / "autolab" / "recipes" / "gpt.py").read_text()
+    proposal = SearchResearcher(seed=0).propose(context(source, [], None))
+    ast.parse(proposal.source)
+    assert proposal.description and proposal.source != source
+    assert "NUM_THREADS" not in proposal.params
+
+
+def test_never_repeats_a_configuration():
+    _, history, proposals = research_loop(SearchResearcher(seed=1), 30)
+    assert len(proposals) == 30
+    configs = [tuple(sorted(p.params.items())) for p in proposals]
+    assert len(set(configs)) == len(configs)
+    searched = search_space(parse_constants(RECIPE))
+    baseline = tuple(values(parse_constants(RECIPE))[k] for k in searched)
+    assert baseline not in {tuple(p.params[k] for k in searched) for p in proposals}
+
+
+def test_tpe_learns_better_than_random_sampling():
+    def median_best(sampler: str) -> float:
+        return statistics.median(
+            research_loop(SearchResearcher(seed=seed, sampler=sampler), 25)[0] for seed in range(5)
+        )
+
+    tpe, random = median_best("tpe"), median_best("random")
+    assert tpe < random
+    assert tpe < 1.2  # from 5.9 at the start to within 0.2 of the optimum (1.0)
+
+
+def test_deterministic_for_a_seed_and_history():
+    a = research_loop(SearchResearcher(seed=7), 12)[2]
+    b = research_loop(SearchResearcher(seed=7), 12)[2]
+    c = research_loop(SearchResearcher(seed=8), 12)[2]
+    assert [p.source for p in a] == [p.source for p in b]
+    assert [p.source for p in a] != [p.source for p in c]
+
+
+def test_history_replay_after_a_restart():
+    best, history, proposals = research_loop(SearchResearcher(seed=2), 15)
+    kept = [p.source for p, o in zip(proposals, history, strict=True) if o.status == "keep"]
+    source = kept[-1] if kept else RECIPE
+    # The history as a ledger hands it back: params through JSON, a crash with no score.
+    history = [
+        Outcome(o.number, o.description, o.status, o.val_bpb, json.loads(json.dumps(o.params)))
+        for o in history
+    ]
+    history.append(Outcome(15, "crashed", "crash", None, dict(history[0].params), "OOM"))
+    tried = {tuple(sorted(o.params.items())) for o in history}
+    fresh = SearchResearcher(seed=2)
+    for extra in range(10):
+        proposal = fresh.propose(context(source, history, best))
+        config = tuple(sorted(proposal.params.items()))
+        assert config not in tried
+        tried.add(config)
+        history.append(Outcome(16 + extra, proposal.description, "discard", 9.0, proposal.params))
+    # A proposal is a function of (seed, history, best): a third researcher agrees.
+    again = SearchResearcher(seed=2).propose(context(source, history, best))
+    assert again.source == fresh.propose(context(source, history, best)).source
+
+
+def test_failed_and_interrupted_outcomes_are_never_reproposed():
+    source = "FLAG = True  # a switch\nMODE = 'a'  # choices: a, b\n"
+    researcher = SearchResearcher(seed=0)
+    history = []
+    statuses = ["crash", "timeout", "invalid", "interrupted"]
+    for number, status in enumerate(statuses):
+        proposal = researcher.propose(context(source, history, 1.0))
+        if proposal is None:
+            break
+        history.append(Outcome(number, proposal.description, status, None, proposal.params))
+    # FLAG x MODE has four configurations; the best is one of them, so three are left to try.
+    assert len(history) == 3
+    assert researcher.propose(context(source, history, 1.0)) is None
+
+
+def test_exhausted_space_returns_none():
+    source = "USE_BIAS = False  # the only knob\n"
+    researcher = SearchResearcher(seed=0)
+    proposal = researcher.propose(context(source, [], 1.0))
+    assert proposal.description == "turn on USE_BIAS"
+    assert proposal.source == "USE_BIAS = True  # the only knob\n"
+    history = [Outcome(0, proposal.description, "discard", 1.1, proposal.params)]
+    assert researcher.propose(context(source, history, 1.0)) is None
+    assert researcher.propose(context("SEED = 1\n", [], None)) is None
+
+
+def test_arguments_are_checked():
+    with pytest.raises(ValueError, match="sampler"):
+        SearchResearcher(sampler="grid")
+    with pytest.raises(ValueError, match="max_changes"):
+        SearchResearcher(max_changes=0)
+    one = research_loop(SearchResearcher(seed=0, max_changes=1), 8)[2]
+    assert all(" and " not in p.description for p in one)
