@@ -69,6 +69,9 @@ class ResearchSession:
         self.ledger = ledger
         self.live = LiveState()
         self.on_change = lambda: None  # the view's refresh hook
+        # Called with every EventRow the session records (notifiers, tracker exporters).
+        # A listener's failure is its own: it is reported as a note, never ends the session.
+        self.listeners: list = []
         self.stopping = False
         self.session_id: int | None = None
         self.noise: Noise | None = None
@@ -494,7 +497,16 @@ class ResearchSession:
         self.on_change()
 
     def _event(self, kind: str, message: str, number: int | None = None, data=None) -> None:
-        self.ledger.add_event(kind, message, session_id=self.session_id, number=number, data=data)
+        event_id = self.ledger.add_event(
+            kind, message, session_id=self.session_id, number=number, data=data
+        )
+        for listener in self.listeners:
+            try:
+                listener(self.ledger.events(after_id=event_id - 1, limit=1)[0], self)
+            except Exception as err:  # a notifier's failure must not end a night's research
+                self.ledger.add_event(
+                    "note", f"listener {listener!r} failed: {err}", session_id=self.session_id
+                )
 
     # -- helpers -------------------------------------------------------------------------------
 
