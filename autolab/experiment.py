@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,10 @@ from autolab.summary import parse_summary
 LOG_FILE = "run.log"
 POLL_SECONDS = 0.2
 GAP_TOLERANCE = 0.10  # bits per byte between what train.py printed and the sealed score
+# A training process may take this long beyond its budget (start-up, warm-up steps left out of
+# the clock, the dev estimate, the export) before it counts as training past its budget.
+OVERRUN_FACTOR = 1.25
+OVERRUN_GRACE_SECONDS = 30.0
 OOM_MARKERS = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
 
 
@@ -83,6 +88,7 @@ def run_experiment(
     wall_limit: float | None = None,
     on_metrics: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    overrun_grace: float = OVERRUN_GRACE_SECONDS,
 ) -> ExperimentResult:
     started = time.time()
     run_dir = settings.run_dir
@@ -101,10 +107,14 @@ def run_experiment(
             start_new_session=True,  # its own process group: killed whole at the limit
         )
         outcome = _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop)
+    process_seconds = time.time() - started
     result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
-    result.run_dir = run_dir
     if result.status == "ok" and detector.was_read():
         result = ExperimentResult("invalid", "read the sealed validation split during training")
+    allowed = settings.budget_seconds * OVERRUN_FACTOR + overrun_grace
+    if result.status == "ok" and process_seconds > allowed:
+        reason = f"trained past its budget: ran {process_seconds:.0f}s, at most {allowed:.0f}s"
+        result = ExperimentResult("invalid", reason, reported=result.reported)
     if result.status == "ok":
         result = _score_sealed(result, settings, val_path, wall_limit)
     result.run_dir = run_dir
@@ -165,6 +175,10 @@ class _MetricsTail:
         return records
 
 
+def _evaluator_environment() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("AUTOLAB_")}
+
+
 def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
     reported = parse_summary(log_text)
     if returncode == 0:
@@ -184,19 +198,29 @@ def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
 
 def _score_sealed(result, settings: RunSettings, val_path: Path, wall_limit: float):
     if not (settings.run_dir / MODEL_FILE).exists():
-        result.status, result.reason = "crash", "train.py ended without handing over a model"
+        reason = "train.py ended without handing over a model (it must call run.finish)"
+        result.status, result.reason = "invalid", reason
         return result
     command = [
-        sys.executable, "-m", "autolab.evaluation.sealed",
+        sys.executable, "-P", "-m", "autolab.evaluation.sealed",
         "--run-dir", str(settings.run_dir),
         "--data-dir", str(settings.data_dir),
         "--val", str(val_path),
         "--device", settings.device,
     ]  # fmt: skip
     try:
-        done = subprocess.run(
-            command, capture_output=True, text=True, timeout=max(120.0, wall_limit), check=False
-        )
+        # -P keeps the working directory off sys.path, and the scratch cwd is empty: nothing the
+        # experiment wrote can shadow autolab's modules in the evaluator.
+        with tempfile.TemporaryDirectory() as scratch:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=max(120.0, wall_limit),
+                check=False,
+                cwd=scratch,
+                env=_evaluator_environment(),
+            )
     except subprocess.TimeoutExpired:
         result.status, result.reason = "invalid", "the sealed evaluation timed out"
         return result

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autolab.evaluation.causality import find_lookahead
+from autolab.evaluation.causality import find_cross_row_leak, find_lookahead
 from autolab.harness.data import read_meta, read_token_bytes, read_tokens
 from autolab.harness.evaluate import evaluate_bpb
 from autolab.harness.handover import load_model
@@ -48,6 +48,9 @@ def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> 
         leak = find_lookahead(model, probe.to(device), meta["vocab_size"])
         if leak:
             return {"status": "invalid", "reason": f"non-causal: {leak}"}
+        leak = find_cross_row_leak(model, probe.to(device), meta["vocab_size"])
+        if leak:
+            return {"status": "invalid", "reason": f"reads other rows: {leak}"}
         val_bpb = evaluate_bpb(model, val, read_token_bytes(data_dir), context_len, device)
     except Exception as err:
         return {"status": "invalid", "reason": f"handed-over model failed: {err}"[:300]}

@@ -160,7 +160,13 @@ class Run:
         model.eval()
         with torch.no_grad():
             dev_bpb = self.evaluate_bpb(model, context_len)
-        export_model(model, context_len, self.vocab_size, self.settings.run_dir)
+        try:
+            export_model(model, context_len, self.vocab_size, self.settings.run_dir)
+        except Exception as err:  # the handover is the run's one output: say why it failed
+            first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
+            self.fail(
+                f"the model could not be exported with torch.export: {first_line}", self.clock.steps
+            )
         num_params = sum(p.numel() for p in model.parameters())
         tokens_per_sec = self.tokens_per_sec()
         values = {

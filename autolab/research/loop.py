@@ -12,6 +12,7 @@ edits kept under a recovered ref and in .autolab/recovered/).
 """
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +114,14 @@ class ResearchSession:
                 "seed": self.options.seed,
                 "max_experiments": self.options.max_experiments,
                 "hours": self.options.hours,
+                "pid": os.getpid(),
             },
         )
-        self._event("session_started", f"session {self.session_id} on {self.branch}")
+        self._event(
+            "session_started",
+            f"session {self.session_id} on {self.branch}",
+            data={"pid": os.getpid()},
+        )
 
     def resume(self) -> None:
         """Continue the latest open session after autolab was stopped or killed."""
@@ -144,7 +150,11 @@ class ResearchSession:
             self.noise = Noise(session.noise.baseline_bpb, session.noise.spread, session.noise.runs)
         self.best_bpb = self._best_from_ledger()
         self.candidates_run = sum(1 for e in experiments if e.kind == "candidate")
-        self._event("session_started", f"session {self.session_id} resumed on {self.branch}")
+        self._event(
+            "session_started",
+            f"session {self.session_id} resumed on {self.branch}",
+            data={"pid": os.getpid()},
+        )
 
     def run(self) -> str:
         """Run until a limit, a stop request or the researcher runs dry; returns the status."""

@@ -33,6 +33,7 @@ from autolab.research.constants import (
     Constant,
     apply_changes,
     describe_changes,
+    kinds_of,
     parse_constants,
     round_float,
 )
@@ -112,10 +113,9 @@ class SearchResearcher:
                     changes[name] = value
             config = {**best, **changes}
             if changes and _key(config, space) not in tried:
-                kinds = {name: c.kind for name, c in constants.items()}
                 return Proposal(
                     source=apply_changes(context.best_source, changes),
-                    description=describe_changes(best, changes, kinds),
+                    description=describe_changes(best, changes, kinds_of(constants.values())),
                     params=config,
                 )
         return None

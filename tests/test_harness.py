@@ -1,0 +1,121 @@
+"""The harness's pieces against hand computations: summary format, bits per byte, clock."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from autolab.harness.clock import MAX_EXCLUDED_FRACTION, TrainingClock
+from autolab.harness.evaluate import chunk_starts, evaluate_bpb
+from autolab.summary import format_summary, parse_summary
+
+SUMMARY = {
+    "val_bpb": 1.2345671,
+    "training_seconds": 30.06,
+    "total_seconds": 33.44,
+    "peak_memory_mb": 812.34,
+    "tokens_per_sec": 41230.2,
+    "mfu_percent": 38.2,
+    "num_steps": 953,
+    "num_params_M": 0.81,
+    "device": "cpu (2 threads)",
+}
+
+
+def test_summary_block_format_is_pinned():
+    assert format_summary(SUMMARY) == (
+        "---\n"
+        "val_bpb:          1.234567\n"
+        "training_seconds: 30.1\n"
+        "total_seconds:    33.4\n"
+        "peak_memory_mb:   812.3\n"
+        "tokens_per_sec:   41230\n"
+        "mfu_percent:      38.20\n"
+        "num_steps:        953\n"
+        "num_params_M:     0.8\n"
+        "device:           cpu (2 threads)"
+    )
+
+
+def test_summary_leaves_out_missing_values_and_appends_extra_keys():
+    text = format_summary({**SUMMARY, "mfu_percent": None, "reported_val_bpb": 1.3})
+    assert "mfu_percent" not in text
+    assert text.splitlines()[-1] == "reported_val_bpb: 1.300000"
+
+
+def test_parse_summary_reads_the_last_block_of_a_log():
+    log = "step 1 | loss 3.2\n---\nval_bpb: 9.0\n\nmore output\n" + format_summary(SUMMARY)
+    values = parse_summary(log + "\n")
+    assert values["val_bpb"] == pytest.approx(1.234567)
+    assert values["num_steps"] == 953
+    assert values["device"] == "cpu (2 threads)"
+    assert parse_summary("no block here") == {}
+
+
+class FixedLogits(torch.nn.Module):
+    """Logits that depend only on the previous token: a bigram table."""
+
+    def __init__(self, table: torch.Tensor):
+        super().__init__()
+        self.table = table
+
+    def forward(self, idx):
+        return self.table[idx]
+
+
+def test_bits_per_byte_matches_a_hand_computation():
+    vocab, bytes_per_token = 3, np.array([1, 2, 3], dtype=np.int32)
+    table = torch.tensor([[2.0, 0.0, -1.0], [0.5, 0.5, 0.0], [0.0, 1.0, 3.0]])
+    tokens = np.array([0, 1, 2, 2, 0, 1, 1, 0, 2], dtype=np.uint16)
+    nats = 0.0
+    nbytes = 0
+    for prev, target in zip(tokens[:-1], tokens[1:], strict=True):
+        probs = torch.softmax(table[int(prev)], dim=-1)
+        nats -= math.log(probs[int(target)].item())
+        nbytes += bytes_per_token[target]
+    expected = nats / (math.log(2) * nbytes)
+    got = evaluate_bpb(FixedLogits(table), tokens, bytes_per_token, seq_len=4, batch_size=1)
+    assert got == pytest.approx(expected, rel=1e-9)
+    assert vocab == table.shape[1]
+
+
+def test_bits_per_byte_does_not_depend_on_the_batch_size():
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(11, 11, generator=generator)
+    tokens = np.random.default_rng(0).integers(0, 11, size=1000).astype(np.uint16)
+    nbytes = np.ones(11, dtype=np.int32)
+    scores = [
+        evaluate_bpb(FixedLogits(table), tokens, nbytes, seq_len=64, batch_size=b)
+        for b in (1, 3, 16)
+    ]
+    assert max(scores) - min(scores) < 1e-9
+
+
+def test_every_target_token_is_scored_exactly_once():
+    for n_tokens, seq_len in [(10, 4), (9, 4), (5, 8), (100, 7)]:
+        covered = []
+        for start, length in chunk_starts(n_tokens, seq_len):
+            covered.extend(range(start + 1, start + 1 + length))
+        assert covered == list(range(1, n_tokens))
+
+
+def test_clock_leaves_out_at_most_the_first_steps_and_a_fifth_of_the_budget(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("autolab.harness.clock.time.perf_counter", lambda: now[0])
+    clock = TrainingClock(budget_seconds=10.0, excluded_steps=3)
+    for step_seconds in [1.5, 1.5, 1.5, 1.0, 1.0]:  # three slow warm-up steps, two normal ones
+        now[0] += step_seconds
+        clock.tick()
+    # 2 s of the warm-up may be left out (20% of 10 s); the other 2.5 s count.
+    assert clock.excluded_seconds == pytest.approx(MAX_EXCLUDED_FRACTION * 10.0)
+    assert clock.training_seconds == pytest.approx(6.5 - 2.0)
+    assert not clock.time_up
+    now[0] += 6.0
+    clock.tick()
+    assert clock.time_up and clock.progress == 1.0
+
+
+def test_clock_refuses_to_leave_out_more_than_ten_steps():
+    with pytest.raises(ValueError):
+        TrainingClock(10.0, excluded_steps=11)
