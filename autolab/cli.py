@@ -14,7 +14,19 @@ from autolab import __version__
 from autolab.errors import UsageError
 
 # Order is the order `autolab --help` lists them in.
-COMMANDS = ["prepare", "init", "train", "sample", "research", "stop", "results"]
+COMMANDS = [
+    "prepare",
+    "init",
+    "train",
+    "sample",
+    "inspect",
+    "research",
+    "stop",
+    "results",
+    "events",
+    "status",
+    "report",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

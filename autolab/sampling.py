@@ -27,12 +27,14 @@ def generate(
     temperature: float = 1.0,
     top_k: int | None = None,
     seed: int = 0,
+    banned_ids: tuple[int, ...] = (),
 ) -> list[list[int]]:
     """`num_samples` continuations of `prompt_ids`, generated together as one batch."""
     generator = torch.Generator().manual_seed(seed)
     idx = torch.tensor([prompt_ids] * num_samples, dtype=torch.long)
     for _ in range(max_new_tokens):
         logits = model(idx[:, -context_len:])[:, -1, :].float()  # (B, V)
+        logits[:, list(banned_ids)] = float("-inf")
         if temperature <= 0:
             next_ids = logits.argmax(dim=-1, keepdim=True)
         else:
@@ -68,9 +70,11 @@ def sample_texts(
     prompt_ids = tokenizer.encode(prompt) if prompt else tokenizer.encode(separator)
     if max_new_tokens is None:
         max_new_tokens = 40 if one_per_line else 300
+    # The char tokenizer's "unknown character" id is not text: never sample it.
+    banned = (tokenizer.UNKNOWN,) if hasattr(tokenizer, "UNKNOWN") else ()
     rows = generate(
         model, int(info["context_len"]), prompt_ids, num_samples, max_new_tokens,
-        temperature, top_k, seed,
+        temperature, top_k, seed, banned,
     )  # fmt: skip
     texts = []
     for row in rows:

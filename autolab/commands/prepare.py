@@ -1,6 +1,7 @@
 """`autolab prepare`: turn a dataset into cached token shards and say what came out."""
 
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -34,6 +35,13 @@ def register(subparsers) -> None:
     p.add_argument("--column", help=".parquet: the column holding the text (default: text)")
     p.add_argument("--home", metavar="DIR", help="data directory (default: $AUTOLAB_HOME)")
     p.add_argument("--stats", action="store_true", help=f"show the top {TOP_TOKENS} tokens")
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const="token-frequencies.png",
+        metavar="PNG",
+        help="write a bar chart of the top 30 train tokens (default: token-frequencies.png)",
+    )
     p.set_defaults(func=run)
 
 
@@ -63,6 +71,11 @@ def run(args) -> int:
     console.print(f"sealed val: {prepared.val_path}", soft_wrap=True)
     if args.stats:
         console.print(top_tokens_table(prepared))
+    if args.plot:
+        from autolab.data.plot import plot_token_frequencies
+
+        chart = plot_token_frequencies(prepared.data_dir, Path(args.plot))
+        console.print(f"chart: {chart}", soft_wrap=True)
     return 0
 
 

@@ -34,6 +34,12 @@ def register(subparsers) -> None:
     session.add_argument("--wall-limit", help="hard limit per run (default budget x 1.5 + 60s)")
     session.add_argument("-C", "--workspace", default=".", metavar="DIR")
     session.add_argument("--plain", action="store_true", help="print lines, no live view")
+    session.add_argument(
+        "--notify-cmd",
+        metavar="CMD",
+        help="shell command run with a JSON payload on stdin at the session end, on a new best "
+        "and on a crash streak",
+    )
     policy = parser.add_argument_group("keep or discard")
     policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
     policy.add_argument("--baseline-runs", type=int, default=2, metavar="R")
@@ -110,6 +116,10 @@ def run(args) -> int:
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)
     session.resume() if args.resume else session.start()
+    if args.notify_cmd:
+        from autolab.notify import CommandNotifier
+
+        session.listeners.append(CommandNotifier(args.notify_cmd))
 
     def request_stop(signum, frame):
         session.stopping = True

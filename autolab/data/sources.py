@@ -73,9 +73,14 @@ def split_paragraphs(text: str) -> list[str]:
 
 def read_txt(path: Path, opts: LoadOptions) -> list[str]:
     text = decode(path.read_bytes(), path.name, opts.strict_utf8)
-    if opts.lines:
+    if opts.lines or is_line_list(text):
         return [line.rstrip("\r") for line in text.split("\n") if line.strip()]
     return split_paragraphs(text)
+
+
+def is_line_list(text: str) -> bool:
+    """A file of many lines and no blank line is a list (names.txt): one document per line."""
+    return "\n\n" not in text.replace("\r\n", "\n").strip() and text.count("\n") >= 100
 
 
 def read_jsonl(path: Path, opts: LoadOptions) -> list[str]:
@@ -147,7 +152,8 @@ def load_local(opts: LoadOptions) -> Documents:
         docs += reader(file, opts)
     # Blank lines inside a paragraph document never occur, so "\n\n" keeps paragraphs apart;
     # one-per-line documents (names) are joined like the file they came from.
-    return Documents(docs, "\n" if opts.lines else "\n\n", str(opts.path))
+    one_per_line = opts.lines or all("\n" not in doc for doc in docs)
+    return Documents(docs, "\n" if one_per_line else "\n\n", str(opts.path))
 
 
 # ---------------------------------------------------------------------------------------------

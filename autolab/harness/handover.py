@@ -34,7 +34,7 @@ def export_model(model: torch.nn.Module, context_len: int, vocab_size: int, run_
     finally:
         model.train(was_training)
     path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name("model.partial.pt2")  # torch.export.save wants the .pt2 suffix
     torch.export.save(program, tmp)
     tmp.replace(path)
     info = {"context_len": context_len, "vocab_size": vocab_size, "device": str(device)}

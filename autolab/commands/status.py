@@ -1,0 +1,100 @@
+"""`autolab status`: the latest research session, the way a hosted training job is shown."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from autolab.errors import UsageError
+
+STATE_STYLES = {
+    "queued": "yellow",
+    "running": "bold blue",
+    "succeeded": "bold green",
+    "failed": "bold red",
+    "cancelled": "bold yellow",
+}
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "status",
+        help="show the state of the latest research session",
+        description="Show the latest research session as a job: queued, running, succeeded, "
+        "failed or cancelled; the running experiment, the results so far and the time left.",
+    )
+    parser.add_argument("--json", action="store_true", help="print the status as JSON")
+    parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from autolab.track.ledger import Ledger, ledger_path
+    from autolab.views.status import session_status
+
+    workspace = Path(args.workspace)
+    if not ledger_path(workspace).is_file():
+        raise UsageError(f"no ledger in {workspace.resolve()}: run `autolab research` there first")
+    with Ledger.for_workspace(workspace) as ledger:
+        status = session_status(ledger)
+    if status is None:
+        raise UsageError(
+            f"no research session in {workspace.resolve()} yet: run `autolab research`"
+        )
+    if args.json:
+        sys.stdout.write(json.dumps(status.to_dict(), indent=2) + "\n")
+    else:
+        Console(highlight=False).print(render_status(status))
+    return 0
+
+
+def render_status(status):
+    """A panel: state line, time, running experiment, counts, baseline and best."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from autolab.views.status import counts_line, format_seconds, runs_line
+
+    style = STATE_STYLES.get(status.state, "")
+    head = Text()
+    head.append(status.state, style=style)
+    if status.reason:
+        head.append(f"  {status.reason}")
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="dim")
+    grid.add_column()
+    grid.add_row("state", head)
+    timing = f"started {time.strftime('%Y-%m-%d %H:%M', time.localtime(status.started))}"
+    timing += f", {format_seconds(status.elapsed_seconds)} elapsed"
+    if status.remaining_seconds is not None:
+        timing += f", about {format_seconds(status.remaining_seconds)} left"
+    grid.add_row("time", timing)
+    run = status.running
+    if run is not None:
+        line = Text(f"exp {run.number}  ", style="bold blue")
+        line.append(" ".join(run.description.split()), style="")
+        grid.add_row("running", line)
+        progress = Table.grid(padding=(0, 2))
+        detail = f"{100 * (run.progress or 0):3.0f}%"
+        if run.step is not None:
+            detail += f"  step {run.step}"
+        if run.loss is not None:
+            detail += f"  loss {run.loss:.4f}"
+        progress.add_row(ProgressBar(total=1.0, completed=run.progress or 0, width=30), detail)
+        grid.add_row("", progress)
+    grid.add_row("experiments", f"{counts_line(status.counts)}  ({runs_line(status)})")
+    if status.baseline_bpb is not None:
+        grid.add_row("baseline", f"{status.baseline_bpb:.4f} ± {status.noise_spread:.4f}")
+    if status.best_bpb is not None:
+        best = Text(f"{status.best_bpb:.4f}", style="bold green")
+        best.append(f"  ({status.gain:+.4f} vs baseline)  exp {status.best_number}: ")
+        best.append(" ".join(status.best_description.split()), style="")
+        grid.add_row("best", best)
+    title = f"autolab session {status.session_id} · {status.branch} · {status.researcher}"
+    return Panel(Group(grid), title=title, border_style=style.split()[-1] if style else "")

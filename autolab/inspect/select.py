@@ -1,0 +1,93 @@
+"""Which run to inspect: `N`, `best`, `baseline`, `last` or a run directory -> its run dir.
+
+Experiments of the research loop live in `<ws>/.autolab/runs/<N>/`; `autolab train` runs in
+`<ws>/.autolab/runs/train-*/`, the latest named by `<ws>/.autolab/last_run`.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from autolab.errors import UsageError
+from autolab.harness.handover import MODEL_FILE
+from autolab.track.ledger import ExperimentView, Ledger, ledger_path
+from autolab.workspace import Workspace, last_run_dir
+
+SELECTORS = "N (an experiment number), best, baseline, last or a run directory"
+
+
+@dataclass
+class SelectedRun:
+    run_dir: Path
+    label: str  # for titles: "exp 4 (best, 1.9312 bpb)", "last run train-20261123-105256"
+
+
+def default_selector(workspace: Workspace) -> str:
+    """`best` once the ledger holds a kept experiment, else the last `autolab train` run."""
+    if ledger_path(workspace.root).is_file():
+        with Ledger.for_workspace(workspace.root) as ledger:
+            if ledger.best() is not None:
+                return "best"
+    return "last"
+
+
+def select_run(workspace: Workspace, selector: str | None = None) -> SelectedRun:
+    """The run `selector` names, with a model in it; a UsageError saying what to do otherwise."""
+    selector = (selector or default_selector(workspace)).strip()
+    if selector == "last":
+        run_dir = last_run_dir(workspace)
+        return _with_model(SelectedRun(run_dir, f"last run {run_dir.name}"))
+    if selector.isdigit() or selector in ("best", "baseline"):
+        return _with_model(_from_ledger(workspace, selector))
+    if Path(selector).is_dir():
+        run_dir = Path(selector).resolve()
+        return _with_model(SelectedRun(run_dir, f"run {run_dir.name}"))
+    raise UsageError(f"unknown experiment {selector!r}: use {SELECTORS}")
+
+
+def _from_ledger(workspace: Workspace, selector: str) -> SelectedRun:
+    if not ledger_path(workspace.root).is_file():
+        raise UsageError(
+            f"no ledger in {workspace.root} (no research session yet): "
+            "use --experiment last for the `autolab train` run, or run `autolab research`"
+        )
+    with Ledger.for_workspace(workspace.root) as ledger:
+        if selector == "best":
+            view, what = ledger.best(), "best"
+            if view is None:
+                raise UsageError("no kept experiment in the ledger yet: use --experiment N or last")
+        elif selector == "baseline":
+            view, what = _latest_baseline(ledger.experiments()), "baseline"
+            if view is None:
+                raise UsageError("no baseline in the ledger yet: run `autolab research` first")
+        else:
+            view, what = ledger.experiment(int(selector)), ""
+            if view is None:
+                last = ledger.next_number() - 1
+                known = f"experiments are 1 to {last}" if last else "the ledger has none yet"
+                raise UsageError(f"no experiment {selector} in the ledger ({known})")
+    score = f", {view.val_bpb:.4f} bpb" if view.val_bpb is not None else ""
+    status = what or view.status
+    label = f"exp {view.number} ({status}{score})"
+    run_dir = workspace.runs_dir / str(view.number)
+    if not (run_dir / MODEL_FILE).is_file():
+        reason = f": {view.reason}" if view.reason else ""
+        raise UsageError(
+            f"experiment {view.number} ({view.status}{reason}) left no model in {run_dir}; "
+            "pick another with --experiment, or run `autolab train` and use --experiment last"
+        )
+    return SelectedRun(run_dir, label)
+
+
+def _latest_baseline(views: list[ExperimentView]) -> ExperimentView | None:
+    """The most recent baseline that was kept (the latest session's starting recipe)."""
+    baselines = [v for v in views if v.kind == "baseline" and v.status == "keep"]
+    return baselines[-1] if baselines else None
+
+
+def _with_model(selected: SelectedRun) -> SelectedRun:
+    if not (selected.run_dir / MODEL_FILE).is_file():
+        raise UsageError(
+            f"no model in {selected.run_dir}: the run did not finish; "
+            "run `autolab train` to train one"
+        )
+    return selected

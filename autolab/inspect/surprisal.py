@@ -1,0 +1,99 @@
+"""How surprised a model is by each token of a text, and the text's bits per byte.
+
+Scored as `autolab.harness.evaluate.evaluate_bpb` scores val: the ids are cut into the same
+non-overlapping chunks of `context_len` inputs, so a token early in a chunk sees only the
+context inside it, and total bits per byte = total nats / (ln 2 * bytes of the scored tokens).
+The text is read as the start of a document (the data's separator goes in front), so its first
+token is scored too.
+"""
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from autolab.errors import UsageError
+from autolab.harness.evaluate import chunk_starts
+from autolab.inspect.next_token import encode_checked
+
+BATCH_SIZE = 16
+
+
+@dataclass
+class TokenSurprisal:
+    index: int  # position among the text's tokens
+    token_id: int
+    text: str  # what the token stands for, as decoded
+    label: str  # the same, whitespace drawn visibly
+    nats: float | None  # -ln P(token | context); None for a first token nothing predicts
+    nbytes: int
+
+    @property
+    def bits(self) -> float | None:
+        return None if self.nats is None else self.nats / math.log(2)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "bits": self.bits}
+
+
+@dataclass
+class Surprisal:
+    tokens: list[TokenSurprisal]
+    total_nats: float  # over scored tokens
+    total_bytes: int  # UTF-8 bytes of scored tokens
+
+    @property
+    def bpb(self) -> float:
+        return self.total_nats / (math.log(2) * self.total_bytes)
+
+
+@torch.no_grad()
+def target_nats(model, ids: np.ndarray, seq_len: int, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """-ln P(ids[t+1] | its chunk's context) for every t, float64, shape (len(ids) - 1,)."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = np.zeros(max(len(ids) - 1, 0), dtype=np.float64)
+    chunks = chunk_starts(len(ids), seq_len)
+    for length in sorted({length for _, length in chunks}, reverse=True):
+        same = [s for s, n in chunks if n == length]
+        for i in range(0, len(same), batch_size):
+            starts = same[i : i + batch_size]
+            rows = torch.from_numpy(np.stack([ids[s : s + length + 1] for s in starts]))
+            logits = model(rows[:, :-1])  # (B, T, V)
+            log_probs = F.log_softmax(logits.float(), dim=-1)
+            nats = -log_probs.gather(-1, rows[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T)
+            for s, row in zip(starts, nats.double().numpy(), strict=True):
+                out[s : s + length] = row
+    return out
+
+
+def surprisal(model, info: dict, tokenizer, meta: dict, text: str) -> Surprisal:
+    """Each token of `text` with its loss, and the totals bits per byte is made of."""
+    prefix = tokenizer.encode(meta.get("separator", "\n"))
+    text_ids = encode_checked(tokenizer, text, "text")
+    ids = np.array(prefix + text_ids, dtype=np.int64)
+    nats = target_nats(model, ids, int(info["context_len"]))
+    # Target t of `nats` is ids[t + 1]; text token j is ids[len(prefix) + j].
+    tokens = []
+    for j, token_id in enumerate(text_ids):
+        t = len(prefix) + j - 1
+        token_text = tokenizer.decode([token_id])
+        tokens.append(
+            TokenSurprisal(
+                index=j,
+                token_id=token_id,
+                text=token_text,
+                label=tokenizer.token_label(token_id),
+                nats=float(nats[t]) if t >= 0 else None,
+                nbytes=int(tokenizer.token_bytes[token_id]),
+            )
+        )
+    scored = [tok for tok in tokens if tok.nats is not None]
+    if not scored:
+        raise UsageError("the text is too short to score: give at least two tokens")
+    return Surprisal(
+        tokens,
+        total_nats=math.fsum(tok.nats for tok in scored),
+        total_bytes=sum(tok.nbytes for tok in scored),
+    )
