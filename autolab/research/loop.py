@@ -74,6 +74,7 @@ class ResearchSession:
         # A listener's failure is its own: it is reported as a note, never ends the session.
         self.listeners: list = []
         self.stopping = False
+        self.stop_reason = ""  # set when the session must end for a reason other than a stop
         self.session_id: int | None = None
         self.noise: Noise | None = None
         self.best_bpb: float | None = None
@@ -186,7 +187,9 @@ class ResearchSession:
                     break
                 skips = 0
                 self._candidate(proposal)
-            if self.stopping:
+            if self.stop_reason:
+                status, reason = "failed", self.stop_reason
+            elif self.stopping:
                 status, reason = "cancelled", "stopped by the user"
         except UsageError as err:
             status, reason = "failed", str(err)
@@ -452,8 +455,14 @@ class ResearchSession:
     def _check_integrity(self, result: ExperimentResult, run_dir: Path) -> ExperimentResult:
         """Files the experiment changed outside its run directory make it invalid."""
         changed = git_branch.quarantine_changes(self.repo, run_dir / "workspace-changes")
-        tampered = self.guard.restore(run_dir / "autolab-changes")
+        tampered = self.guard.changed(run_dir / "autolab-changes")
         if tampered:
+            self.stopping = True
+            self.stop_reason = (
+                f"autolab's own code changed while experiment {run_dir.name} ran "
+                f"({', '.join(tampered[:3])}; copies in {run_dir / 'autolab-changes'}): if that "
+                "was you, start the session again; if not, reinstall autolab"
+            )
             return ExperimentResult(
                 "invalid",
                 f"modified autolab's own code: {', '.join(tampered[:3])}",
