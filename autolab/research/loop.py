@@ -11,8 +11,10 @@ then re-run) and a branch head that disagrees with the ledger (moved back, the s
 edits kept under a recovered ref and in .autolab/recovered/).
 """
 
+import errno
 import hashlib
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,11 +28,12 @@ from autolab.research.edits import EditError, SkippedProposal, validate_train_py
 from autolab.research.integrity import PackageGuard
 from autolab.research.policy import Noise, Policy
 from autolab.research.proposal import Outcome, Proposal, ResearchContext
-from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
+from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
 from autolab.track.results_tsv import write_results_tsv
 from autolab.workspace import PROGRAM_FILE, STOP_FILE, TRAIN_FILE, Workspace, prepare_data
 
 MAX_SKIPS_IN_A_ROW = 5
+EXHAUSTED = object()  # what _propose returns when the researcher has nothing left to try
 CRASH_STREAK_ALERT = 3
 FAILED = ("crash", "timeout", "invalid")
 
@@ -76,6 +79,7 @@ class ResearchSession:
         self.stopping = False
         self.stop_reason = ""  # set when the session must end for a reason other than a stop
         self.session_id: int | None = None
+        self.session_ids: list[int] = []  # this session and the earlier ones it continues
         self.noise: Noise | None = None
         self.best_bpb: float | None = None
         self.base_commit = ""
@@ -107,6 +111,7 @@ class ResearchSession:
             budget_seconds=self.options.budget_seconds,
             hardware=self.options.device,
             config={
+                "tag": self.options.tag,
                 "base_commit": self.base_commit,
                 "baseline_runs": self.options.baseline_runs,
                 "k": self.options.policy.k,
@@ -118,6 +123,7 @@ class ResearchSession:
                 "pid": os.getpid(),
             },
         )
+        self.session_ids = [self.session_id]
         self._event(
             "session_started",
             f"session {self.session_id} on {self.branch}",
@@ -125,21 +131,43 @@ class ResearchSession:
         )
 
     def resume(self) -> None:
-        """Continue the latest open session after autolab was stopped or killed."""
-        session = next(
-            (s for s in reversed(self.ledger.sessions()) if s.tag == self.options.tag), None
-        )
-        if session is None:
+        """Continue the research on branch autolab/<tag>.
+
+        A session whose process was killed is continued as it is; one that ended (stopped,
+        finished, failed) is continued by a new session on the same branch, which sees the
+        earlier sessions' experiments and noise as its own history.
+        """
+        sessions = [s for s in self.ledger.sessions() if s.tag == self.options.tag]
+        if not sessions:
             raise UsageError(f"no session with tag {self.options.tag!r} to resume")
-        self.session_id = session.id
+        check_clean(self.repo, allow=True)
+        session = sessions[-1]
+        self.session_ids = [s.id for s in sessions]
         self.base_commit = session.config["base_commit"]
         git_branch.checkout(self.repo, self.branch)
-        for view in self.ledger.unfinished(self.session_id):
+        if session.status is None:
+            self.session_id = session.id
+        else:
+            self.session_id = self.ledger.start_session(
+                tag=self.options.tag,
+                branch=self.branch,
+                researcher=self.researcher.name,
+                budget_seconds=self.options.budget_seconds,
+                hardware=self.options.device,
+                config={**session.config, "pid": os.getpid(), "continues": session.id},
+            )
+            self.session_ids.append(self.session_id)
+            if session.noise:
+                noise = session.noise
+                self.ledger.record_noise(
+                    self.session_id, noise.baseline_bpb, noise.spread, noise.runs
+                )
+        for view in [e for e in self.ledger.unfinished() if e.session_id in self.session_ids]:
             self.ledger.add_result(
                 view.number, ResultRecord("interrupted", "autolab stopped before it finished")
             )
             self._event("verdict", f"exp {view.number} interrupted", view.number)
-        experiments = self.ledger.experiments(self.session_id)
+        experiments = self._experiments()
         kept = [e for e in experiments if e.status == "keep" and e.kind != "baseline"]
         expected = kept[-1].commit_sha if kept else self.base_commit
         recovered = git_branch.recover_head(
@@ -148,7 +176,8 @@ class ResearchSession:
         if recovered:
             self._event("note", f"branch moved back to {expected[:7]}; stray work in {recovered}")
         if session.noise:
-            self.noise = Noise(session.noise.baseline_bpb, session.noise.spread, session.noise.runs)
+            noise = session.noise
+            self.noise = Noise(noise.baseline_bpb, noise.spread, noise.runs)
         self.best_bpb = self._best_from_ledger()
         self.candidates_run = sum(1 for e in experiments if e.kind == "candidate")
         self._event(
@@ -163,9 +192,11 @@ class ResearchSession:
         try:
             self._remember_tried()
             self._measure_baseline()
+            if self.noise is None:  # stopped before the baseline was measured
+                self.stopping = True
             reruns = [
                 e
-                for e in self.ledger.experiments(self.session_id)
+                for e in self._experiments()
                 if e.status == "interrupted" and e.kind == "candidate" and not self._rerun_done(e)
             ]
             for view in reruns:
@@ -174,7 +205,7 @@ class ResearchSession:
                 source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
                 self._candidate(Proposal(source, view.description, view.params or None))
             skips = 0
-            while not self._out_of_time():
+            while not self._out_of_time() and self.noise is not None:
                 proposal = self._propose()
                 if proposal is None:
                     skips += 1
@@ -182,7 +213,7 @@ class ResearchSession:
                         reason = f"the researcher gave nothing usable {skips} times in a row"
                         break
                     continue
-                if proposal == "exhausted":
+                if proposal is EXHAUSTED:
                     reason = "the researcher has nothing left to try"
                     break
                 skips = 0
@@ -191,14 +222,30 @@ class ResearchSession:
                 status, reason = "failed", self.stop_reason
             elif self.stopping:
                 status, reason = "cancelled", "stopped by the user"
-        except UsageError as err:
-            status, reason = "failed", str(err)
+        except OSError as err:
+            status, reason = "failed", f"{err.strerror or err}: {err.filename or ''}".strip(": ")
+            if err.errno == errno.ENOSPC:
+                raise UsageError(
+                    f"the disk is full ({err.filename or 'writing'}): free some space, then "
+                    "continue with `autolab research --resume`"
+                ) from err
+            raise
+        except BaseException as err:  # the session's end is recorded whatever ended it
+            status, reason = "failed", str(err) or type(err).__name__
             raise
         finally:
+            self._record_end(status, reason)
+        return status
+
+    def _record_end(self, status: str, reason: str) -> None:
+        """Best effort: when the disk is full even this may fail, and the original error is
+        the one to show. A session without an end row reads as killed, and resumes."""
+        try:
             self.ledger.end_session(self.session_id, status, reason)
             self._event("session_ended", f"session {status}" + (f": {reason}" if reason else ""))
             write_results_tsv(self.ledger, self.repo / "results.tsv")
-        return status
+        except (sqlite3.Error, OSError, LedgerError):
+            pass
 
     def _out_of_time(self) -> bool:
         if self.stopping or (self.workspace.state_dir / STOP_FILE).exists():
@@ -215,7 +262,7 @@ class ResearchSession:
     def _measure_baseline(self) -> None:
         if self.noise is not None:
             return
-        runs = [e for e in self.ledger.experiments(self.session_id) if e.kind == "baseline"]
+        runs = [e for e in self._experiments() if e.kind == "baseline"]
         scores = [e.val_bpb for e in runs if e.status == "keep" and e.val_bpb is not None]
         while len(scores) < self.options.baseline_runs and not self._out_of_time():
             seed = self.options.seed + len(runs)
@@ -249,10 +296,10 @@ class ResearchSession:
     def _context(self) -> ResearchContext:
         history = [
             Outcome(e.number, e.description, e.status, e.val_bpb, e.params or None, e.reason)
-            for e in self.ledger.experiments(self.session_id)
+            for e in self._experiments()
             if e.status != "running"
         ]
-        failures = [e for e in self.ledger.experiments(self.session_id) if e.status in FAILED]
+        failures = [e for e in self._experiments() if e.status in FAILED]
         return ResearchContext(
             workspace=self.repo,
             best_source=self.workspace.train_py.read_text(),
@@ -273,7 +320,7 @@ class ResearchSession:
             self._event("note", f"proposal skipped: {err.reason}")
             return None
         if proposal is None:
-            return "exhausted"
+            return EXHAUSTED
         try:
             validate_train_py(proposal.source, self.workspace.train_py.read_text())
         except EditError as err:
@@ -344,7 +391,7 @@ class ResearchSession:
         self._crash_streak_alert(number)
 
     def _crash_streak_alert(self, number: int) -> None:
-        recent = [e.status for e in self.ledger.experiments(self.session_id)][-CRASH_STREAK_ALERT:]
+        recent = [e.status for e in self._experiments()][-CRASH_STREAK_ALERT:]
         if len(recent) == CRASH_STREAK_ALERT and all(s in FAILED for s in recent):
             self._event(
                 "alert",
@@ -529,9 +576,13 @@ class ResearchSession:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _experiments(self):
+        """Experiments of this session and of the earlier ones on the same branch it continues."""
+        return [e for e in self.ledger.experiments() if e.session_id in self.session_ids]
+
     def _remember_tried(self) -> None:
         self.tried_sources.add(source_hash(self.workspace.train_py.read_text()))
-        for view in self.ledger.experiments(self.session_id):
+        for view in self._experiments():
             if view.status not in ("interrupted", "running") and view.commit_sha:
                 source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
                 self.tried_sources.add(source_hash(source))
@@ -543,12 +594,12 @@ class ResearchSession:
             and e.commit_sha
             and e.description == interrupted.description
             and e.status != "interrupted"
-            for e in self.ledger.experiments(self.session_id)
+            for e in self._experiments()
         )
 
     def _best_from_ledger(self) -> float | None:
         best = self.noise.baseline_bpb if self.noise else None
-        for view in self.ledger.experiments(self.session_id):
+        for view in self._experiments():
             if view.status == "keep" and view.kind == "candidate":
                 best = view.flags.get("mean_bpb", view.val_bpb)
         return best
@@ -564,8 +615,12 @@ def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
 
-def check_clean(repo: Path) -> None:
+def check_clean(repo: Path, allow: bool = False) -> None:
+    """A research session needs a clean tree. On resume (`allow`), the only changes allowed are
+    autolab's own half-written ones, which recovery keeps aside."""
     dirty = gitrepo.dirty_paths(repo)
+    if allow:
+        dirty = [path for path in dirty if path != TRAIN_FILE]
     if dirty:
         raise UsageError(
             f"the workspace has uncommitted changes ({', '.join(dirty[:3])}): "
