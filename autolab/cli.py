@@ -26,6 +26,7 @@ COMMANDS = [
     "events",
     "status",
     "report",
+    "dashboard",
 ]
 
 

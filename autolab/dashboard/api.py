@@ -1,0 +1,428 @@
+"""What the dashboard shows, as JSON-ready dicts built from the ledger (and the workspace's git
+repository and run logs for diffs and log tails). No web framework here: `app` serves these.
+
+Every method is blocking (SQLite, git, files) and is called from a worker thread. Reads are
+single statements on the ledger's WAL connection, so they never hold a transaction open while
+the research loop writes.
+"""
+
+import json
+import math
+import os
+import threading
+import time
+from pathlib import Path
+
+from autolab import gitrepo
+from autolab.track.ledger import ExperimentView, Ledger, SessionView, ledger_path
+from autolab.workspace import STOP_FILE, TRAIN_FILE, Workspace
+
+FAILED = ("crash", "timeout", "invalid")
+ALERTS_KEPT = 20  # per session, for the banner
+LOG_TAIL_BYTES = 64 * 1024
+LOG_TAIL_LINES = 200
+NUM_SAMPLES = 8
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id is running (a zombie, killed but not reaped, is not)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        # The state letter follows the parenthesised command name, which may hold spaces.
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): kill(pid, 0) succeeding is all we know
+
+
+class Dashboard:
+    """The dashboard's view of one workspace. Thread-safe; one per app.
+
+    The ledger is opened once its file exists, so the dashboard can start before the first
+    `autolab research` and fill in when it begins. Opening never creates the file.
+    """
+
+    def __init__(self, workspace: Workspace):
+        self.workspace = workspace
+        self.root = workspace.root
+        self._lock = threading.Lock()
+        self._ledger: Ledger | None = None
+        # Scanned incrementally from the events table: each session's latest process id (a
+        # resumed session has a new one) and its recent alerts.
+        self._event_cursor = 0
+        self._pids: dict[int, int] = {}
+        self._alerts: dict[int, list[dict]] = {}
+        self._samples: dict[int, dict] = {}
+        self._sample_locks: dict[int, threading.Lock] = {}
+
+    # -- the ledger ----------------------------------------------------------------------------
+
+    def ledger(self) -> Ledger | None:
+        with self._lock:
+            if self._ledger is None and ledger_path(self.root).is_file():
+                self._ledger = Ledger.for_workspace(self.root)
+            return self._ledger
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None
+
+    def _scan_events(self, ledger: Ledger) -> None:
+        with self._lock:
+            for event in ledger.events(after_id=self._event_cursor):
+                self._event_cursor = event.id
+                if event.session_id is None:
+                    continue
+                if event.kind == "session_started" and event.data.get("pid"):
+                    self._pids[event.session_id] = int(event.data["pid"])
+                elif event.kind == "alert":
+                    alerts = self._alerts.setdefault(event.session_id, [])
+                    alerts.append(event.to_dict())
+                    del alerts[:-ALERTS_KEPT]
+
+    def resolve_session(self, ledger: Ledger, session_id: int | None) -> SessionView | None:
+        if session_id is None:
+            return ledger.latest_session()
+        return next((s for s in ledger.sessions() if s.id == session_id), None)
+
+    def session_state(self, session: SessionView) -> str:
+        """running | stopping | succeeded | failed | cancelled | killed (open, process gone)."""
+        if session.status:
+            return session.status
+        pid = self._pids.get(session.id) or session.config.get("pid")
+        if not process_alive(pid):
+            return "killed"
+        return "stopping" if self.stop_requested() else "running"
+
+    def stop_requested(self) -> bool:
+        return (self.workspace.state_dir / STOP_FILE).exists()
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def overview(self, session_id: int | None = None) -> dict:
+        base = {
+            "workspace": self.root.name,
+            "root": str(self.root),
+            "ledger": False,
+            "sessions": [],
+            "session": None,
+            "counts": {},
+            "baseline_bpb": None,
+            "best": None,
+            "gain": None,
+            "running": None,
+            "alerts": [],
+            "stop_requested": self.stop_requested(),
+            "time": time.time(),
+        }
+        ledger = self.ledger()
+        if ledger is None:
+            return base
+        self._scan_events(ledger)
+        sessions = ledger.sessions()
+        session = self.resolve_session(ledger, session_id)
+        base["ledger"] = True
+        base["sessions"] = [
+            {"id": s.id, "tag": s.tag, "branch": s.branch, "state": self.session_state(s)}
+            for s in sessions
+        ]
+        if session is None:
+            return base
+        state = self.session_state(session)
+        views = ledger.experiments(session.id)
+        counts = {"total": len(views), "candidates": 0}
+        for v in views:
+            status = v.status if v.status not in FAILED else "failed"
+            counts[status] = counts.get(status, 0) + 1
+            counts["candidates"] += v.kind == "candidate"
+        best = ledger.best(session.id)
+        baseline = session.noise.baseline_bpb if session.noise else None
+        running = next((v for v in reversed(views) if v.status == "running"), None)
+        base.update(
+            session={
+                **_clean(session.to_dict()),
+                "state": state,
+                "pid": self._pids.get(session.id) or session.config.get("pid"),
+            },
+            counts=counts,
+            baseline_bpb=baseline,
+            best=None
+            if best is None
+            else {"number": best.number, "val_bpb": best.val_bpb, "description": best.description},
+            gain=None if best is None or baseline is None else baseline - best.val_bpb,
+            alerts=list(self._alerts.get(session.id, [])),
+        )
+        if running is not None and state in ("running", "stopping"):
+            last = ledger.metrics(running.number)[-1:]
+            base["running"] = {
+                "number": running.number,
+                "description": running.description,
+                "started": running.created,
+                **(_clean(last[0]) if last else {}),
+            }
+        return base
+
+    def experiments(self, session_id: int | None = None) -> list[dict]:
+        ledger = self.ledger()
+        if ledger is None:
+            return []
+        session = self.resolve_session(ledger, session_id)
+        if session is None:
+            return []
+        alive = self.session_state(session) in ("running", "stopping")
+        return experiment_rows(ledger.experiments(session.id), alive)
+
+    def experiment(self, number: int) -> dict | None:
+        """One experiment with all the page shows: verdict, diff, log tail, events."""
+        ledger = self.ledger()
+        view = ledger.experiment(number) if ledger else None
+        if view is None:
+            return None
+        session = self.resolve_session(ledger, view.session_id) if view.session_id else None
+        alive = session is not None and self.session_state(session) in ("running", "stopping")
+        row = experiment_rows([view], alive)[0]
+        previous = [v for v in ledger.experiments(view.session_id) if v.number < number]
+        row["delta"] = _delta(view, _best_kept(previous))
+        run_dir = self.workspace.runs_dir / str(number)
+        row.update(
+            base_commit=session.config.get("base_commit", "") if session else "",
+            diff=self.diff(view, session),
+            log=log_tail(run_dir / "run.log"),
+            log_path=str(run_dir / "run.log"),
+            has_model=(run_dir / "model.pt2").is_file(),
+            events=[e.to_dict() for e in ledger.events(number=number, last=100)],
+        )
+        return row
+
+    def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
+        """The experiment's change to train.py against its parent, from the preserved commits."""
+        if view.kind == "baseline" or not view.parent_commit:
+            base = session.config.get("base_commit", "") if session else ""
+            return {
+                "text": "",
+                "note": f"a baseline run of the session's starting commit {base[:7]}: no change",
+            }
+        try:
+            text = gitrepo.git(
+                self.root, "diff", "--no-color", view.parent_commit, view.commit_sha,
+                "--", TRAIN_FILE,
+            )  # fmt: skip
+        except gitrepo.GitError as err:
+            return {"text": "", "note": f"the diff is not available: {err}"}
+        return {"text": text, "note": "" if text else "no change to train.py"}
+
+    def metrics(self, number: int) -> list[dict]:
+        ledger = self.ledger()
+        return [_clean(r) for r in ledger.metrics(number)] if ledger else []
+
+    def events(self, after_id: int = 0, last: int | None = None, session_id=None) -> list[dict]:
+        ledger = self.ledger()
+        if ledger is None:
+            return []
+        rows = ledger.events(after_id=after_id, last=last, session_id=session_id)
+        return [_clean(e.to_dict()) for e in rows]
+
+    def request_stop(self) -> Path:
+        """The same request `autolab stop` makes: the loop ends after recording."""
+        self.workspace.state_dir.mkdir(exist_ok=True)
+        path = self.workspace.state_dir / STOP_FILE
+        path.write_text("stop requested from the dashboard\n")
+        return path
+
+    # -- samples -------------------------------------------------------------------------------
+
+    def samples(self, number: int) -> dict:
+        """Text sampled from the experiment's handed-over model; computed once per experiment.
+        Loads torch on first use, so it runs in a worker thread, one at a time per experiment."""
+        with self._lock:
+            if number in self._samples:
+                return self._samples[number]
+            lock = self._sample_locks.setdefault(number, threading.Lock())
+        with lock:
+            with self._lock:
+                if number in self._samples:
+                    return self._samples[number]
+            result = self._sample(number)
+            if result.get("final"):
+                with self._lock:
+                    self._samples[number] = result
+            return result
+
+    def _sample(self, number: int) -> dict:
+        ledger = self.ledger()
+        view = ledger.experiment(number) if ledger else None
+        if view is None:
+            return {"samples": [], "message": f"no experiment {number}", "final": False}
+        run_dir = self.workspace.runs_dir / str(number)
+        if not (run_dir / "model.pt2").is_file():
+            if view.status == "running":
+                message = f"exp {number} is still training: its model is handed over at the end"
+                return {"samples": [], "message": message, "final": False}
+            message = f"exp {number} left no model ({view.status}"
+            message += f": {view.reason})" if view.reason else ")"
+            return {"samples": [], "message": message, "final": True}
+        from autolab.sampling import sample_texts
+        from autolab.workspace import prepare_data
+
+        started = time.time()
+        texts = sample_texts(run_dir, prepare_data(self.workspace).data_dir, NUM_SAMPLES)
+        return {
+            "samples": texts,
+            "message": "" if texts else f"exp {number}'s model could not be loaded",
+            "seconds": round(time.time() - started, 2),
+            "final": True,
+        }
+
+
+def experiment_rows(views: list[ExperimentView], session_alive: bool) -> list[dict]:
+    """Experiments as table rows: the ledger's fields plus the change against the best kept
+    before each one (as `autolab results`), and "running" shown as "interrupted" once the
+    session's process is gone (what `--resume` will record)."""
+    rows, best = [], None
+    for view in views:
+        row = _clean(view.to_dict())
+        row["delta"] = _delta(view, best)
+        row["seconds"] = view.wall_seconds if view.wall_seconds is not None else view.total_seconds
+        row["shown_status"] = view.status
+        if view.status == "running" and not session_alive:
+            row["shown_status"] = "interrupted"
+        if view.status == "keep" and view.val_bpb is not None:
+            best = view.val_bpb if best is None else min(best, view.val_bpb)
+        rows.append(row)
+    return rows
+
+
+def _best_kept(views: list[ExperimentView]) -> float | None:
+    scores = [v.val_bpb for v in views if v.status == "keep" and v.val_bpb is not None]
+    return min(scores) if scores else None
+
+
+def _delta(view: ExperimentView, best: float | None) -> float | None:
+    if view.val_bpb is None or best is None:
+        return None
+    return view.val_bpb - best
+
+
+def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last lines of a log, reading only its end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - LOG_TAIL_BYTES))
+            data = f.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    if size > LOG_TAIL_BYTES:
+        text = text.split("\n", 1)[-1]  # drop the partial first line
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _clean(value):
+    """JSON has no NaN or infinity: they become null (a NaN loss is a gap in a curve)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+class Follower:
+    """One stream client's place in the ledger: each `tick` returns what is new since the last,
+    or None. The first tick (and the first after the followed session changes) is a full
+    snapshot marked `reset`.
+
+    Metric rows are sent per experiment as `{start, rows}` slices. An experiment is watched
+    while it runs and read once more after it is seen finished: its last rows land before its
+    result, so that read has them all.
+    """
+
+    def __init__(self, dashboard: Dashboard, session_id: int | None = None):
+        self.dashboard = dashboard
+        self.fixed_session = session_id
+        self.session_id: int | None = None
+        self.last_event = 0
+        self.sent: dict[int, int] = {}  # experiment -> metric rows sent
+        self.watched: set[int] = set()
+        self.overview_key = ""
+        self.started = False
+
+    def tick(self) -> dict | None:
+        dash = self.dashboard
+        overview = dash.overview(self.fixed_session)
+        ledger = dash.ledger()
+        session = overview["session"]
+        session_id = session["id"] if session else None
+        if not self.started or session_id != self.session_id:
+            self.started, self.session_id = True, session_id
+            return self._snapshot(ledger, overview)
+        update: dict = {}
+        key = _overview_key(overview)
+        if key != self.overview_key:
+            self.overview_key = key
+            update["overview"] = overview
+        if ledger is None or session_id is None:
+            return update or None
+        # Which experiments run is read before their metrics: see the class docstring.
+        running = {v.number for v in ledger.unfinished(session_id)}
+        metrics = {}
+        for number in sorted(self.watched | running):
+            rows = self._new_metrics(ledger, number)
+            if rows:
+                metrics[number] = rows
+        self.watched = running
+        events = ledger.events(after_id=self.last_event, session_id=session_id)
+        if events:
+            self.last_event = events[-1].id
+            update["events"] = [_clean(e.to_dict()) for e in events]
+        if metrics:
+            update["metrics"] = metrics
+        if events or "overview" in update:
+            update["experiments"] = dash.experiments(session_id)
+        return update or None
+
+    def _snapshot(self, ledger: Ledger | None, overview: dict) -> dict:
+        self.overview_key = _overview_key(overview)
+        self.sent, self.watched = {}, set()
+        snapshot = {"reset": True, "overview": overview, "experiments": [], "events": [],
+                    "metrics": {}}  # fmt: skip
+        if ledger is None or self.session_id is None:
+            return snapshot
+        # The cursor first: an event landing meanwhile is sent twice (the page skips repeats
+        # by id) rather than never.
+        latest = ledger.events(last=1)
+        self.last_event = latest[-1].id if latest else 0
+        views = ledger.experiments(self.session_id)
+        self.watched = {v.number for v in views if v.status == "running"}
+        snapshot["experiments"] = self.dashboard.experiments(self.session_id)
+        events = ledger.events(session_id=self.session_id, last=200)
+        snapshot["events"] = [_clean(e.to_dict()) for e in events]
+        if views:  # the live curve: the running experiment, or else the last one
+            live = views[-1].number
+            for number in sorted(self.watched | {live}):
+                snapshot["metrics"][number] = self._new_metrics(ledger, number)
+        return snapshot
+
+    def _new_metrics(self, ledger: Ledger, number: int) -> dict | None:
+        rows = ledger.metrics(number)
+        start = self.sent.get(number, 0)
+        self.sent[number] = len(rows)
+        if len(rows) <= start:
+            return None
+        return {"start": start, "rows": [_clean(r) for r in rows[start:]]}
+
+
+def _overview_key(overview: dict) -> str:
+    return json.dumps({k: v for k, v in overview.items() if k != "time"}, sort_keys=True)

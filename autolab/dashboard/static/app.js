@@ -1,0 +1,635 @@
+// autolab dashboard: follows /api/stream (server-sent events from the ledger) and renders the
+// header, the progress chart, the live training curve, the experiment table and the events;
+// #/exp/N shows one experiment. No framework: the state is one object, renders are functions.
+"use strict";
+
+const TOKEN = new URLSearchParams(location.search).get("token");
+const FAILED = ["crash", "timeout", "invalid"];
+const COLORS = {
+  keep: "#3fb96f", discard: "#8a94a3", crash: "#f2555a", timeout: "#e59a3a",
+  invalid: "#d266c0", interrupted: "#d9b44a", running: "#5aa7ff", baseline: "#9aa8ff",
+};
+const PALETTE = ["#f2a65a", "#c678dd", "#56d4c8", "#e06c9f", "#d7d35a", "#7aa2ff", "#ff7b72", "#9be07f"];
+const MAX_EVENTS = 300;
+
+const S = {
+  overview: null,
+  experiments: [],
+  byNumber: new Map(),
+  metrics: new Map(),      // number -> metric rows, as far as received
+  events: [],
+  seenEvents: new Set(),
+  compare: new Set(),      // numbers ticked in the table
+  sort: { key: "number", dir: -1 },
+  filter: { text: "", status: "" },
+  xaxis: "step",
+  session: null,           // null: follow the latest session
+  route: { page: "home" },
+  dismissed: Number(localStorage.getItem("autolab.dismissed") || 0),
+  source: null,
+  detail: null,            // the experiment page's data
+};
+
+// ---- helpers -------------------------------------------------------------------------------
+
+function url(path, params = {}) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== null && v !== undefined) q.set(k, v);
+  if (TOKEN) q.set("token", TOKEN);
+  const qs = q.toString();
+  return qs ? `${path}?${qs}` : path;
+}
+async function getJSON(path, params) {
+  const r = await fetch(url(path, params), { headers: { accept: "application/json" } });
+  if (!r.ok) throw new Error(`${path}: ${r.status}`);
+  return r.json();
+}
+const $ = (sel) => document.querySelector(sel);
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+const isNum = (v) => typeof v === "number" && Number.isFinite(v);
+const bpb = (v, d = 4) => (isNum(v) ? v.toFixed(d) : "—");
+function signed(v, d = 4) { return isNum(v) ? (v > 0 ? "+" : v < 0 ? "−" : "±") + Math.abs(v).toFixed(d) : ""; }
+function mem(mb) {
+  if (!isNum(mb)) return "";
+  return mb >= 1024 ? `${(mb / 1024).toFixed(1)} GB` : `${Math.round(mb)} MB`;
+}
+function dur(s) {
+  if (!isNum(s)) return "";
+  if (s < 60) return `${s.toFixed(1)}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(Math.round(s % 60)).padStart(2, "0")}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}m`;
+}
+const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
+const statusPill = (s) => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
+const statusGroup = (s) => (FAILED.includes(s) ? "failed" : s);
+function describe(e) {
+  if (e.kind === "recheck" && e.rechecks != null) return `<span class="kind">re-check of #${e.rechecks}:</span>${esc(e.description)}`;
+  if (e.kind === "baseline") return `<span class="kind">baseline:</span>${esc(e.description)}`;
+  return esc(e.description);
+}
+function liveNumber() {
+  const running = S.experiments.filter((e) => e.shown_status === "running");
+  if (running.length) return running[running.length - 1].number;
+  return S.experiments.length ? S.experiments[S.experiments.length - 1].number : null;
+}
+
+// ---- plotly --------------------------------------------------------------------------------
+
+const PLOT_CONFIG = { displayModeBar: false, responsive: true };
+function baseLayout(extra = {}) {
+  const axis = { gridcolor: "#222a35", zerolinecolor: "#2a3340", linecolor: "#2a3340", tickfont: { family: "ui-monospace, Menlo, monospace", size: 11, color: "#8590a0" } };
+  return {
+    paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "Inter, system-ui, sans-serif", size: 11, color: "#b9c1cc" },
+    margin: { l: 56, r: 14, t: 10, b: 40 },
+    hoverlabel: { bgcolor: "#1b212a", bordercolor: "#3a4453", font: { family: "ui-monospace, Menlo, monospace", size: 12, color: "#e3e7ee" } },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 }, bgcolor: "rgba(0,0,0,0)" },
+    xaxis: { ...axis, ...(extra.xaxis || {}) },
+    yaxis: { ...axis, ...(extra.yaxis || {}) },
+    shapes: extra.shapes || [], annotations: extra.annotations || [],
+    showlegend: extra.showlegend ?? true,
+    uirevision: extra.uirevision,
+  };
+}
+function plot(el, traces, layout) {
+  if (!window.Plotly) { el.innerHTML = `<div class="empty">plotly.js is not available: pip install plotly</div>`; return; }
+  Plotly.react(el, traces, layout, PLOT_CONFIG);
+}
+
+function renderProgress() {
+  const el = $("#progress-chart");
+  const exps = S.experiments;
+  const scored = exps.filter((e) => isNum(e.val_bpb));
+  if (!exps.length) { plot(el, [], baseLayout({ annotations: [emptyNote("no experiments yet")] })); return; }
+  const pts = (list) => ({
+    x: list.map((e) => e.number), y: list.map((e) => e.val_bpb),
+    customdata: list.map((e) => [e.shown_status, e.description, e.reason || ""]),
+  });
+  const hover = "<b>#%{x}</b> %{customdata[0]}  %{y:.4f}<br>%{customdata[1]}<extra></extra>";
+  const traces = [];
+  const discards = scored.filter((e) => e.kind !== "baseline" && (e.status === "discard" || e.kind === "recheck"));
+  traces.push({ ...pts(discards), name: "discard", mode: "markers", type: "scatter", hovertemplate: hover,
+    marker: { color: "rgba(138,148,163,.45)", size: 7, line: { width: 0 } } });
+  const baselines = scored.filter((e) => e.kind === "baseline");
+  traces.push({ ...pts(baselines), name: "baseline", mode: "markers", type: "scatter", hovertemplate: hover,
+    marker: { color: COLORS.baseline, size: 9, symbol: "diamond" } });
+  const kept = scored.filter((e) => e.status === "keep" && e.kind === "candidate");
+  // Running best: a step line through every keep (baselines included), carried to the last run.
+  const keeps = scored.filter((e) => e.status === "keep");
+  const bx = [], by = [];
+  let best = Infinity;
+  for (const e of keeps) if (e.val_bpb < best) { best = e.val_bpb; bx.push(e.number); by.push(best); }
+  if (bx.length) { bx.push(exps[exps.length - 1].number); by.push(best); }
+  traces.push({ x: bx, y: by, name: "running best", mode: "lines", type: "scatter", hoverinfo: "skip",
+    line: { color: COLORS.keep, width: 2, shape: "hv" } });
+  traces.push({ ...pts(kept), name: "keep", mode: "markers", type: "scatter", hovertemplate: hover,
+    marker: { color: COLORS.keep, size: 10, line: { color: "#0d1014", width: 1.5 } } });
+  // Failures have no score: marked along the top edge, coloured by kind.
+  const ys = scored.map((e) => e.val_bpb);
+  const lo = ys.length ? Math.min(...ys) : 0, hi = ys.length ? Math.max(...ys) : 1;
+  const pad = Math.max((hi - lo) * 0.08, Math.abs(hi) * 0.004, 0.002);
+  const top = hi + 1.5 * pad;
+  const failed = exps.filter((e) => FAILED.includes(e.status) || e.shown_status === "interrupted");
+  traces.push({ x: failed.map((e) => e.number), y: failed.map(() => top), name: "crash · timeout · invalid",
+    mode: "markers", type: "scatter",
+    customdata: failed.map((e) => [e.shown_status, e.description, e.reason || ""]),
+    hovertemplate: "<b>#%{x}</b> %{customdata[0]}<br>%{customdata[1]}<br><i>%{customdata[2]}</i><extra></extra>",
+    marker: { symbol: "x-thin", size: 10, line: { width: 2.5, color: failed.map((e) => COLORS[e.shown_status] || COLORS.crash) } } });
+  const shapes = [], annotations = [];
+  const base = S.overview && S.overview.baseline_bpb;
+  if (isNum(base)) {
+    shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: base, y1: base, line: { color: "#4a5566", width: 1, dash: "dot" } });
+    annotations.push({ xref: "paper", x: 1, y: base, xanchor: "right", yanchor: "bottom", text: "baseline", showarrow: false, font: { size: 10, color: "#6b7686" } });
+  }
+  const running = exps.filter((e) => e.shown_status === "running");
+  for (const e of running) {
+    shapes.push({ type: "line", yref: "paper", x0: e.number, x1: e.number, y0: 0, y1: 1, line: { color: COLORS.running, width: 1.5, dash: "dash" } });
+    annotations.push({ yref: "paper", x: e.number, y: 1, yanchor: "bottom", text: `#${e.number} running`, showarrow: false, font: { size: 10, color: COLORS.running } });
+  }
+  const xmax = exps[exps.length - 1].number;
+  plot(el, traces, baseLayout({
+    uirevision: "progress", shapes, annotations,
+    xaxis: { title: { text: "experiment" }, range: [0.3, xmax + 0.7], dtick: xmax > 30 ? undefined : 1 },
+    yaxis: { title: { text: "val_bpb" }, tickformat: ".3f", range: [lo - pad, (failed.length ? top : hi) + pad] },
+  }));
+}
+
+function emptyNote(text) {
+  return { xref: "paper", yref: "paper", x: 0.5, y: 0.5, text, showarrow: false, font: { size: 13, color: "#6b7686" } };
+}
+
+function curveTrace(number, rows, color, width, name) {
+  return {
+    x: rows.map((r) => r[S.xaxis]), y: rows.map((r) => r.loss), name, type: "scatter", mode: "lines+markers",
+    line: { color, width }, marker: { size: width > 2 ? 4 : 3, color },
+    hovertemplate: `<b>#${number}</b> ${S.xaxis === "step" ? "step" : "t"} %{x}<br>loss %{y:.4f}<extra></extra>`,
+    meta: { number },
+  };
+}
+
+function renderLive() {
+  const el = $("#live-chart");
+  const live = liveNumber();
+  const traces = [];
+  let i = 0;
+  for (const n of [...S.compare].sort((a, b) => a - b)) {
+    if (n === live) continue;
+    const rows = S.metrics.get(n);
+    if (rows) traces.push(curveTrace(n, rows, PALETTE[i++ % PALETTE.length], 1.5, `#${n}`));
+  }
+  const best = S.overview && S.overview.best ? S.overview.best.number : null;
+  if (best != null && best !== live && !S.compare.has(best)) {
+    const ref = S.metrics.get(best);
+    if (ref) traces.push({ ...curveTrace(best, ref, COLORS.keep, 1.2, `best #${best}`), opacity: 0.45, line: { color: COLORS.keep, width: 1.2, dash: "dot" }, mode: "lines" });
+    else ensureMetrics(best).then(renderLive).catch(() => {});
+  }
+  const rows = live != null ? S.metrics.get(live) || [] : [];
+  if (live != null) traces.push(curveTrace(live, rows, COLORS.running, 2.5, `#${live}${S.byNumber.get(live)?.shown_status === "running" ? " (live)" : ""}`));
+  const e = S.byNumber.get(live);
+  const last = rows[rows.length - 1];
+  let title = "";
+  if (e) {
+    title = `#${live} · ${e.shown_status}`;
+    if (last && isNum(last.progress)) title += ` · ${Math.round(100 * last.progress)}%`;
+    if (last && isNum(last.loss)) title += ` · loss ${last.loss.toFixed(3)}`;
+  }
+  $("#live-title").textContent = title;
+  let note = "";
+  if (live == null) note = "waiting for the first experiment";
+  else if (!rows.length) note = e && e.shown_status === "running" ? `#${live}: waiting for metrics` : `#${live}: no metrics recorded`;
+  const annotations = note ? [emptyNote(note)] : [];
+  plot(el, traces, baseLayout({
+    uirevision: `live-${live}-${S.xaxis}`, annotations,
+    xaxis: { title: { text: S.xaxis === "step" ? "step" : "training seconds" } },
+    yaxis: { title: { text: "train loss" } },
+  }));
+}
+
+// ---- header, banner, events ----------------------------------------------------------------
+
+function renderHeader() {
+  const o = S.overview;
+  if (!o) return;
+  const s = o.session;
+  let state = s ? s.state : o.ledger ? "waiting" : "no ledger";
+  if (!S.connected) state = "offline";
+  const pill = $("#state");
+  pill.dataset.state = state;
+  pill.querySelector("b").textContent = state;
+  pill.title = s && s.reason ? s.reason : state === "no ledger" ? "run `autolab research` in this workspace: the dashboard fills in when it starts" : "";
+  $("#where").textContent = s ? `${o.workspace} · ${s.branch}` : o.workspace;
+  $("#best").textContent = o.best ? bpb(o.best.val_bpb) : "—";
+  $("#best").title = o.best ? `#${o.best.number}: ${o.best.description}` : "";
+  const gain = $("#gain");
+  if (isNum(o.gain) && isNum(o.baseline_bpb)) {
+    const pct = (100 * o.gain) / o.baseline_bpb;
+    gain.textContent = Math.abs(pct) < 0.05 ? `${signed(-o.gain)}` : `${signed(-o.gain)} (${pct >= 0 ? "−" : "+"}${Math.abs(pct).toFixed(1)}%)`;
+    gain.className = "num " + (o.gain > 0 ? "good" : "");
+    gain.title = `baseline ${bpb(o.baseline_bpb, 6)}`;
+  } else { gain.textContent = "—"; gain.className = "num"; }
+  const c = o.counts || {};
+  $("#count").textContent = c.total ? `${c.total}  ·  ${c.keep || 0} kept` : "0";
+  $("#count").title = Object.entries(c).map(([k, v]) => `${k}: ${v}`).join("\n");
+  const r = o.running;
+  let now = "";
+  if (r) {
+    now = `#${r.number} ${r.description}`;
+    if (isNum(r.progress)) now += `  ·  ${Math.round(100 * r.progress)}%`;
+    if (isNum(r.loss)) now += `  ·  loss ${r.loss.toFixed(3)}`;
+  } else if (s && s.ended) now = `ended ${clock(s.ended)}${s.reason ? ": " + s.reason : ""}`;
+  else if (s && state === "killed") now = "the research process is gone: `autolab research --resume` continues it";
+  else if (s) now = state === "running" ? "the researcher is thinking…" : "";
+  else now = o.ledger ? "" : "waiting for `autolab research` in this workspace";
+  $("#now").textContent = now || "—";
+  $("#now").title = now;
+  const stop = $("#stop");
+  const canStop = state === "running";
+  stop.disabled = !canStop;
+  if (!canStop) disarm();
+  if (state === "stopping" || o.stop_requested && state === "running") stop.textContent = "Stopping…";
+  else if (!stop.classList.contains("armed")) stop.textContent = "Stop";
+  const sel = $("#session");
+  sel.hidden = (o.sessions || []).length < 2;
+  const want = (o.sessions || []).map((x) => `${x.id}:${x.tag}:${x.state}`).join("|");
+  if (sel.dataset.key !== want) {
+    sel.dataset.key = want;
+    sel.innerHTML = `<option value="">latest session</option>` + (o.sessions || []).slice().reverse()
+      .map((x) => `<option value="${x.id}">#${x.id} ${esc(x.tag)} (${esc(x.state)})</option>`).join("");
+    sel.value = S.session ?? "";
+  }
+  renderBanner();
+}
+
+function renderBanner() {
+  const alerts = (S.overview && S.overview.alerts) || [];
+  const a = alerts.filter((x) => x.id > S.dismissed).pop();
+  const banner = $("#banner");
+  if (!a) { banner.hidden = true; return; }
+  const kind = (a.data && a.data.alert) || "alert";
+  banner.dataset.kind = kind;
+  banner.dataset.id = a.id;
+  const icon = kind === "new_best" ? "▲" : "⚠";
+  $("#banner-text").textContent = `${icon}  ${clock(a.time)}  ${a.message}${a.number != null ? `  (#${a.number})` : ""}`;
+  banner.hidden = false;
+}
+
+function addEvents(events) {
+  for (const e of events) {
+    if (S.seenEvents.has(e.id)) continue;
+    S.seenEvents.add(e.id);
+    S.events.push(e);
+  }
+  if (S.events.length > MAX_EVENTS) S.events.splice(0, S.events.length - MAX_EVENTS);
+  renderEvents();
+}
+
+function renderEvents() {
+  const steps = $("#show-steps").checked;
+  const list = S.events.filter((e) => steps || e.kind !== "step").slice(-150).reverse();
+  $("#events").innerHTML = list.map((e) => `<li class="${e.kind === "step" ? "step" : ""}">
+    <time>${clock(e.time)}</time><span class="k k-${esc(e.kind)}">${esc(e.kind.replace("session_", ""))}</span>
+    <span class="m">${e.number != null ? `<a href="#/exp/${e.number}">#${e.number}</a> ` : ""}${esc(e.message.replace(/^exp \d+:? ?/, ""))}</span></li>`).join("")
+    || `<li><span></span><span></span><span class="muted">no events yet</span></li>`;
+}
+
+// ---- experiment table ----------------------------------------------------------------------
+
+const COLUMNS = [
+  { key: "cmp", label: "", sortable: false },
+  { key: "number", label: "#", cls: "r" },
+  { key: "shown_status", label: "status" },
+  { key: "description", label: "description" },
+  { key: "val_bpb", label: "val_bpb", cls: "r" },
+  { key: "delta", label: "Δ best", cls: "r" },
+  { key: "peak_memory_mb", label: "memory", cls: "r" },
+  { key: "seconds", label: "time", cls: "r" },
+  { key: "researcher", label: "researcher" },
+  { key: "seed", label: "seed", cls: "r" },
+];
+
+function renderTableHead() {
+  $("#table thead tr").innerHTML = COLUMNS.map((c) => {
+    if (c.sortable === false) return `<th class="cmp" title="tick to overlay training curves">⇄</th>`;
+    const sorted = S.sort.key === c.key;
+    return `<th class="sortable ${c.cls || ""} ${sorted ? "sorted" : ""} ${sorted && S.sort.dir > 0 ? "asc" : ""}" data-key="${c.key}">${c.label}</th>`;
+  }).join("");
+}
+
+function visibleRows() {
+  const text = S.filter.text.trim().toLowerCase();
+  const rows = S.experiments.filter((e) => {
+    if (S.filter.status && statusGroup(e.shown_status) !== S.filter.status) return false;
+    if (!text) return true;
+    if (/^#\d+$/.test(text)) return `#${e.number}` === text;
+    return [e.number, e.shown_status, e.description, e.researcher, e.kind, e.reason].join(" ").toLowerCase().includes(text);
+  });
+  const { key, dir } = S.sort;
+  return rows.sort((a, b) => {
+    const x = a[key], y = b[key];
+    if (x == null && y == null) return b.number - a.number;
+    if (x == null) return 1;   // blanks last, whatever the direction
+    if (y == null) return -1;
+    const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+    return c * dir || b.number - a.number;
+  });
+}
+
+function renderTable() {
+  const rows = visibleRows();
+  const bestNumber = S.overview && S.overview.best ? S.overview.best.number : null;
+  $("#table tbody").innerHTML = rows.map((e) => {
+    const d = e.delta;
+    const dcls = isNum(d) ? (d < 0 ? "good" : "muted") : "";
+    const cls = [e.number === bestNumber ? "best" : "", e.shown_status === "running" ? "live" : ""].join(" ");
+    return `<tr data-n="${e.number}" class="${cls}">
+      <td class="cmp"><input type="checkbox" data-n="${e.number}" ${S.compare.has(e.number) ? "checked" : ""} title="overlay its curve"></td>
+      <td class="r num">${e.number}</td>
+      <td>${statusPill(e.shown_status)}${e.number === bestNumber ? `<span class="star" title="best">★</span>` : ""}</td>
+      <td class="desc" title="${esc(e.reason)}">${describe(e)}</td>
+      <td class="r num" title="${isNum(e.val_bpb) ? e.val_bpb.toFixed(6) : ""}">${isNum(e.val_bpb) ? e.val_bpb.toFixed(4) : ""}</td>
+      <td class="r num ${dcls}">${signed(d)}</td>
+      <td class="r num">${mem(e.peak_memory_mb)}</td>
+      <td class="r num">${e.shown_status === "running" ? `<span class="spinner"></span>` : dur(e.seconds)}</td>
+      <td>${esc(e.researcher)}</td>
+      <td class="r num">${e.seed ?? ""}</td></tr>`;
+  }).join("");
+  const total = S.experiments.length;
+  $("#shown").textContent = total ? (rows.length === total ? `${total}` : `${rows.length} of ${total}`) : "";
+  const empty = $("#empty");
+  empty.hidden = rows.length > 0;
+  empty.textContent = total ? "no experiment matches the filter" : (S.overview && !S.overview.ledger
+    ? "no ledger yet: start `autolab research` in this workspace; this page fills in by itself"
+    : "no experiments yet");
+}
+
+const fetching = new Map();   // number -> the metrics request in flight
+function ensureMetrics(n) {
+  if (S.metrics.has(n) && S.byNumber.get(n)?.shown_status !== "running") return Promise.resolve();
+  if (!fetching.has(n)) {
+    fetching.set(n, getJSON(`/api/experiments/${n}/metrics`)
+      .then((rows) => { S.metrics.set(n, rows); })
+      .finally(() => fetching.delete(n)));
+  }
+  return fetching.get(n);
+}
+
+// ---- stream --------------------------------------------------------------------------------
+
+function connect() {
+  if (S.source) S.source.close();
+  S.source = new EventSource(url("/api/stream", { session: S.session }));
+  S.source.onopen = () => { S.connected = true; renderHeader(); };
+  S.source.onerror = () => { S.connected = false; renderHeader(); };
+  S.source.onmessage = (msg) => apply(JSON.parse(msg.data));
+}
+
+function apply(u) {
+  S.connected = true;
+  if (u.reset) {
+    S.events = []; S.seenEvents.clear(); S.metrics.clear();
+  }
+  if (u.overview) S.overview = u.overview;
+  if (u.experiments) {
+    S.experiments = u.experiments;
+    S.byNumber = new Map(u.experiments.map((e) => [e.number, e]));
+  }
+  let liveChanged = false;
+  for (const [key, slice] of Object.entries(u.metrics || {})) {
+    if (!slice) continue;
+    const n = Number(key);
+    const have = S.metrics.get(n) || [];
+    if (slice.start === have.length) S.metrics.set(n, have.concat(slice.rows));
+    else if (slice.start === 0) S.metrics.set(n, slice.rows);
+    else ensureMetrics(n).then(renderAllCurves);   // a gap: fetch the whole curve
+    liveChanged = true;
+  }
+  if (u.events) addEvents(u.events);
+  if (u.overview || u.reset) renderHeader();
+  if (u.experiments || u.reset) { renderTable(); renderProgress(); }
+  const live = liveNumber();
+  if (live != null && !S.metrics.has(live)) ensureMetrics(live).then(renderAllCurves);
+  if (liveChanged || u.experiments || u.reset) renderAllCurves();
+  if (S.route.page === "exp") refreshDetail(u);
+  if (u.problem) console.warn(u.problem);
+}
+
+function renderAllCurves() {
+  renderLive();
+  if (S.route.page === "exp" && S.detail) renderDetailCurve();
+}
+
+// ---- experiment page -----------------------------------------------------------------------
+
+function diffHtml(text) {
+  return text.split("\n").map((line) => {
+    let c = "";
+    if (line.startsWith("@@")) c = "hunk";
+    else if (/^(diff |index |--- |\+\+\+ )/.test(line)) c = "meta";
+    else if (line.startsWith("+")) c = "add";
+    else if (line.startsWith("-")) c = "del";
+    return `<span class="${c}">${esc(line) || " "}</span>`;
+  }).join("");
+}
+
+async function showExperiment(n) {
+  const page = $("#exp");
+  if (!S.detail || S.detail.number !== n) page.innerHTML = `<div class="note"><span class="spinner"></span>loading #${n}…</div>`;
+  let d;
+  try { d = await getJSON(`/api/experiments/${n}`); } catch (err) {
+    page.innerHTML = `<a class="back" href="#/">← all experiments</a><div class="note">no experiment ${n} in this ledger</div>`;
+    return;
+  }
+  if (S.route.page !== "exp" || S.route.number !== n) return;
+  S.detail = d;
+  await ensureMetrics(n).catch(() => {});
+  renderDetail();
+}
+
+function renderDetail() {
+  const d = S.detail;
+  const e = S.byNumber.get(d.number) || d;
+  const status = e.shown_status || d.status;
+  const gap = isNum(d.val_bpb) && isNum(d.reported_val_bpb) ? d.reported_val_bpb - d.val_bpb : null;
+  const flags = Object.entries(d.flags || {}).map(([k, v]) => `<span class="flag">${esc(k)}: ${esc(typeof v === "object" ? JSON.stringify(v) : v)}</span>`).join("");
+  const kv = (k, v) => (v === "" || v == null ? "" : `<dt>${k}</dt><dd>${v}</dd>`);
+  const kind = d.kind === "recheck" ? `re-check of <a href="#/exp/${d.rechecks}">#${d.rechecks}</a>` : d.kind;
+  const page = $("#exp");
+  page.innerHTML = `
+  <a class="back" href="#/">← all experiments</a>
+  <div class="exp-head">
+    <h1>#${d.number}</h1>${statusPill(status)}<span class="desc">${esc(d.description)}</span>
+    <div class="meta">${kind} · researcher ${esc(d.researcher || "—")} · seed ${d.seed ?? "—"} · commit ${esc((d.commit_sha || "").slice(0, 10))}${d.parent_commit ? ` ← ${esc(d.parent_commit.slice(0, 10))}` : ""} · ${new Date(d.created * 1000).toLocaleString()}</div>
+  </div>
+  <section class="row halves">
+    <div class="card" id="verdict">
+      <div class="card-head"><h2>Verdict</h2><span class="hint">the sealed score decides; the reported one is what train.py printed</span></div>
+      ${d.reason ? `<div class="reason">${esc(d.reason)}</div>` : ""}
+      <dl class="kv">
+        <dt>sealed val_bpb</dt><dd class="big">${status === "running" ? `<span class="spinner"></span><span class="muted" style="font-size:14px">training</span>` : bpb(d.val_bpb, 6)}</dd>
+        ${kv("reported val_bpb", isNum(d.reported_val_bpb) ? `${bpb(d.reported_val_bpb, 6)}  (${signed(gap, 6)} vs sealed)` : "")}
+        ${kv("vs best before it", isNum(d.delta) ? `<span class="${d.delta < 0 ? "good" : ""}">${signed(d.delta, 6)}</span>` : "")}
+        ${kv("peak memory", mem(d.peak_memory_mb))}
+        ${kv("wall time", dur(d.wall_seconds))}
+        ${kv("training time", dur(d.training_seconds))}
+        ${kv("steps", d.num_steps ?? "")}
+        ${kv("tokens / s", isNum(d.tokens_per_sec) ? Math.round(d.tokens_per_sec).toLocaleString() : "")}
+        ${kv("parameters", isNum(d.num_params_M) ? `${d.num_params_M.toFixed(d.num_params_M < 10 ? 2 : 1)} M` : "")}
+        ${kv("hardware", esc(d.hardware))}
+        ${kv("flags", flags)}
+        ${kv("params", Object.keys(d.params || {}).length ? esc(JSON.stringify(d.params)) : "")}
+      </dl>
+    </div>
+    <div class="card">
+      <div class="card-head"><h2>Training curve</h2><span class="hint" id="detail-curve-title"></span></div>
+      <div id="detail-chart" class="chart"></div>
+    </div>
+  </section>
+  <div class="card" id="diff-card">
+    <div class="card-head"><h2>Diff</h2><span class="hint">train.py against its parent${d.parent_commit ? ` ${esc(d.parent_commit.slice(0, 7))}` : ""}</span></div>
+    ${d.diff.text ? `<pre class="diff" id="diff">${diffHtml(d.diff.text)}</pre>` : `<div class="note" id="diff">${esc(d.diff.note)}</div>`}
+  </div>
+  <section class="row halves">
+    <div class="card">
+      <div class="card-head"><h2>Log</h2><span class="hint mono">${esc(d.log_path)}</span></div>
+      <pre class="log" id="log">${esc(d.log) || `<span class="muted">no log yet</span>`}</pre>
+    </div>
+    <div class="card">
+      <div class="card-head"><h2>Samples</h2><span class="hint">from the handed-over model</span><span class="spacer"></span>
+        <button class="btn" id="sample-btn" ${d.has_model ? "" : "hidden"}>Generate</button></div>
+      <div id="samples"><div class="note">${d.has_model ? "text from this experiment's model: loads torch on first use" : status === "running" ? "the model is handed over when training ends" : "this experiment left no model"}</div></div>
+    </div>
+  </section>`;
+  const log = $("#log");
+  if (log) log.scrollTop = log.scrollHeight;
+  $("#sample-btn").onclick = () => loadSamples(d.number);
+  renderDetailCurve();
+}
+
+function renderDetailCurve() {
+  const el = $("#detail-chart");
+  if (!el || !S.detail) return;
+  const n = S.detail.number;
+  const rows = S.metrics.get(n) || [];
+  const last = rows[rows.length - 1];
+  $("#detail-curve-title").textContent = last ? `step ${last.step}${isNum(last.loss) ? ` · loss ${last.loss.toFixed(4)}` : ""}` : "";
+  plot(el, rows.length ? [curveTrace(n, rows, COLORS.running, 2.5, `#${n}`)] : [], baseLayout({
+    uirevision: `detail-${n}-${S.xaxis}`, showlegend: false,
+    annotations: rows.length ? [] : [emptyNote(S.byNumber.get(n)?.shown_status === "running" ? "waiting for metrics" : "no metrics recorded")],
+    xaxis: { title: { text: S.xaxis === "step" ? "step" : "training seconds" } },
+    yaxis: { title: { text: "train loss" } },
+  }));
+}
+
+async function loadSamples(n) {
+  const box = $("#samples");
+  box.innerHTML = `<div class="note"><span class="spinner"></span>sampling from #${n}…</div>`;
+  try {
+    const r = await getJSON(`/api/experiments/${n}/samples`);
+    if (!S.detail || S.detail.number !== n) return;
+    box.innerHTML = r.samples.length
+      ? `<ol class="samples">${r.samples.map((t) => `<li>${esc(t)}</li>`).join("")}</ol>`
+      : `<div class="note">${esc(r.message)}</div>`;
+  } catch (err) {
+    box.innerHTML = `<div class="note">sampling failed: ${esc(err.message)}</div>`;
+  }
+}
+
+function refreshDetail(u) {
+  if (!S.detail) return;
+  const n = S.detail.number;
+  // A verdict or an end for this experiment: its page (log, diff, verdict) is fetched again.
+  const mine = (u.events || []).filter((e) => e.number === n);
+  if (mine.some((e) => ["verdict", "finished", "evaluation"].includes(e.kind))) {
+    showExperiment(n);
+    return;
+  }
+  if (mine.some((e) => e.kind === "step") && Date.now() - (S.logFetched || 0) > 2000) {
+    S.logFetched = Date.now();   // the log grows while it trains: its tail, at most every 2 s
+    getJSON(`/api/experiments/${n}`).then((d) => {
+      const log = $("#log");
+      if (!log || !S.detail || S.detail.number !== n) return;
+      const atEnd = log.scrollTop + log.clientHeight >= log.scrollHeight - 8;
+      log.textContent = d.log;
+      if (atEnd) log.scrollTop = log.scrollHeight;
+    }).catch(() => {});
+  }
+  if (u.experiments) {
+    const e = S.byNumber.get(n);
+    const pill = document.querySelector(".exp-head .status");
+    if (e && pill && pill.textContent !== e.shown_status) pill.outerHTML = statusPill(e.shown_status);
+  }
+}
+
+// ---- routing and controls ------------------------------------------------------------------
+
+function route() {
+  const m = location.hash.match(/^#\/exp\/(\d+)/);
+  S.route = m ? { page: "exp", number: Number(m[1]) } : { page: "home" };
+  $("#home").hidden = S.route.page !== "home";
+  $("#exp").hidden = S.route.page !== "exp";
+  if (S.route.page === "exp") { window.scrollTo(0, 0); showExperiment(S.route.number); }
+  else { S.detail = null; renderProgress(); renderAllCurves(); }
+}
+
+let armTimer = null;
+function disarm() {
+  const b = $("#stop");
+  b.classList.remove("armed");
+  clearTimeout(armTimer);
+}
+async function onStop() {
+  const b = $("#stop");
+  if (!b.classList.contains("armed")) {
+    b.classList.add("armed");
+    b.textContent = "Confirm stop";
+    armTimer = setTimeout(() => { disarm(); b.textContent = "Stop"; }, 4000);
+    return;
+  }
+  disarm();
+  b.disabled = true;
+  b.textContent = "Stopping…";
+  const r = await fetch(url("/api/stop"), { method: "POST" });
+  if (!r.ok) { b.textContent = "Stop failed"; b.disabled = false; }
+}
+
+function init() {
+  renderTableHead();
+  $("#table thead").addEventListener("click", (ev) => {
+    const th = ev.target.closest("th.sortable");
+    if (!th) return;
+    const key = th.dataset.key;
+    S.sort = S.sort.key === key ? { key, dir: -S.sort.dir } : { key, dir: ["number", "seed"].includes(key) ? -1 : 1 };
+    renderTableHead(); renderTable();
+  });
+  $("#table tbody").addEventListener("click", async (ev) => {
+    const box = ev.target.closest("input[type=checkbox]");
+    if (box) {
+      const n = Number(box.dataset.n);
+      if (box.checked) { S.compare.add(n); await ensureMetrics(n); } else S.compare.delete(n);
+      renderLive();
+      return;
+    }
+    const tr = ev.target.closest("tr[data-n]");
+    if (tr && !ev.target.closest("a")) location.hash = `#/exp/${tr.dataset.n}`;
+  });
+  $("#filter").addEventListener("input", (ev) => { S.filter.text = ev.target.value; renderTable(); });
+  $("#status-filter").addEventListener("change", (ev) => { S.filter.status = ev.target.value; renderTable(); });
+  $("#show-steps").addEventListener("change", renderEvents);
+  $("#xaxis").addEventListener("change", (ev) => { S.xaxis = ev.target.value; renderAllCurves(); });
+  $("#stop").addEventListener("click", onStop);
+  $("#banner-close").addEventListener("click", () => {
+    S.dismissed = Number($("#banner").dataset.id || 0);
+    localStorage.setItem("autolab.dismissed", String(S.dismissed));
+    renderBanner();
+  });
+  $("#session").addEventListener("change", (ev) => {
+    S.session = ev.target.value || null;
+    S.compare.clear();
+    connect();
+  });
+  window.addEventListener("hashchange", route);
+  route();
+  connect();
+}
+
+init();
