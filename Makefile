@@ -31,7 +31,12 @@ demo: setup
 		--max-experiments $(DEMO_EXPERIMENTS)
 	$(VENV)/bin/autolab sample -C $(DEMO_DIR) -n 10 --experiment best
 
-test: setup
+# The tracker exporters are optional extras; the test suite exercises all three.
+$(VENV)/.installed-trackers: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[wandb,mlflow,tensorboard]'
+	touch $@
+
+test: setup $(VENV)/.installed-trackers
 	$(PY) -m pytest
 
 lint: setup

@@ -58,6 +58,25 @@ def register(subparsers) -> None:
         help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}"',
     )
     command.add_argument("--agent-timeout", default="15m", help="time limit per agent call")
+    trackers = parser.add_argument_group("trackers (optional extras)")
+    trackers.add_argument(
+        "--wandb",
+        nargs="?",
+        const="autolab",
+        metavar="PROJECT",
+        help="each experiment a W&B run in PROJECT (default autolab), grouped by tag; "
+        "WANDB_MODE=offline keeps it local",
+    )
+    trackers.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="each experiment an MLflow run, e.g. sqlite:///path/mlflow.db or http://host:5000",
+    )
+    trackers.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="TensorBoard event files in DIR/<tag>/exp<N> (outside the workspace or in .autolab/)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -99,6 +118,9 @@ def run(args) -> int:
         raise UsageError("--baseline-runs must be at least 1")
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     researcher = make_researcher(args, workspace)
+    from autolab.exporters import exporters_from_flags
+
+    exporters = exporters_from_flags(args)  # a missing package stops here, before anything
     workspace.state_dir.mkdir(exist_ok=True)
     ledger = Ledger.for_workspace(workspace.root)
     tag = args.tag or _default_tag(ledger, args.resume)
@@ -115,6 +137,7 @@ def run(args) -> int:
     )
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)
+    session.listeners.extend(exporters)
     session.resume() if args.resume else session.start()
     if args.notify_cmd:
         from autolab.notify import CommandNotifier

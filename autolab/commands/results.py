@@ -35,7 +35,7 @@ def register(subparsers) -> None:
     output.add_argument("--tsv", action="store_true", help="print results.tsv (autoresearch)")
     output.add_argument("--json", action="store_true", help="print a JSON list of experiments")
     parser.add_argument(
-        "--workspace", default=".", metavar="DIR", help="the workspace (default: here)"
+        "-C", "--workspace", default=".", metavar="DIR", help="the workspace (default: here)"
     )
     parser.set_defaults(func=run)
 

@@ -166,6 +166,8 @@ class ResearchSession:
             self.ledger.add_result(
                 view.number, ResultRecord("interrupted", "autolab stopped before it finished")
             )
+            if view.kind != "baseline" and view.commit_sha:
+                git_branch.preserve(self.repo, view.number, view.commit_sha)
             self._event("verdict", f"exp {view.number} interrupted", view.number)
         experiments = self._experiments()
         kept = [e for e in experiments if e.status == "keep" and e.kind != "baseline"]
