@@ -4,6 +4,7 @@ train.py is the one file that changes; autolab.toml holds the workspace's settin
 documented once in SETTINGS_TEMPLATE; program.md is the brief for a human or an agent.
 """
 
+import json
 import shutil
 import tomllib
 from dataclasses import dataclass, field
@@ -147,10 +148,46 @@ def _toml_str(text: str) -> str:
 
 
 def prepare_data(workspace: Workspace):
-    """The workspace's prepared data (from the cache when it is there)."""
-    from autolab.data import prepare
+    """The workspace's prepared data (from the cache when it is there).
 
-    return prepare(workspace.dataset, workspace.tokenizer, source_path=workspace.source)
+    Finding the cache entry means reading and hashing the source (a second or two for the
+    packaged names), so the workspace remembers which entry its settings led to, keyed by the
+    settings and the size and modification time of a local source; a changed file misses.
+    """
+    from autolab.data import Prepared, prepare, sealed_val_path
+    from autolab.paths import autolab_home
+
+    memo_path = workspace.state_dir / "data.json"
+    key = {
+        "dataset": workspace.dataset,
+        "tokenizer": workspace.tokenizer,
+        "source": workspace.source,
+        "home": str(autolab_home()),
+        "fingerprint": _fingerprint(workspace.source or workspace.dataset),
+    }
+    if memo_path.is_file():
+        memo = json.loads(memo_path.read_text())
+        data_dir = Path(memo.get("data_dir", ""))
+        if memo.get("key") == key and (data_dir / "meta.json").is_file():
+            val_path = sealed_val_path(data_dir)
+            if val_path.is_file():
+                meta = json.loads((data_dir / "meta.json").read_text())
+                return Prepared(data_dir, val_path, meta, cached=True)
+    prepared = prepare(workspace.dataset, workspace.tokenizer, source_path=workspace.source)
+    workspace.state_dir.mkdir(exist_ok=True)
+    tmp = memo_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "data_dir": str(prepared.data_dir)}))
+    tmp.replace(memo_path)
+    return prepared
+
+
+def _fingerprint(source: str) -> list:
+    """Size and modification time of a local source's files; [] for a named dataset."""
+    path = Path(source).expanduser()
+    if not path.exists():
+        return []
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
 
 
 def new_run_dir(workspace: Workspace, name: str) -> Path:

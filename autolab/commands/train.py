@@ -36,7 +36,9 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
+    started = time.time()
     data = prepare_data(workspace)
+    prepare_seconds = time.time() - started
     run_dir = new_run_dir(workspace, time.strftime("train-%Y%m%d-%H%M%S"))
     settings = RunSettings(
         data_dir=data.data_dir,
@@ -74,6 +76,7 @@ def run(args) -> int:
 
     with progress:
         result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=show)
+    result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
     if result.status != "ok":
         console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
         console.print(f"log: {run_dir / 'run.log'}")

@@ -14,6 +14,7 @@ the score that counts is computed afterwards by autolab in a fresh process.
 
 import json
 import math
+import os
 import resource
 import sys
 import time
@@ -151,8 +152,9 @@ class Run:
 
     def finish(
         self, model: torch.nn.Module, context_len: int, flops_per_token: float | None = None
-    ) -> dict:
-        """Hand the model over (exported program in the run directory) and print the summary.
+    ) -> None:
+        """Hand the model over (exported program in the run directory), print the summary and
+        end the process: it is the last thing a run does.
 
         `context_len` is the longest sequence the model accepts. `flops_per_token` (forward and
         backward) feeds MFU on CUDA; it defaults to 6 x parameters.
@@ -187,7 +189,8 @@ class Run:
         path.with_suffix(".tmp").replace(path)
         self._metrics.close()
         print(format_summary(values), flush=True)
-        return values
+        sys.stderr.flush()
+        os._exit(0)  # everything is written; skip torch's interpreter teardown (~0.5 s)
 
 
 def peak_memory_mb(device: str) -> float:
