@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import pytest
-
 from tests_support import shared_data_dir
 
 
@@ -100,7 +99,9 @@ def test_train_on_cuda_without_one(tmp_path, home):
         pytest.skip("this machine has CUDA")
     workspace = tmp_path / "ws"
     autolab("init", str(workspace), "--recipe", "mlp", home=home)
-    assert_usage_error(autolab("train", "-C", str(workspace), "--device", "cuda", home=home), "CUDA")
+    assert_usage_error(
+        autolab("train", "-C", str(workspace), "--device", "cuda", home=home), "CUDA"
+    )
 
 
 def test_sample_before_any_training(tmp_path, home):

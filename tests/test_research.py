@@ -12,11 +12,11 @@ import sys
 import time
 
 import pytest
+from chat_server import ChatServer
 
 from autolab.research.policy import Noise, Policy
 from autolab.track.ledger import Ledger
 from autolab.track.results_tsv import parse_results_tsv
-from chat_server import ChatServer
 
 BUDGET = "1.5s"
 
@@ -83,7 +83,9 @@ def assert_ledger_and_branch_agree(workspace, tag):
     assert [r["status"] for r in rows] == [v.status for v in views]
     for view in views:
         if view.kind == "candidate":
-            assert git(workspace, "rev-parse", f"refs/autolab/tried/{view.number}") == view.commit_sha
+            assert (
+                git(workspace, "rev-parse", f"refs/autolab/tried/{view.number}") == view.commit_sha
+            )
             assert git(workspace, "log", "-1", "--format=%s", view.commit_sha) == view.description
     kept = [v for v in views if v.kind == "candidate" and v.status == "keep"]
     expected = kept[-1].commit_sha if kept else sessions[0].config["base_commit"]
@@ -160,7 +162,9 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         assert ledger.sessions()[0].noise.runs == 2
 
         # Kill point 2: a candidate is training.
-        process = start_research(workspace, home, "--resume", "--tag", "k", "--max-experiments", "3")
+        process = start_research(
+            workspace, home, "--resume", "--tag", "k", "--max-experiments", "3"
+        )
         running = wait_for(
             lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="a candidate"
         )[0]
@@ -180,8 +184,22 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
 
 
 def test_resume_keeps_half_written_work_aside(workspace, home):
-    assert autolab("research", "-C", str(workspace), "--plain", "--tag", "h",
-                   "--max-experiments", "0", "--baseline-runs", "1", home=home).returncode == 0
+    assert (
+        autolab(
+            "research",
+            "-C",
+            str(workspace),
+            "--plain",
+            "--tag",
+            "h",
+            "--max-experiments",
+            "0",
+            "--baseline-runs",
+            "1",
+            home=home,
+        ).returncode
+        == 0
+    )
     # As if autolab died between committing a proposal and recording it, with edits on top.
     train_py = workspace / "train.py"
     train_py.write_text(train_py.read_text().replace("N_HIDDEN = 256", "N_HIDDEN = 300"))
@@ -201,7 +219,9 @@ def test_resume_keeps_half_written_work_aside(workspace, home):
 def test_stop_ends_the_session_cleanly(workspace, home):
     process = start_research(workspace, home, "--tag", "s", "--baseline-runs", "1")
     with ledger_of(workspace) as ledger:
-        wait_for(lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="candidate")
+        wait_for(
+            lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="candidate"
+        )
         assert autolab("stop", "-C", str(workspace), home=home).returncode == 0
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
@@ -215,9 +235,9 @@ def test_stop_ends_the_session_cleanly(workspace, home):
 
 EDIT = """DESCRIPTION: widen the hidden layer to 320
 <<<<<<< SEARCH
-N_HIDDEN = 256
+N_HIDDEN = 256  # tanh hidden units
 =======
-N_HIDDEN = 320
+N_HIDDEN = 320  # tanh hidden units
 >>>>>>> REPLACE
 """
 
