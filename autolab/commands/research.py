@@ -80,11 +80,16 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def make_researcher(args, workspace):
+def make_researcher(args, workspace, device: str):
     if args.agent == "search":
+        from autolab.research.constants import parse_constants
         from autolab.research.search import SearchResearcher
 
-        return SearchResearcher(seed=args.seed)
+        # Settings that only act on a GPU (CUDA_*, COMPILE) change nothing on a CPU: searching
+        # them there would spend experiments on noise.
+        constants = parse_constants(workspace.train_py.read_text())
+        idle = [n for n in constants if n.startswith("CUDA_") or n == "COMPILE"]
+        return SearchResearcher(seed=args.seed, frozen=idle if device == "cpu" else ())
     if args.agent == "llm":
         from autolab.research.llm import LLMResearcher, llm_settings
 
@@ -117,7 +122,8 @@ def run(args) -> int:
     if args.baseline_runs < 1:
         raise UsageError("--baseline-runs must be at least 1")
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
-    researcher = make_researcher(args, workspace)
+    device = resolve_cli_device(args.device or workspace.device)
+    researcher = make_researcher(args, workspace, device)
     from autolab.exporters import exporters_from_flags
 
     exporters = exporters_from_flags(args)  # a missing package stops here, before anything
@@ -127,7 +133,7 @@ def run(args) -> int:
     options = SessionOptions(
         tag=tag,
         budget_seconds=budget,
-        device=resolve_cli_device(args.device or workspace.device),
+        device=device,
         max_experiments=args.max_experiments,
         hours=args.hours,
         baseline_runs=args.baseline_runs,
