@@ -13,13 +13,14 @@ from rich.console import Console
 from autolab import __version__
 from autolab.errors import UsageError
 
-# Order is the order `autolab --help` lists them in.
+# Modules, in the order `autolab --help` lists their commands.
 COMMANDS = [
     "prepare",
     "init",
     "train",
     "sample",
     "inspect",
+    "lr_find",
     "research",
     "stop",
     "results",

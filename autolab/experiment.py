@@ -90,18 +90,21 @@ def run_experiment(
     on_metrics: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
     overrun_grace: float = OVERRUN_GRACE_SECONDS,
+    score: bool = True,
 ) -> ExperimentResult:
+    """Run train.py once and, when `score`, score what it handed over in the sealed evaluator."""
     started = time.time()
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     wall_limit = wall_limit or default_wall_limit(settings.budget_seconds)
     detector = ValReadDetector(val_path)
-    evaluator = SealedEvaluator(settings, val_path)
+    evaluator = SealedEvaluator(settings, val_path) if score else None
     try:
         return _run(train_py, settings, evaluator, detector, wall_limit, on_metrics, should_stop,
                     overrun_grace, started)  # fmt: skip
     except BaseException:
-        evaluator.cancel()
+        if evaluator:
+            evaluator.cancel()
         raise
 
 
@@ -120,8 +123,9 @@ def _run(train_py, settings, evaluator, detector, wall_limit, on_metrics, should
             start_new_session=True,  # its own process group: killed whole at the limit
         )
         outcome = _supervise(
-            process, run_dir, wall_limit, started, on_metrics, should_stop, evaluator.start
-        )
+            process, run_dir, wall_limit, started, on_metrics, should_stop,
+            evaluator.start if evaluator else lambda: None,
+        )  # fmt: skip
     process_seconds = time.time() - started
     result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
     if result.status == "ok" and detector.was_read():
@@ -130,9 +134,9 @@ def _run(train_py, settings, evaluator, detector, wall_limit, on_metrics, should
     if result.status == "ok" and process_seconds > allowed:
         reason = f"trained past its budget: ran {process_seconds:.0f}s, at most {allowed:.0f}s"
         result = ExperimentResult("invalid", reason, reported=result.reported)
-    if result.status == "ok":
+    if result.status == "ok" and evaluator:
         result = _score_sealed(result, settings, evaluator, wall_limit)
-    else:
+    elif evaluator:
         evaluator.cancel()
     result.run_dir = run_dir
     result.wall_seconds = time.time() - started

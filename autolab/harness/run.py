@@ -25,6 +25,8 @@ from autolab.harness.clock import TrainingClock
 from autolab.harness.data import BatchSampler, read_meta, read_token_bytes, read_tokens
 from autolab.harness.evaluate import evaluate_bpb
 from autolab.harness.handover import export_model
+from autolab.harness.lr_range import PROGRESS as LR_RANGE_PROGRESS
+from autolab.harness.lr_range import LRRangeTest
 from autolab.harness.settings import RunSettings
 from autolab.summary import format_summary
 
@@ -63,6 +65,7 @@ class Run:
         self._first_loss: float | None = None
         self._last_log = 0.0
         self._metrics = open(settings.run_dir / METRICS_FILE, "a", buffering=1)
+        self.lr_range = LRRangeTest(settings.lr_find_steps) if settings.lr_find_steps else None
 
     @classmethod
     def from_env(cls, **kwargs) -> "Run":
@@ -79,11 +82,18 @@ class Run:
 
     @property
     def progress(self) -> float:
-        return self.clock.progress
+        return LR_RANGE_PROGRESS if self.lr_range else self.clock.progress
 
     @property
     def time_up(self) -> bool:
+        if self.lr_range:
+            return self.lr_range.done(self.clock.steps)
         return self.clock.time_up
+
+    @property
+    def lr_scale(self) -> float:
+        """Multiply learning rates by this: 1.0, except in a learning-rate range test."""
+        return self.lr_range.scale(self.clock.steps) if self.lr_range else 1.0
 
     def step(self, loss: torch.Tensor | float, lr: float | None = None, **extra) -> float:
         """Record one optimizer step; stops the run on a NaN/inf or exploding loss."""
@@ -95,6 +105,11 @@ class Run:
         # Tokens of a step left out of the clock are left out of the throughput too.
         if self.clock.excluded_seconds == excluded_before:
             self._counted_tokens += new_tokens
+        if self.lr_range:  # every step counts, and divergence is the expected end
+            self.lr_range.observe(loss_value)
+            self._log_step(loss_value, lr, {**extra, "lr_scale": self.lr_range.scale(
+                self.clock.steps - 1)})  # fmt: skip
+            return loss_value
         self._check_loss(loss_value)
         now = time.perf_counter()
         if now - self._last_log >= METRICS_INTERVAL_S or self.clock.time_up:
@@ -159,6 +174,10 @@ class Run:
         `context_len` is the longest sequence the model accepts. `flops_per_token` (forward and
         backward) feeds MFU on CUDA; it defaults to 6 x parameters.
         """
+        if self.lr_range:
+            self._metrics.close()
+            print(f"lr range test: {self.clock.steps} steps", flush=True)
+            os._exit(0)
         model.eval()
         with torch.no_grad():
             dev_bpb = self.evaluate_bpb(model, context_len)

@@ -15,6 +15,7 @@ ENV_RUN_DIR = "AUTOLAB_RUN_DIR"  # where the run writes its model, metrics and l
 ENV_BUDGET = "AUTOLAB_BUDGET_S"  # training time budget in seconds
 ENV_DEVICE = "AUTOLAB_DEVICE"  # auto | cpu | cuda | cuda:N
 ENV_SEED = "AUTOLAB_SEED"  # integer seed for torch and the batch sampler
+ENV_LR_FIND = "AUTOLAB_LR_FIND"  # steps of a learning-rate range test (autolab lr-find)
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class RunSettings:
     budget_seconds: float
     device: str
     seed: int
+    lr_find_steps: int = 0  # > 0: this run is a learning-rate range test, not a training run
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunSettings":
@@ -43,6 +45,7 @@ class RunSettings:
             budget_seconds=float(environ.get(ENV_BUDGET, "60")),
             device=device,
             seed=int(environ.get(ENV_SEED, "0")),
+            lr_find_steps=int(environ.get(ENV_LR_FIND, "0")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -52,6 +55,7 @@ class RunSettings:
             ENV_BUDGET: f"{self.budget_seconds:g}",
             ENV_DEVICE: self.device,
             ENV_SEED: str(self.seed),
+            **({ENV_LR_FIND: str(self.lr_find_steps)} if self.lr_find_steps else {}),
         }
 
 

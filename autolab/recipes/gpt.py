@@ -213,7 +213,7 @@ def main():
             logits = train_model(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()
-        lrm = lr_multiplier(run.progress)
+        lrm = lr_multiplier(run.progress) * run.lr_scale  # lr_scale: 1.0 except in lr-find
         for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = group["initial_lr"] * lrm

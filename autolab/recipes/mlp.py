@@ -46,7 +46,7 @@ class MLP(nn.Module):
             self.out.bias.zero_()
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        """idx (B, T) token ids -> logits (B, T, vocab); position t sees tokens t-BLOCK_SIZE+1..t."""
+        """idx (B, T) -> logits (B, T, vocab); position t sees tokens t-BLOCK_SIZE+1..t."""
         T = idx.size(1)
         padded = F.pad(idx, (BLOCK_SIZE - 1, 0), value=PAD_ID)  # (B, BLOCK_SIZE - 1 + T)
         # context[:, t, k] = token at position t - (BLOCK_SIZE - 1) + k; k = BLOCK_SIZE-1 is t.
@@ -80,7 +80,7 @@ def main():
         logits = model(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()
-        lr = LEARNING_RATE * lr_multiplier(run.progress)
+        lr = LEARNING_RATE * lr_multiplier(run.progress) * run.lr_scale  # lr_scale: lr-find
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.step()
