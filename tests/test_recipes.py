@@ -59,8 +59,12 @@ def trained(request, data_dir, tmp_path_factory):
         "AUTOLAB_SEED": "0",
     }
     proc = subprocess.run(
-        [sys.executable, str(train_py)], env=env, cwd=run_dir,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(train_py)],
+        env=env,
+        cwd=run_dir,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     return name, run_dir, proc
 
@@ -115,8 +119,10 @@ def is_search_literal(value: ast.expr) -> bool:
     return (
         isinstance(value, ast.BinOp)
         and isinstance(value.op, ast.Pow)
-        and isinstance(value.left, ast.Constant) and value.left.value == 2
-        and isinstance(value.right, ast.Constant) and isinstance(value.right.value, int)
+        and isinstance(value.left, ast.Constant)
+        and value.left.value == 2
+        and isinstance(value.right, ast.Constant)
+        and isinstance(value.right.value, int)
     )
 
 

@@ -165,16 +165,15 @@ def lr_multiplier(progress: float) -> float:
 def build_optimizers(model: GPT, dim: int) -> list[torch.optim.Optimizer]:
     # AdamW rates are given for a width of 768 (nanochat) and scale as 1/sqrt(width).
     scale = (dim / 768) ** -0.5
-    matrices = [p for p in model.blocks.parameters() if p.ndim == 2]
-    others = [p for p in model.blocks.parameters() if p.ndim != 2]  # none today; ready for scalars
-    adam_groups = [
-        dict(params=[model.wte.weight], lr=EMBEDDING_LR * scale),
-        dict(params=[model.lm_head.weight], lr=UNEMBEDDING_LR * scale),
-    ]
-    if others:
-        adam_groups.append(dict(params=others, lr=EMBEDDING_LR * scale))
+    matrices = list(model.blocks.parameters())  # all 2-D: the blocks hold no biases or gains
     adamw = torch.optim.AdamW(
-        adam_groups, betas=(ADAM_BETA1, ADAM_BETA2), eps=1e-10, weight_decay=0.0, fused=False
+        [
+            dict(params=[model.wte.weight], lr=EMBEDDING_LR * scale),
+            dict(params=[model.lm_head.weight], lr=UNEMBEDDING_LR * scale),
+        ],
+        betas=(ADAM_BETA1, ADAM_BETA2),
+        eps=1e-10,
+        weight_decay=0.0,
     )
     muon = torch.optim.Muon(
         matrices,
