@@ -100,44 +100,34 @@ def run_experiment(
     detector = ValReadDetector(val_path)
     evaluator = SealedEvaluator(settings, val_path) if score else None
     try:
-        return _run(train_py, settings, evaluator, detector, wall_limit, on_metrics, should_stop,
-                    overrun_grace, started)  # fmt: skip
-    except BaseException:
+        log_path = run_dir / LOG_FILE
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, str(train_py)],
+                cwd=run_dir,
+                env=training_environment(settings),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: killed whole at the limit
+            )
+            on_training = evaluator.start if evaluator else lambda: None
+            outcome = _supervise(
+                process, run_dir, wall_limit, started, on_metrics, should_stop, on_training
+            )
+        process_seconds = time.time() - started
+        result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
+        if result.status == "ok" and detector.was_read():
+            result = ExperimentResult("invalid", "read the sealed validation split during training")
+        allowed = settings.budget_seconds * OVERRUN_FACTOR + overrun_grace
+        if result.status == "ok" and process_seconds > allowed:
+            reason = f"trained past its budget: ran {process_seconds:.0f}s, at most {allowed:.0f}s"
+            result = ExperimentResult("invalid", reason, reported=result.reported)
+        if result.status == "ok" and evaluator:
+            result = _score_sealed(result, settings, evaluator, wall_limit)
+    finally:
         if evaluator:
-            evaluator.cancel()
-        raise
-
-
-def _run(train_py, settings, evaluator, detector, wall_limit, on_metrics, should_stop,
-         overrun_grace, started) -> ExperimentResult:  # fmt: skip
-    run_dir = settings.run_dir
-    log_path = run_dir / LOG_FILE
-    with open(log_path, "ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, str(train_py)],
-            cwd=run_dir,
-            env=training_environment(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: killed whole at the limit
-        )
-        outcome = _supervise(
-            process, run_dir, wall_limit, started, on_metrics, should_stop,
-            evaluator.start if evaluator else lambda: None,
-        )  # fmt: skip
-    process_seconds = time.time() - started
-    result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
-    if result.status == "ok" and detector.was_read():
-        result = ExperimentResult("invalid", "read the sealed validation split during training")
-    allowed = settings.budget_seconds * OVERRUN_FACTOR + overrun_grace
-    if result.status == "ok" and process_seconds > allowed:
-        reason = f"trained past its budget: ran {process_seconds:.0f}s, at most {allowed:.0f}s"
-        result = ExperimentResult("invalid", reason, reported=result.reported)
-    if result.status == "ok" and evaluator:
-        result = _score_sealed(result, settings, evaluator, wall_limit)
-    elif evaluator:
-        evaluator.cancel()
+            evaluator.cancel()  # a no-op once it has scored
     result.run_dir = run_dir
     result.wall_seconds = time.time() - started
     return result
@@ -219,7 +209,6 @@ def _score_sealed(result, settings: RunSettings, evaluator: SealedEvaluator, wal
     if not (settings.run_dir / MODEL_FILE).exists():
         reason = "train.py ended without handing over a model (it must call run.finish)"
         result.status, result.reason = "invalid", reason
-        evaluator.cancel()
         return result
     verdict = evaluator.score(timeout=max(120.0, wall_limit))
     if verdict["status"] != "ok":

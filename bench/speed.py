@@ -6,10 +6,10 @@ runs share the machine's cores), and the table shows medians over the seeds:
     .venv/bin/python bench/speed.py                   # all targets, 3 seeds, 30 s each
     .venv/bin/python bench/speed.py --only gpt/names --seeds 1 --budget 10
 
-Data comes from ../shared/data (next to the repository), prepared with autolab's own
-`prepare` into a scratch AUTOLAB_HOME. Each run is a fresh process running the recipe's
-train.py exactly as a workspace would, with the harness's environment variables; its score is
-the summary block it prints (the dev-split estimate), read back with `parse_summary`.
+Data comes from ../shared/data (next to the repository), in a scratch AUTOLAB_HOME. Each run
+goes through the real CLI, as a person's would: `autolab init` once per (recipe, dataset), then
+`autolab train --seed N`; its score is the summary block autolab prints, with the sealed val_bpb,
+and its overhead is total_seconds - training_seconds (start-up, data, export, sealed scoring).
 """
 
 import argparse
@@ -29,8 +29,6 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from autolab.data import prepare  # noqa: E402
-from autolab.harness.settings import RunSettings  # noqa: E402
-from autolab.recipes import recipe_source  # noqa: E402
 from autolab.summary import parse_summary  # noqa: E402
 
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -53,7 +51,7 @@ COLUMNS = ("recipe", "dataset", "val_bpb", "nats/char", "target", "", "train s",
 
 def prepare_data(dataset: str, home: Path):
     """`dataset` prepared as char shards under `home` (cached after the first call)."""
-    return prepare(dataset=dataset, source_path=str(DATASETS[dataset]), home=str(home))
+    return prepare(dataset=str(DATASETS[dataset]), home=str(home))
 
 
 def busy_cpu_seconds() -> float:
@@ -65,22 +63,18 @@ def busy_cpu_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
-def train_once(recipe: str, data_dir: Path, budget: float, seed: int, scratch: Path) -> dict:
-    """Train `recipe` once in a fresh process; its summary values, or {"error": ...}."""
-    run_dir = scratch / f"{recipe}-{data_dir.name}-{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    train_py = run_dir / "train.py"
-    train_py.write_text(recipe_source(recipe))
-    settings = RunSettings(data_dir, run_dir, budget, "cpu", seed)
-    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(REPO)}
+def train_once(workspace: Path, home: Path, seed: int) -> dict:
+    """`autolab train` once in `workspace`; its summary values, or {"error": ...}."""
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
     busy_before, ours_before = busy_cpu_seconds(), children_cpu_seconds()
     proc = subprocess.run(
-        [sys.executable, str(train_py)], env=env, cwd=run_dir, capture_output=True, text=True
-    )
+        [sys.executable, "-m", "autolab", "train", "-C", str(workspace), "--seed", str(seed),
+         "--samples", "0"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
     # Other processes' CPU time during the run: the cores are shared, and a busy machine
     # slows a 2-thread run down many times over, so such a run's figures mean little.
     others = busy_cpu_seconds() - busy_before - (children_cpu_seconds() - ours_before)
-    (run_dir / "run.log").write_text(proc.stdout + proc.stderr)
     summary = parse_summary(proc.stdout)
     if proc.returncode != 0 or "val_bpb" not in summary:
         last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
@@ -88,12 +82,23 @@ def train_once(recipe: str, data_dir: Path, budget: float, seed: int, scratch: P
     return {**summary, "other_cpu_seconds": max(0.0, others)}
 
 
+def make_workspace(recipe: str, dataset: str, budget: float, home: Path, root: Path) -> Path:
+    workspace = root / f"{recipe}-{dataset}"
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-m", "autolab", "init", str(workspace), "--recipe", recipe,
+         "--dataset", str(DATASETS[dataset]), "--budget", f"{budget:g}s"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    return workspace
+
+
 def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
 
-def nats_per_char(val_bpb: float, meta: dict, split: str = "dev") -> float:
+def nats_per_char(val_bpb: float, meta: dict, split: str = "val") -> float:
     """Bits per byte -> nats per token; for a char tokenizer on ASCII text, nats per char."""
     bytes_per_token = meta["bytes"][split] / max(meta["tokens"][split], 1)
     return val_bpb * math.log(2) * bytes_per_token
@@ -133,11 +138,10 @@ def main(argv=None) -> int:
         home = args.home or Path(tmp) / "home"
         for (recipe, dataset), target in targets.items():
             prepared = prepare_data(dataset, home)
+            workspace = make_workspace(recipe, dataset, args.budget, home, Path(tmp))
             runs = []
             for seed in range(args.seeds):
-                result = train_once(
-                    recipe, prepared.data_dir, args.budget, seed, Path(tmp) / "runs"
-                )
+                result = train_once(workspace, home, seed)
                 if "error" in result:
                     console.print(f"[red]{recipe}/{dataset} seed {seed}: {result['error']}[/]")
                     continue

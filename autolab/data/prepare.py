@@ -31,7 +31,7 @@ from autolab.data.split import SPLIT_VERSION, split_documents
 from autolab.errors import UsageError
 from autolab.paths import autolab_home
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: one-per-line documents are stored in hash order (see ordered_splits)
 SPLITS = ("train", "dev", "val")
 
 
@@ -83,6 +83,25 @@ def is_complete(data_dir: Path) -> bool:
     return meta.get("format") == FORMAT_VERSION and sealed_val_path(data_dir).is_file()
 
 
+def ordered_splits(docs, split) -> dict[str, list[str]]:
+    """Each split's documents, in the order they are written.
+
+    Paragraph documents (speeches, stories, tunes) keep the source's order: what precedes a
+    speech is real context. One-per-line documents are a list (names), and a list's order is an
+    artifact: names.txt is sorted by popularity, and a model trained and scored on it in that
+    order learns the neighbours instead of names (measured: 2.54 bpb in file order against
+    3.18 on the same names shuffled). So those are written in the order of their content hash:
+    a shuffle that is the same everywhere.
+    """
+    texts = {s: [docs.texts[i] for i in getattr(split, s)] for s in SPLITS}
+    if docs.separator == "\n":
+        for s in SPLITS:
+            texts[s].sort(
+                key=lambda text: hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+            )
+    return texts
+
+
 def encode_split(tokenizer, texts: list[str], separator: str) -> list[int]:
     pieces = [text + separator for text in texts]
     if hasattr(tokenizer, "encode_batch"):  # BPE: encoding doc+separator together, in parallel
@@ -122,7 +141,7 @@ def prepare(
     sep_bytes = len(docs.separator.encode("utf-8"))
     sizes = [len(t.encode("utf-8", "surrogateescape")) + sep_bytes for t in docs.texts]
     split = split_documents(docs.texts, sizes)
-    texts = {s: [docs.texts[i] for i in getattr(split, s)] for s in SPLITS}
+    texts = ordered_splits(docs, split)
     tok = tokenizers.build(tokenizer, [*docs.texts, docs.separator], texts["train"])
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
 
