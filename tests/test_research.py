@@ -231,6 +231,20 @@ def test_stop_ends_the_session_cleanly(workspace, home):
     assert not (workspace / ".autolab" / "stop").exists()
 
 
+def test_ctrl_c_ends_the_session_cleanly(workspace, home):
+    process = start_research(workspace, home, "--tag", "c", "--baseline-runs", "1")
+    with ledger_of(workspace) as ledger:
+        wait_for(
+            lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="candidate"
+        )
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the group
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output
+        assert ledger.latest_session().status == "cancelled"
+        assert ledger.experiments()[-1].status == "interrupted"
+    assert_ledger_and_branch_agree(workspace, "c")
+
+
 # -- the llm researcher through the loop ----------------------------------------------------------
 
 EDIT = """DESCRIPTION: widen the hidden layer to 320
