@@ -99,7 +99,7 @@ def test_experiments_rows(client):
 def test_experiment_detail(client):
     d = client.get("/api/experiments/4").json()
     assert d["reported_val_bpb"] == 3.6 and d["reason"] == "better"
-    assert "-N_HIDDEN = 256" in d["diff"]["text"] and "+N_HIDDEN = 2 * 256" in d["diff"]["text"]
+    assert "-N_HIDDEN = 128" in d["diff"]["text"] and "+N_HIDDEN = 2 * 128" in d["diff"]["text"]
     log = d["log"].splitlines()
     assert len(log) == 200 and log[-1] == "line 499"
     assert client.get("/api/experiments/1").json()["diff"]["note"].startswith("a baseline run")

@@ -202,7 +202,7 @@ def test_resume_keeps_half_written_work_aside(workspace, home):
     )
     # As if autolab died between committing a proposal and recording it, with edits on top.
     train_py = workspace / "train.py"
-    train_py.write_text(train_py.read_text().replace("N_HIDDEN = 256", "N_HIDDEN = 300"))
+    train_py.write_text(train_py.read_text().replace("N_HIDDEN = 128", "N_HIDDEN = 300"))
     git(workspace, "commit", "-qam", "a stray commit")
     stray = git(workspace, "rev-parse", "HEAD")
     train_py.write_text(train_py.read_text() + "\n# half-written\n")
@@ -247,11 +247,11 @@ def test_ctrl_c_ends_the_session_cleanly(workspace, home):
 
 # -- the llm researcher through the loop ----------------------------------------------------------
 
-EDIT = """DESCRIPTION: widen the hidden layer to 320
+EDIT = """DESCRIPTION: widen the hidden layer to 192
 <<<<<<< SEARCH
-N_HIDDEN = 256  # tanh hidden units
+N_HIDDEN = 128  # tanh hidden units
 =======
-N_HIDDEN = 320  # tanh hidden units
+N_HIDDEN = 192  # tanh hidden units
 >>>>>>> REPLACE
 """
 
@@ -278,7 +278,7 @@ def test_llm_researcher_session_with_a_cheat(workspace, home):
     assert "program.md" in prompts[0] or "Research program" in prompts[0]
     views = assert_ledger_and_branch_agree(workspace, "llm")
     widen, cheat = [v for v in views if v.kind == "candidate"]
-    assert widen.description == "widen the hidden layer to 320"
+    assert widen.description == "widen the hidden layer to 192"
     assert widen.researcher == "llm" and widen.llm_prompt_tokens == 1000
     assert widen.status in ("keep", "discard")
     assert cheat.status == "invalid" and "program.md" in cheat.reason
