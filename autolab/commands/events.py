@@ -27,13 +27,12 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from autolab.track.ledger import Ledger, ledger_path
+    from autolab.track.ledger import Ledger, require_ledger
     from autolab.views.events import event_json, event_text, follow
     from autolab.views.status import session_over, session_pid
 
     workspace = Path(args.workspace)
-    if not ledger_path(workspace).is_file():
-        raise UsageError(f"no ledger in {workspace.resolve()}: run `autolab research` there first")
+    require_ledger(workspace)
     if args.last < 0:
         raise UsageError("--last must be 0 or more")
     console = Console(highlight=False, soft_wrap=True)

@@ -27,11 +27,10 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from autolab.report.build import build_report
-    from autolab.track.ledger import ledger_path
+    from autolab.track.ledger import require_ledger
 
     workspace = Path(args.workspace)
-    if not ledger_path(workspace).is_file():
-        raise UsageError(f"no ledger in {workspace.resolve()}: run `autolab research` there first")
+    require_ledger(workspace)
     if args.samples < 0:
         raise UsageError("--samples must be 0 or more")
     paths = build_report(workspace, args.out, args.samples)

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from autolab.errors import UsageError
-from autolab.track.ledger import ExperimentView, Ledger, ledger_path
+from autolab.track.ledger import ExperimentView, Ledger, require_ledger
 from autolab.track.results_tsv import format_results_tsv
 
 STATUS_STYLES = {
@@ -42,8 +41,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace)
-    if not ledger_path(workspace).is_file():
-        raise UsageError(f"no ledger in {workspace}: run `autolab research` there first")
+    require_ledger(workspace)
     with Ledger.for_workspace(workspace) as ledger:
         views = ledger.experiments()
     if args.tsv:

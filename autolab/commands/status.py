@@ -32,12 +32,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from autolab.track.ledger import Ledger, ledger_path
+    from autolab.track.ledger import Ledger, require_ledger
     from autolab.views.status import session_status
 
     workspace = Path(args.workspace)
-    if not ledger_path(workspace).is_file():
-        raise UsageError(f"no ledger in {workspace.resolve()}: run `autolab research` there first")
+    require_ledger(workspace)
     with Ledger.for_workspace(workspace) as ledger:
         status = session_status(ledger)
     if status is None:

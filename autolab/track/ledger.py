@@ -209,6 +209,18 @@ def ledger_path(workspace: str | Path) -> Path:
     return Path(workspace) / ".autolab" / "ledger.db"
 
 
+def require_ledger(workspace: str | Path) -> Path:
+    """The workspace's ledger path; a UsageError saying what to do when there is none yet."""
+    path = ledger_path(workspace)
+    if not path.is_file():
+        from autolab.errors import UsageError
+
+        raise UsageError(
+            f"no ledger in {Path(workspace).resolve()}: run `autolab research` there first"
+        )
+    return path
+
+
 def _dumps(value: dict | None) -> str | None:
     return None if value is None else json.dumps(value)
 
