@@ -4,6 +4,7 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Console, Group
@@ -11,6 +12,9 @@ from rich.table import Table
 from rich.text import Text
 
 from autolab.errors import UsageError
+
+if TYPE_CHECKING:
+    from autolab.inspect.select import LoadedRun
 
 BAR_WIDTH = 24
 DIFF_FULL_BITS = 2.0  # in --compare, a difference this large gets the strongest colour
@@ -42,7 +46,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from autolab.inspect.select import select_run
+    from autolab.inspect.select import load_selected, select_run
     from autolab.workspace import load_workspace, prepare_data
 
     if args.text is None and (args.surprisal or args.compare):
@@ -55,7 +59,7 @@ def run(args) -> int:
     selectors = args.compare or [args.experiment]
     runs = [select_run(workspace, s) for s in selectors]  # fail fast, before loading data
     data_dir = prepare_data(workspace).data_dir
-    loaded = [load(selected, data_dir) for selected in runs]
+    loaded = [load_selected(selected, data_dir) for selected in runs]
     console = Console(highlight=False)
     if args.text is None:
         return show_next_tokens(console, loaded[0], args.prompt, args.top, args.json)
@@ -63,18 +67,6 @@ def run(args) -> int:
     if args.compare:
         return show_comparison(console, loaded, text, args.json)
     return show_surprisal(console, loaded[0], text, args.json)
-
-
-def load(selected, data_dir: Path) -> dict:
-    from autolab.sampling import load_run
-
-    model, info, tokenizer, meta = load_run(selected.run_dir, data_dir)
-    if int(info["vocab_size"]) != tokenizer.vocab_size:
-        raise UsageError(
-            f"{selected.label} was trained on another vocabulary ({info['vocab_size']} tokens, "
-            f"the workspace's data has {tokenizer.vocab_size}): autolab.toml changed since"
-        )
-    return {"run": selected, "model": model, "info": info, "tokenizer": tokenizer, "meta": meta}
 
 
 def read_text(source: str) -> str:
@@ -96,15 +88,17 @@ def read_text(source: str) -> str:
 # --- next token -------------------------------------------------------------------------------
 
 
-def show_next_tokens(console: Console, run: dict, prompt: str, top: int, as_json: bool) -> int:
+def show_next_tokens(
+    console: Console, run: "LoadedRun", prompt: str, top: int, as_json: bool
+) -> int:
     from autolab.inspect.next_token import top_next_tokens
 
-    tokenizer = run["tokenizer"]
-    result = top_next_tokens(run["model"], run["info"], tokenizer, run["meta"], prompt, top)
+    tokenizer = run.tokenizer
+    result = top_next_tokens(run.model, run.info, tokenizer, run.meta, prompt, top)
     if as_json:
         out = {
-            "run": run["run"].label,
-            "run_dir": str(run["run"].run_dir),
+            "run": run.run.label,
+            "run_dir": str(run.run.run_dir),
             "context": [tokenizer.token_label(i) for i in result.context_ids],
             "truncated": result.truncated,
             "entropy_bits": result.entropy_bits,
@@ -114,7 +108,7 @@ def show_next_tokens(console: Console, run: dict, prompt: str, top: int, as_json
         return 0
     context = "".join(tokenizer.token_label(i) for i in result.context_ids)
     cut = "…" if result.truncated else ""
-    console.print(f"[bold]{run['run'].label}[/]: next token after {cut}{context}")
+    console.print(f"[bold]{run.run.label}[/]: next token after {cut}{context}")
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("#", justify="right")
     table.add_column("token")
@@ -148,24 +142,20 @@ def bar(fraction: float, width: int = BAR_WIDTH) -> str:
 # --- surprisal --------------------------------------------------------------------------------
 
 
-def score(run: dict, text: str):
-    from autolab.inspect.surprisal import surprisal
+def show_surprisal(console: Console, run: "LoadedRun", text: str, as_json: bool) -> int:
+    from autolab.inspect.surprisal import score, surprisal_json
 
-    return surprisal(run["model"], run["info"], run["tokenizer"], run["meta"], text)
-
-
-def show_surprisal(console: Console, run: dict, text: str, as_json: bool) -> int:
     result = score(run, text)
     if as_json:
-        out = {**totals(run, result), "tokens": [tok.to_dict() for tok in result.tokens]}
+        out = surprisal_json(run.run, result)
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         return 0
-    worst = math.log2(run["tokenizer"].vocab_size)
+    worst = math.log2(run.tokenizer.vocab_size)
     coloured = Text()
     for tok in result.tokens:
         style = "dim" if tok.bits is None else f"black on {heat(tok.bits / worst)}"
         coloured.append(shown_text(tok.text), style=style)
-    console.print(f"[bold]{run['run'].label}[/]: {summary_line(result)}")
+    console.print(f"[bold]{run.run.label}[/]: {summary_line(result)}")
     console.print(coloured)
     console.print(
         Text.assemble(
@@ -180,22 +170,16 @@ def show_surprisal(console: Console, run: dict, text: str, as_json: bool) -> int
     return 0
 
 
-def show_comparison(console: Console, runs: list[dict], text: str, as_json: bool) -> int:
+def show_comparison(console: Console, runs: "list[LoadedRun]", text: str, as_json: bool) -> int:
+    from autolab.inspect.surprisal import comparison_json, diff_bits, score
+
     a, b = (score(run, text) for run in runs)
-    diffs = [
-        None if x.bits is None else y.bits - x.bits for x, y in zip(a.tokens, b.tokens, strict=True)
-    ]
     if as_json:
-        tokens = [
-            {**x.to_dict(), "bits_a": x.bits, "bits_b": y.bits, "diff_bits": d}
-            for x, y, d in zip(a.tokens, b.tokens, diffs, strict=True)
-        ]
-        for tok in tokens:
-            del tok["bits"], tok["nats"]
-        out = {"a": totals(runs[0], a), "b": totals(runs[1], b), "tokens": tokens}
+        out = comparison_json(runs[0].run, a, runs[1].run, b)
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         return 0
-    label_a, label_b = runs[0]["run"].label, runs[1]["run"].label
+    diffs = diff_bits(a, b)
+    label_a, label_b = runs[0].run.label, runs[1].run.label
     console.print(f"[bold]A[/] {label_a}: {summary_line(a)}")
     console.print(f"[bold]B[/] {label_b}: {summary_line(b)}")
     delta = b.bpb - a.bpb
@@ -245,17 +229,6 @@ def changes_tables(a, b, diffs: list[float | None]) -> list[Table]:
             )
         tables.append(table)
     return tables
-
-
-def totals(run: dict, result) -> dict:
-    return {
-        "run": run["run"].label,
-        "run_dir": str(run["run"].run_dir),
-        "bpb": result.bpb,
-        "total_nats": result.total_nats,
-        "total_bytes": result.total_bytes,
-        "scored_tokens": sum(tok.nats is not None for tok in result.tokens),
-    }
 
 
 def summary_line(result) -> str:

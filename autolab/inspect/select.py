@@ -1,4 +1,5 @@
-"""Which run to inspect: `N`, `best`, `baseline`, `last` or a run directory -> its run dir.
+"""Which run to inspect: `N`, `best`, `baseline`, `last` or a run directory -> its run dir;
+and loading its model with the tokenizer it was trained with.
 
 Experiments of the research loop live in `<ws>/.autolab/runs/<N>/`; `autolab train` runs in
 `<ws>/.autolab/runs/train-*/`, the latest named by `<ws>/.autolab/last_run`.
@@ -6,6 +7,7 @@ Experiments of the research loop live in `<ws>/.autolab/runs/<N>/`; `autolab tra
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from autolab.errors import UsageError
 from autolab.harness.handover import MODEL_FILE
@@ -19,6 +21,15 @@ SELECTORS = "N (an experiment number), best, baseline, last or a run directory"
 class SelectedRun:
     run_dir: Path
     label: str  # for titles: "exp 4 (best, 1.9312 bpb)", "last run train-20261123-105256"
+
+
+@dataclass
+class LoadedRun:
+    run: SelectedRun
+    model: Any  # the exported program's module: (B, T) ids -> (B, T, V) logits
+    info: dict  # model.json: context_len, vocab_size
+    tokenizer: Any
+    meta: dict  # the prepared data's meta.json (its separator)
 
 
 def default_selector(workspace: Workspace) -> str:
@@ -91,3 +102,17 @@ def _with_model(selected: SelectedRun) -> SelectedRun:
             "run `autolab train` to train one"
         )
     return selected
+
+
+def load_selected(selected: SelectedRun, data_dir: Path) -> LoadedRun:
+    """The run's model on the CPU with the workspace's tokenizer; a UsageError when the
+    vocabulary changed since it was trained (its ids would mean other tokens)."""
+    from autolab.sampling import load_run  # torch: only once a model is wanted
+
+    model, info, tokenizer, meta = load_run(selected.run_dir, data_dir)
+    if int(info["vocab_size"]) != tokenizer.vocab_size:
+        raise UsageError(
+            f"{selected.label} was trained on another vocabulary ({info['vocab_size']} tokens, "
+            f"the workspace's data has {tokenizer.vocab_size}): autolab.toml changed since"
+        )
+    return LoadedRun(selected, model, info, tokenizer, meta)

@@ -5,6 +5,9 @@ non-overlapping chunks of `context_len` inputs, so a token early in a chunk sees
 context inside it, and total bits per byte = total nats / (ln 2 * bytes of the scored tokens).
 The text is read as the start of a document (the data's separator goes in front), so its first
 token is scored too.
+
+`surprisal_json` and `comparison_json` are the numbers `autolab inspect --json` prints and the
+dashboard's surprisal panel draws; both go through `score`.
 """
 
 import math
@@ -97,3 +100,42 @@ def surprisal(model, info: dict, tokenizer, meta: dict, text: str) -> Surprisal:
         total_nats=math.fsum(tok.nats for tok in scored),
         total_bytes=sum(tok.nbytes for tok in scored),
     )
+
+
+def score(loaded, text: str) -> Surprisal:
+    """`surprisal` of a `select.LoadedRun`."""
+    return surprisal(loaded.model, loaded.info, loaded.tokenizer, loaded.meta, text)
+
+
+def diff_bits(a: Surprisal, b: Surprisal) -> list[float | None]:
+    """B's bits minus A's, token by token (negative: B predicted it better); None where unscored."""
+    return [
+        None if x.bits is None or y.bits is None else y.bits - x.bits
+        for x, y in zip(a.tokens, b.tokens, strict=True)
+    ]
+
+
+def totals(selected, result: Surprisal) -> dict:
+    """A run's label and the totals its bits per byte is made of."""
+    return {
+        "run": selected.label,
+        "run_dir": str(selected.run_dir),
+        "bpb": result.bpb,
+        "total_nats": result.total_nats,
+        "total_bytes": result.total_bytes,
+        "scored_tokens": sum(tok.nats is not None for tok in result.tokens),
+    }
+
+
+def surprisal_json(selected, result: Surprisal) -> dict:
+    return {**totals(selected, result), "tokens": [tok.to_dict() for tok in result.tokens]}
+
+
+def comparison_json(selected_a, a: Surprisal, selected_b, b: Surprisal) -> dict:
+    """Both runs' totals, and per token A's bits, B's bits and B minus A."""
+    tokens = []
+    for x, y, d in zip(a.tokens, b.tokens, diff_bits(a, b), strict=True):
+        tok = {**x.to_dict(), "bits_a": x.bits, "bits_b": y.bits, "diff_bits": d}
+        del tok["bits"], tok["nats"]
+        tokens.append(tok)
+    return {"a": totals(selected_a, a), "b": totals(selected_b, b), "tokens": tokens}
