@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from autolab import gitrepo
+from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
 from autolab.track.ledger import ExperimentView, Ledger, SessionView, ledger_path
 from autolab.workspace import STOP_FILE, TRAIN_FILE, Workspace
 
@@ -61,6 +62,7 @@ class Dashboard:
         self._alerts: dict[int, list[dict]] = {}
         self._samples: dict[int, dict] = {}
         self._sample_locks: dict[int, threading.Lock] = {}
+        self._surprisal = SurprisalPanel(workspace)
 
     # -- the ledger ----------------------------------------------------------------------------
 
@@ -201,6 +203,7 @@ class Dashboard:
             has_model=(run_dir / "model.pt2").is_file(),
             events=[e.to_dict() for e in ledger.events(number=number, last=100)],
         )
+        row["compare"] = compare_choices(ledger, view, self.workspace.runs_dir)
         return row
 
     def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
@@ -264,12 +267,8 @@ class Dashboard:
             return {"samples": [], "message": f"no experiment {number}", "final": False}
         run_dir = self.workspace.runs_dir / str(number)
         if not (run_dir / "model.pt2").is_file():
-            if view.status == "running":
-                message = f"exp {number} is still training: its model is handed over at the end"
-                return {"samples": [], "message": message, "final": False}
-            message = f"exp {number} left no model ({view.status}"
-            message += f": {view.reason})" if view.reason else ")"
-            return {"samples": [], "message": message, "final": True}
+            final = view.status != "running"
+            return {"samples": [], "message": no_model_message(view), "final": final}
         from autolab.sampling import sample_texts
         from autolab.workspace import prepare_data
 
@@ -281,6 +280,13 @@ class Dashboard:
             "seconds": round(time.time() - started, 2),
             "final": True,
         }
+
+    # -- surprisal -----------------------------------------------------------------------------
+
+    def surprisal(self, number: int, text: str | None = None, compare: int | None = None) -> dict:
+        """Per-token loss of `text` (None: the start of the dev split) under the experiment's
+        model, and against experiment `compare`; a `surprisal.RequestError` when it cannot be."""
+        return self._surprisal.score(self.ledger(), number, text, compare)
 
 
 def experiment_rows(views: list[ExperimentView], session_alive: bool) -> list[dict]:

@@ -9,6 +9,10 @@ Routes (all GET but the last; JSON unless said):
   /api/experiments/N                one experiment: verdict, diff against its parent, log tail
   /api/experiments/N/metrics        its training curve
   /api/experiments/N/samples        text from its model (torch, loaded lazily in a thread)
+  /api/experiments/N/surprisal      per-token loss of a text under its model, and with
+                                    `compare=M` the difference against M's (GET ?text=&compare=,
+                                    or POST {"text", "compare"} for long texts; no text: the
+                                    start of the dev split); a bad request is a 4xx {"error"}
   /api/events[?after=ID&last=N]     ledger events
   /api/stream[?session=ID]          server-sent events: a snapshot, then what lands in the ledger
   POST /api/stop                    ask the research loop to stop (as `autolab stop`)
@@ -41,6 +45,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from autolab.dashboard.api import Dashboard, Follower
+from autolab.dashboard.surprisal import MAX_TEXT_CHARS, RequestError
 from autolab.errors import UsageError
 from autolab.workspace import Workspace
 
@@ -172,6 +177,16 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
     async def samples(request: Request):
         return api(await run_in_threadpool(dash.samples, request.path_params["number"]))
 
+    async def surprisal(request: Request):
+        try:
+            text, compare = await surprisal_params(request)
+            found = await run_in_threadpool(
+                dash.surprisal, request.path_params["number"], text, compare
+            )
+        except UsageError as err:  # RequestError carries its status; the rest are bad input
+            return api({"error": str(err)}, getattr(err, "status", 400))
+        return api(found)
+
     async def events(request: Request):
         after = request.query_params.get("after", "0")
         last = request.query_params.get("last")
@@ -223,6 +238,7 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
         Route("/api/experiments/{number:int}", experiment),
         Route("/api/experiments/{number:int}/metrics", metrics),
         Route("/api/experiments/{number:int}/samples", samples),
+        Route("/api/experiments/{number:int}/surprisal", surprisal, methods=["GET", "POST"]),
         Route("/api/events", events),
         Route("/api/stream", stream),
         Route("/api/stop", stop, methods=["POST"]),
@@ -236,6 +252,32 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.dashboard = dash
     return Guard(app, token)
+
+
+async def surprisal_params(request: Request) -> tuple[str | None, int | None]:
+    """`text` and `compare` from the query (GET) or a JSON body (POST, for texts too long for a
+    URL); a missing text is None (the panel's default), a missing compare no comparison."""
+    if request.method == "POST":
+        body = await request.body()
+        if len(body) > 4 * MAX_TEXT_CHARS + 4096:  # UTF-8 and JSON escapes, then some
+            raise RequestError(f"the text is too long: the panel scores {MAX_TEXT_CHARS:,} "
+                               "characters at most", 413)  # fmt: skip
+        try:
+            params = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RequestError('send JSON: {"text": "...", "compare": N}') from None
+        if not isinstance(params, dict):
+            raise RequestError('send a JSON object: {"text": "...", "compare": N}')
+    else:
+        params = dict(request.query_params)
+    text, compare = params.get("text"), params.get("compare")
+    if text is not None and not isinstance(text, str):
+        raise RequestError("text must be a string")
+    if compare in (None, ""):
+        return text, None
+    if isinstance(compare, bool) or not str(compare).isdigit():
+        raise RequestError(f"compare must be an experiment number, not {compare!r}")
+    return text, int(compare)
 
 
 def bind(host: str, port: int) -> socket.socket:
