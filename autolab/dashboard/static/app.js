@@ -28,6 +28,7 @@ const S = {
   dismissed: Number(localStorage.getItem("autolab.dismissed") || 0),
   source: null,
   detail: null,            // the experiment page's data
+  surprisal: null,         // the surprisal panel's last result, kept across re-renders
 };
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -488,6 +489,7 @@ function renderDetail() {
     <div class="card-head"><h2>Diff</h2><span class="hint">train.py against its parent${d.parent_commit ? ` ${esc(d.parent_commit.slice(0, 7))}` : ""}</span></div>
     ${d.diff.text ? `<pre class="diff" id="diff">${diffHtml(d.diff.text)}</pre>` : `<div class="note" id="diff">${esc(d.diff.note)}</div>`}
   </div>
+  ${surprisalCard(d, status)}
   <section class="row halves">
     <div class="card">
       <div class="card-head"><h2>Log</h2><span class="hint mono">${esc(d.log_path)}</span></div>
@@ -502,6 +504,7 @@ function renderDetail() {
   const log = $("#log");
   if (log) log.scrollTop = log.scrollHeight;
   $("#sample-btn").onclick = () => loadSamples(d.number);
+  initSurprisal(d);
   renderDetailCurve();
 }
 
@@ -532,6 +535,143 @@ async function loadSamples(n) {
   } catch (err) {
     box.innerHTML = `<div class="note">sampling failed: ${esc(err.message)}</div>`;
   }
+}
+
+// ---- surprisal panel ------------------------------------------------------------------------
+// The text's tokens coloured by this model's loss on each, or, compared with another
+// experiment, by the difference (green: this one better). The numbers are the same as
+// `autolab inspect --text ... --json`; the server scores, the page only draws.
+
+const DIFF_FULL_BITS = 2;   // a difference this large gets the strongest colour (as the CLI)
+const FLOW_LINE_CHARS = 12; // shorter lines on average (names, one per line) flow with ⏎ between
+
+function surprisalCard(d, status) {
+  const c = d.compare || { choices: [], default: null };
+  const options = [`<option value="">none</option>`].concat(c.choices.map((x) =>
+    `<option value="${x.number}">#${x.number} ${esc(x.status)}${isNum(x.val_bpb) ? ` ${x.val_bpb.toFixed(4)}` : ""}${x.parent ? " (parent)" : ""} · ${esc(x.description.slice(0, 40))}</option>`)).join("");
+  const why = status === "running" ? "the model is handed over when training ends" : "this experiment left no model";
+  return `<div class="card" id="surprisal-card">
+    <div class="card-head"><h2>Surprisal</h2><span class="hint">loss per token of a text under this model · hover a token for its bits</span><span class="spacer"></span>
+      ${d.has_model ? `<label class="hint">compare with <select id="surprisal-compare">${options}</select></label>
+      <button class="btn" id="surprisal-btn">Score</button>` : ""}</div>
+    ${d.has_model ? `<div class="sp-input"><textarea id="surprisal-text" rows="3" spellcheck="false"
+      placeholder="text to score; leave empty for the start of the dev split (held-out text, never the sealed val)"></textarea></div>
+    <div id="surprisal-out"></div>` : `<div class="note">${why}</div>`}
+  </div>`;
+}
+
+function initSurprisal(d) {
+  const btn = $("#surprisal-btn");
+  if (!btn) return;
+  const kept = S.surprisal && S.surprisal.number === d.number ? S.surprisal : null;
+  $("#surprisal-compare").value = kept ? kept.compare : String(d.compare?.default ?? "");
+  if (kept) { $("#surprisal-text").value = kept.text; renderSurprisal(kept.result); }
+  btn.onclick = () => runSurprisal(d.number);
+  $("#surprisal-text").addEventListener("keydown", (ev) => {
+    if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) runSurprisal(d.number);
+  });
+}
+
+async function runSurprisal(n) {
+  const out = $("#surprisal-out"), btn = $("#surprisal-btn");
+  const text = $("#surprisal-text").value;
+  const compare = $("#surprisal-compare").value;
+  const body = { compare: compare ? Number(compare) : null };
+  if (text) body.text = text;   // empty: the server scores the start of the dev split
+  btn.disabled = true;
+  out.innerHTML = `<div class="note"><span class="spinner"></span>scoring with #${n}${compare ? ` and #${compare}` : ""}: loads the models on first use…</div>`;
+  try {
+    const r = await fetch(url(`/api/experiments/${n}/surprisal`), {
+      method: "POST", headers: { "content-type": "application/json", accept: "application/json" },
+      body: JSON.stringify(body),
+    });
+    const data = await r.json().catch(() => ({ error: `the server answered ${r.status}` }));
+    if (!S.detail || S.detail.number !== n) return;
+    if (!r.ok) { out.innerHTML = `<div class="sp-error">${esc(data.error || `the server answered ${r.status}`)}</div>`; return; }
+    if (!text) $("#surprisal-text").value = data.text;
+    S.surprisal = { number: n, text: data.text, compare, result: data };
+    renderSurprisal(data);
+  } catch (err) {
+    out.innerHTML = `<div class="sp-error">scoring failed: ${esc(err.message)}</div>`;
+  } finally {
+    btn.disabled = false;
+  }
+}
+
+function renderSurprisal(r) {
+  const compared = Boolean(r.b);
+  const mine = compared ? r.b : r;
+  const run = (t, role) => `<div class="sp-run" title="${esc(t.run)}"><span class="sp-role">${role}</span><a href="#/exp/${t.number}">#${t.number}</a>
+    <span class="num sp-bpb">${t.bpb.toFixed(4)}</span><span class="muted">bpb · ${esc(t.description)}</span></div>`;
+  let head = run(mine, compared ? "this" : "on this text");
+  let legend = `<span>0 bits</span><span class="sp-scale heat"></span><span>≥ ${r.uniform_bits.toFixed(1)} bits (a uniform guess)</span>`;
+  if (compared) {
+    const delta = r.b.bpb - r.a.bpb;
+    const verdict = delta < 0 ? "better" : delta > 0 ? "worse" : "the same";
+    head += run(r.a, "vs") + `<div class="sp-verdict ${delta < 0 ? "good" : delta > 0 ? "bad" : ""}">#${r.b.number} is ${verdict} by ${Math.abs(delta).toFixed(4)} bpb on this text</div>`;
+    legend = `<span>#${r.b.number} ${DIFF_FULL_BITS}+ bits better</span><span class="sp-scale diff"></span><span>${DIFF_FULL_BITS}+ bits worse than #${r.a.number}</span>`;
+  }
+  const scored = mine.scored_tokens;
+  const source = r.text_source === "dev" ? "the start of the dev split" : "the text above";
+  $("#surprisal-out").innerHTML = `<div class="sp-totals">${head}</div>
+    <div class="sp-legend hint">${legend}<span class="spacer"></span>${esc(source)} · ${mine.total_bytes.toLocaleString()} bytes · ${scored.toLocaleString()} tokens · ${r.seconds.toFixed(2)} s</div>
+    <div class="sp-tokens" id="surprisal-tokens">${tokenSpans(r, compared)}</div>
+    <div class="sp-hover mono" id="surprisal-hover">&nbsp;</div>
+    ${compared ? biggestChanges(r) : ""}`;
+  const box = $("#surprisal-tokens");
+  box.onmouseover = (ev) => {
+    const t = ev.target.closest(".tok");
+    if (t) $("#surprisal-hover").textContent = t.title;
+  };
+}
+
+function tokenSpans(r, compared) {
+  const lines = r.text.split("\n");
+  const flow = lines.length > 3 && r.text.length / lines.length < FLOW_LINE_CHARS;
+  return r.tokens.map((t) => {
+    const bits = compared ? t.bits_b : t.bits;
+    let bg = "", tip = `${JSON.stringify(t.text)}  `;
+    if (!isNum(bits)) tip += "not scored: nothing comes before it";
+    else if (compared) {
+      const d = t.diff_bits;
+      bg = diffColor(d);
+      tip += `#${r.b.number} ${t.bits_b.toFixed(2)} bits · #${r.a.number} ${t.bits_a.toFixed(2)} bits · ${signed(d, 2)} (${d < 0 ? "better" : d > 0 ? "worse" : "same"})`;
+    } else {
+      bg = heatColor(bits / r.uniform_bits);
+      tip += `${bits.toFixed(2)} bits  (p = ${Math.pow(2, -bits).toPrecision(2)})`;
+    }
+    return `<span class="tok${/^\s+$/.test(t.text) ? " ws" : ""}" style="background:${bg}" title="${esc(tip)}">${shownToken(t.text, flow)}</span>`;
+  }).join("");
+}
+
+// Whitespace drawn visibly: a token of only spaces shows ·, a newline ⏎ (then the line break,
+// unless short lines flow), a tab ⇥.
+function shownToken(text, flow) {
+  let s = esc(text).replace(/\t/g, "⇥");
+  if (/^[ ⇥\n]+$/.test(s)) s = s.replace(/ /g, "·");
+  return s.replace(/\n/g, flow ? "⏎" : "⏎\n");
+}
+
+function heatColor(x) {   // green (0 bits) through yellow to red (a uniform guess or worse)
+  const v = Math.max(0, Math.min(1, x));
+  const hue = 130 * (1 - v);
+  return `hsla(${hue.toFixed(0)}, 75%, 50%, ${(0.16 + 0.6 * v).toFixed(3)})`;
+}
+
+function diffColor(d) {   // this experiment minus the other: green where it did better
+  const v = Math.max(-1, Math.min(1, d / DIFF_FULL_BITS));
+  const rgb = v < 0 ? "63,185,111" : "242,85,90";
+  return `rgba(${rgb},${(0.85 * Math.abs(v)).toFixed(3)})`;
+}
+
+function biggestChanges(r) {
+  const scored = r.tokens.map((t, j) => [t.diff_bits, j]).filter(([d]) => isNum(d));
+  const context = (j) => r.tokens.slice(Math.max(0, j - 12), j).map((t) => t.label).join("").slice(-24);
+  const list = (rows, cls, title) => `<div><h3>${title}</h3><ol>${rows.map(([d, j]) =>
+    `<li><span class="muted">${esc(context(j))}</span><b>${esc(r.tokens[j].label)}</b><span class="num ${cls}">${signed(d, 2)}</span></li>`).join("") || `<li class="muted">none</li>`}</ol></div>`;
+  const better = scored.filter(([d]) => d < 0).sort((x, y) => x[0] - y[0]).slice(0, 6);
+  const worse = scored.filter(([d]) => d > 0).sort((x, y) => y[0] - x[0]).slice(0, 6);
+  return `<div class="sp-changes">${list(better, "good", `#${r.b.number} most better`)}${list(worse, "bad", `#${r.b.number} most worse`)}</div>`;
 }
 
 function refreshDetail(u) {
