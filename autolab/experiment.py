@@ -8,9 +8,6 @@ exception: crash, timeout and invalid are states with a reason.
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from autolab.harness.handover import MODEL_FILE
 from autolab.harness.run import METRICS_FILE
 from autolab.harness.settings import RunSettings
 from autolab.summary import parse_summary
+from autolab.zygote.client import Zygote, base_environment
 
 LOG_FILE = "run.log"
 POLL_SECONDS = 0.2
@@ -59,10 +57,7 @@ def default_wall_limit(budget_seconds: float) -> float:
 
 def training_environment(settings: RunSettings) -> dict[str, str]:
     """The parent's environment without autolab's own variables, plus the run's settings."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOLAB_")}
-    env.update(settings.to_env())
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
+    return {**base_environment(), **settings.to_env()}
 
 
 class ValReadDetector:
@@ -91,30 +86,35 @@ def run_experiment(
     should_stop: Callable[[], bool] | None = None,
     overrun_grace: float = OVERRUN_GRACE_SECONDS,
     score: bool = True,
+    zygote: Zygote | None = None,
 ) -> ExperimentResult:
-    """Run train.py once and, when `score`, score what it handed over in the sealed evaluator."""
+    """Run train.py once and, when `score`, score what it handed over in the sealed evaluator.
+
+    The training process and the evaluator are forked from `zygote`, which has torch imported
+    already; the research loop keeps one for the whole session. Without one, a run starts its
+    own and pays the import once."""
+    if zygote is None:
+        with Zygote() as own:
+            return run_experiment(
+                train_py, settings, val_path, wall_limit, on_metrics, should_stop,
+                overrun_grace, score, own,
+            )  # fmt: skip
     started = time.time()
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     wall_limit = wall_limit or default_wall_limit(settings.budget_seconds)
     detector = ValReadDetector(val_path)
-    evaluator = SealedEvaluator(settings, val_path) if score else None
+    log_path = run_dir / LOG_FILE
+    job = {
+        "script": str(Path(train_py).resolve()),
+        "cwd": str(run_dir),
+        "log": str(log_path),
+        "env": training_environment(settings),
+    }
+    process = zygote.spawn("train", job)
+    evaluator = SealedEvaluator(settings, val_path, zygote) if score else None
     try:
-        log_path = run_dir / LOG_FILE
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, str(train_py)],
-                cwd=run_dir,
-                env=training_environment(settings),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group: killed whole at the limit
-            )
-            on_training = evaluator.start if evaluator else lambda: None
-            outcome = _supervise(
-                process, run_dir, wall_limit, started, on_metrics, should_stop, on_training
-            )
+        outcome = _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop)
         process_seconds = time.time() - started
         result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
         if result.status == "ok" and detector.was_read():
@@ -126,6 +126,7 @@ def run_experiment(
         if result.status == "ok" and evaluator:
             result = _score_sealed(result, settings, evaluator, wall_limit)
     finally:
+        process.kill()  # a no-op once it has exited
         if evaluator:
             evaluator.cancel()  # a no-op once it has scored
     result.run_dir = run_dir
@@ -133,35 +134,25 @@ def run_experiment(
     return result
 
 
-def _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop, on_training):
-    """Wait for the process, streaming its metrics; kill its group at the limit or on stop.
-    `on_training` is called once its first metrics show it is training."""
+def _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop):
+    """Wait for the process, streaming its metrics; kill its group at the limit or on stop."""
     metrics = _MetricsTail(run_dir / METRICS_FILE)
     while process.poll() is None:
         time.sleep(POLL_SECONDS)
         for record in metrics.read_new():
-            on_training()
             if on_metrics:
                 on_metrics(record)
         if time.time() - started > wall_limit:
-            _kill_group(process)
+            process.kill()
             reason = f"killed at the wall-clock limit of {wall_limit:.0f}s"
             return ExperimentResult("timeout", reason)
         if should_stop and should_stop():
-            _kill_group(process)
+            process.kill()
             return ExperimentResult("interrupted", "stopped by the user")
     for record in metrics.read_new():
         if on_metrics:
             on_metrics(record)
     return None
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 class _MetricsTail:

@@ -1,86 +1,61 @@
 """Starting the sealed evaluator, from the side that runs experiments.
 
-The evaluator is a fresh Python process running only autolab code. It is started once the
-experiment is training (not earlier: the two start-ups would compete for the same cores), so
-that its own start-up (importing torch and torch.export, about two seconds) overlaps training
-instead of adding to every experiment's overhead; until it is told to score it touches nothing
-of the run, not even the validation split. It runs with `-P` in an empty scratch directory, so
-nothing the experiment wrote can shadow autolab's modules in it.
+The evaluator is a process of its own running only autolab code: a child of the zygote
+(autolab.zygote), forked once the experiment's training process has ended, with torch already
+imported. It works in an empty scratch directory and learns where the validation split is only
+from its job. Its verdict is the last line of its output, one JSON object.
 """
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 from autolab.harness.settings import RunSettings
+from autolab.zygote.client import ForkedChild, Zygote
 
-START_SIGNAL = "score\n"
+OUTPUT_FILE = "evaluator.log"
 
 
 class SealedEvaluator:
-    def __init__(self, settings: RunSettings, val_path: Path):
+    def __init__(self, settings: RunSettings, val_path: Path, zygote: Zygote):
         self.settings = settings
         self.val_path = val_path
-        self.process: subprocess.Popen | None = None
-        self.scratch = ""
-
-    def start(self) -> None:
-        """Start the process (it warms up, then waits); a second call does nothing."""
-        if self.process is not None:
-            return
-        settings, val_path = self.settings, self.val_path
-        self.scratch = tempfile.mkdtemp(prefix="autolab-eval-")
-        command = [
-            sys.executable, "-P", "-m", "autolab.evaluation.sealed", "--wait",
-            "--run-dir", str(settings.run_dir),
-            "--data-dir", str(settings.data_dir),
-            "--val", str(val_path),
-            "--device", settings.device,
-        ]  # fmt: skip
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOLAB_")}
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=self.scratch,
-            env=env,
-            start_new_session=True,
-        )
+        self.zygote = zygote
+        self.child: ForkedChild | None = None
 
     def score(self, timeout: float) -> dict:
         """The evaluator's verdict: {"status": "ok", "val_bpb": ...} or status and reason."""
-        self.start()
+        scratch = Path(tempfile.mkdtemp(prefix="autolab-eval-"))
+        output = scratch / OUTPUT_FILE
+        job = {
+            "run_dir": str(self.settings.run_dir),
+            "data_dir": str(self.settings.data_dir),
+            "val": str(self.val_path),
+            "device": self.settings.device,
+            "scratch": str(scratch),
+            "log": str(output),
+        }
         try:
-            out, err = self.process.communicate(START_SIGNAL, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.cancel()
-            return {"status": "invalid", "reason": "the sealed evaluation timed out"}
+            self.child = self.zygote.spawn("evaluate", job)
+            try:
+                self.child.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.cancel()
+                return {"status": "invalid", "reason": "the sealed evaluation timed out"}
+            lines = (
+                output.read_text(errors="replace").strip().splitlines() if output.exists() else []
+            )
         finally:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            shutil.rmtree(scratch, ignore_errors=True)
         try:
-            return json.loads(out.strip().splitlines()[-1])
+            return json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
-            tail = (err.strip().splitlines() or ["no output"])[-1]
+            tail = lines[-1] if lines else f"exit code {self.child.returncode}, no output"
             return {"status": "invalid", "reason": f"sealed evaluation failed: {tail}"[:500]}
 
     def cancel(self) -> None:
-        """End the evaluator without scoring (the run failed, or scoring timed out)."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.process.wait()
-        for stream in (self.process.stdin, self.process.stdout, self.process.stderr):
-            if stream and not stream.closed:
-                stream.close()
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        """End the evaluator without a verdict (scoring timed out, or the run was stopped)."""
+        if self.child is not None:
+            self.child.kill()

@@ -15,7 +15,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -60,34 +59,13 @@ def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> 
     return {"status": "ok", "val_bpb": val_bpb, "eval_seconds": time.time() - started}
 
 
-def warm_up() -> None:
-    """Load a tiny exported program of our own, so that the first real load (about a second of
-    imports and set-up in a fresh process) is paid while the experiment trains."""
-    import tempfile
-
-    from autolab.harness.handover import export_model
-
-    tiny = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
-    with tempfile.TemporaryDirectory() as scratch:
-        export_model(tiny, context_len=8, vocab_size=4, run_dir=Path(scratch))
-        model, _ = load_model(Path(scratch))
-        model(torch.zeros((1, 3), dtype=torch.long))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--val", type=Path, required=True)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--wait", action="store_true", help="score when stdin says so")
     args = parser.parse_args()
-    # With --wait, the process is started alongside the experiment with its imports done, and
-    # scores once the experiment is over; anything but the signal means "not needed".
-    if args.wait:
-        warm_up()
-        if sys.stdin.readline() != "score\n":
-            sys.exit(0)
     torch.manual_seed(0)
     with torch.inference_mode():
         result = evaluate_run(args.run_dir, args.data_dir, args.val, args.device)

@@ -31,6 +31,7 @@ from autolab.research.proposal import Outcome, Proposal, ResearchContext
 from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
 from autolab.track.results_tsv import write_results_tsv
 from autolab.workspace import PROGRAM_FILE, STOP_FILE, TRAIN_FILE, Workspace, prepare_data
+from autolab.zygote.client import Zygote
 
 MAX_SKIPS_IN_A_ROW = 5
 EXHAUSTED = object()  # what _propose returns when the researcher has nothing left to try
@@ -85,6 +86,7 @@ class ResearchSession:
         self.base_commit = ""
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
+        self.zygote: Zygote | None = None  # forks every experiment's processes, warm
         self.tried_sources: set[str] = set()
         self.candidates_run = 0
         self.started = time.time()
@@ -236,6 +238,8 @@ class ResearchSession:
             status, reason = "failed", str(err) or type(err).__name__
             raise
         finally:
+            if self.zygote is not None:
+                self.zygote.close()
             self._record_end(status, reason)
         return status
 
@@ -458,6 +462,7 @@ class ResearchSession:
             wall_limit=self.options.wall_limit,
             on_metrics=on_metrics,
             should_stop=self._out_of_time_now,
+            zygote=self._zygote(),
         )
         self._flush_metrics(number, pending)
         result = self._check_integrity(result, run_dir)
@@ -477,6 +482,14 @@ class ResearchSession:
             {"status": result.status, "reason": result.reason},
         )
         return result, number
+
+    def _zygote(self) -> Zygote:
+        """The session's zygote; a new one if it died or the environment changed."""
+        if self.zygote is None or not self.zygote.usable:
+            if self.zygote is not None:
+                self.zygote.close()
+            self.zygote = Zygote()
+        return self.zygote
 
     def _out_of_time_now(self) -> bool:
         """Checked while a run is going: only a stop request ends it early."""

@@ -1,0 +1,180 @@
+"""The runner's side of the zygote (see autolab.zygote.server): start it, ask it for children.
+
+    with Zygote() as zygote:
+        child = zygote.spawn("train", {"script": ..., "cwd": ..., "log": ..., "env": {...}})
+        while child.poll() is None: ...
+
+A `ForkedChild` reads like a `subprocess.Popen` for what the runner needs: `pid`, `poll()`,
+`returncode`, `wait(timeout)`; and, being its own process group, `os.killpg(child.pid, ...)`.
+The children are the zygote's, not ours, so their exit statuses come from the zygote's reports,
+read by a thread into a table.
+"""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+SERVER_COMMAND = ("-P", "-m", "autolab.zygote.server")
+LOST = -signal.SIGKILL  # the status of a child whose zygote died before reporting it
+
+
+def base_environment() -> dict[str, str]:
+    """The parent's environment without autolab's own variables: what the zygote starts with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOLAB_")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+class ZygoteError(RuntimeError):
+    pass
+
+
+class Zygote:
+    def __init__(self):
+        self.env = base_environment()
+        self.scratch = tempfile.mkdtemp(prefix="autolab-zygote-")
+        self._pids: dict[int, int] = {}  # request id -> child pid
+        self._returncodes: dict[int, int] = {}  # child pid -> exit status
+        self._changed = threading.Condition()
+        self._next_id = 0
+        self.process = subprocess.Popen(
+            [sys.executable, *SERVER_COMMAND],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            cwd=self.scratch,  # empty: nothing in it can shadow autolab's modules
+            env=self.env,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read_reports, daemon=True)
+        self._reader.start()
+
+    def __enter__(self) -> "Zygote":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def usable(self) -> bool:
+        """Running, and started with the environment a new one would get now."""
+        return self.process.poll() is None and self.env == base_environment()
+
+    def spawn(self, kind: str, job: dict, timeout: float = 120.0) -> "ForkedChild":
+        """Fork a child for `job` ("train" or "evaluate"); waits for the zygote's warm-up."""
+        with self._changed:
+            request_id = self._next_id
+            self._next_id += 1
+        message = json.dumps({"id": request_id, "kind": kind, "job": job}) + "\n"
+        try:
+            self.process.stdin.write(message.encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as err:
+            raise ZygoteError("the zygote process is gone") from err
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while request_id not in self._pids:
+                left = deadline - time.monotonic()
+                if left <= 0 or self.process.poll() is not None:
+                    raise ZygoteError("the zygote process did not start the child")
+                self._changed.wait(min(left, 0.5))
+            return ForkedChild(self, self._pids.pop(request_id))
+
+    def returncode_of(self, pid: int) -> int | None:
+        with self._changed:
+            if pid in self._returncodes:
+                return self._returncodes[pid]
+        if self.process.poll() is not None and not _alive(pid):
+            return LOST
+        return None
+
+    def wait_for(self, pid: int, timeout: float | None) -> int | None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            code = self.returncode_of(pid)
+            if code is not None:
+                return code
+            with self._changed:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return None
+                self._changed.wait(0.2 if left is None else min(left, 0.2))
+
+    def close(self) -> None:
+        """End the zygote (children keep running: the runner ends those itself)."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._reader.join(timeout=5)
+        if self.process.stdout:
+            self.process.stdout.close()
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def _read_reports(self) -> None:
+        for line in self.process.stdout:
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            with self._changed:
+                if "returncode" in message:
+                    self._returncodes[message["pid"]] = message["returncode"]
+                elif "id" in message:
+                    self._pids[message["id"]] = message["pid"]
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+
+class ForkedChild:
+    def __init__(self, zygote: Zygote, pid: int):
+        self.zygote = zygote
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.returncode_of(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            self.returncode = self.zygote.wait_for(self.pid, timeout)
+        if self.returncode is None:
+            raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+        return self.returncode
+
+    def kill(self) -> None:
+        """Kill the child's whole process group and wait for it to be reported."""
+        if self.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except ProcessLookupError:  # not yet its own group: just forked
+                try:
+                    os.kill(self.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            self.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

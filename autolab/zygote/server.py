@@ -1,0 +1,90 @@
+"""The zygote: `python -P -m autolab.zygote.server`, a process that imports torch once and forks.
+
+A fresh Python process spends one to two seconds importing torch and setting up torch.export
+before its first useful line, and every experiment needs two (the training process and the
+sealed evaluator): on a 20 s budget that was most of the per-experiment overhead. The zygote
+pays it once per session. It imports, traces a tiny program so torch.export's lazy set-up is
+done, then forks one child per request; a child starts with all of that already in memory.
+
+It runs only autolab code and never computes with a real tensor: a process that has started
+torch's thread pool cannot fork safely (the child's pool is broken), so the only warm-up is
+tracing, which runs on fake tensors.
+
+Protocol, one JSON object per line. In on stdin: {"id": N, "kind": "train" | "evaluate",
+"job": {...}}. Out on stdout: {"id": N, "pid": P} once the child runs, and {"pid": P,
+"returncode": R} when it ends (R negative for a signal, as subprocess reports it). The zygote
+exits when stdin closes; its children are their own process groups and are not touched.
+"""
+
+import json
+import os
+import select
+
+from autolab.zygote.child import run_child
+
+REAP_INTERVAL_S = 0.05
+
+
+def warm_up() -> None:
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    import autolab.evaluation.sealed  # noqa: F401  (what an evaluator child runs)
+    import autolab.harness  # noqa: F401  (the harness every train.py imports)
+    from autolab.harness.handover import export_model
+
+    tiny = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
+    with tempfile.TemporaryDirectory() as scratch:
+        export_model(tiny, context_len=4, vocab_size=4, run_dir=Path(scratch))
+
+
+def report(message: dict) -> None:
+    os.write(1, (json.dumps(message) + "\n").encode())
+
+
+def reap() -> None:
+    """Report every child that has ended."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        report({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
+
+
+def serve() -> None:
+    pending = b""
+    while True:
+        readable, _, _ = select.select([0], [], [], REAP_INTERVAL_S)
+        reap()
+        if not readable:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:  # the runner is gone or done: no more children
+            return
+        pending += chunk
+        while b"\n" in pending:
+            line, pending = pending.split(b"\n", 1)
+            if line.strip():
+                fork_child(json.loads(line))
+
+
+def fork_child(request: dict) -> None:
+    pid = os.fork()
+    if pid == 0:
+        run_child(request["kind"], request["job"])  # never returns
+    report({"id": request["id"], "pid": pid})
+
+
+def main() -> None:
+    warm_up()
+    report({"ready": True})
+    serve()
+
+
+if __name__ == "__main__":
+    main()

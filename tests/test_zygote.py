@@ -1,0 +1,134 @@
+"""The zygote forks training processes that behave like `python train.py` in a fresh process.
+
+Real processes throughout: one zygote per module, scripts written to tmp_path, exit statuses as
+the zygote reports them.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from autolab.zygote.client import Zygote, base_environment
+
+
+@pytest.fixture(scope="module")
+def zygote():
+    with Zygote() as z:
+        yield z
+
+
+def run_script(zygote, tmp_path, source: str, env=None, timeout=60.0):
+    script = tmp_path / "train.py"
+    script.write_text(source)
+    log = tmp_path / "run.log"
+    job = {"script": str(script), "cwd": str(tmp_path), "log": str(log), "env": env or {}}
+    child = zygote.spawn("train", job)
+    code = child.wait(timeout)
+    return code, log.read_text()
+
+
+def test_exit_codes_and_output_go_where_python_would_send_them(zygote, tmp_path):
+    code, log = run_script(zygote, tmp_path, "import sys\nprint('hello')\nsys.exit(3)\n")
+    assert (code, log) == (3, "hello\n")
+    code, log = run_script(zygote, tmp_path / "", "print('done')\n")
+    assert code == 0 and log.endswith("done\n")
+    code, log = run_script(zygote, tmp_path, "import sys\nsys.exit('no data here')\n")
+    assert code == 1 and "no data here" in log
+
+
+def test_an_uncaught_exception_shows_the_scripts_traceback_and_exits_1(zygote, tmp_path):
+    code, log = run_script(zygote, tmp_path, "def f():\n    raise ValueError('bad shape')\nf()\n")
+    assert code == 1
+    assert log.startswith("Traceback (most recent call last):")
+    assert 'train.py", line 3' in log and "ValueError: bad shape" in log
+    assert "runpy" not in log and "zygote" not in log
+
+
+def test_the_script_runs_as_main_with_its_own_directory_environment_and_argv(
+    zygote, tmp_path, monkeypatch
+):
+    (tmp_path / "helper_module.py").write_text("VALUE = 41\n")
+    source = (
+        "import json, os, sys\n"
+        "import helper_module\n"
+        "print(json.dumps({'name': __name__, 'argv': sys.argv, 'cwd': os.getcwd(),\n"
+        "  'env': dict(os.environ), 'value': helper_module.VALUE + 1}))\n"
+    )
+    code, log = run_script(zygote, tmp_path, source, env={"ONLY_THIS": "1"})
+    seen = json.loads(log)
+    assert code == 0
+    assert seen["name"] == "__main__" and seen["value"] == 42
+    assert seen["argv"] == [str(tmp_path / "train.py")] and seen["cwd"] == str(tmp_path)
+    assert seen["env"] == {"ONLY_THIS": "1"}  # exactly the job's environment, nothing inherited
+
+
+def test_children_draw_fresh_python_random_states(zygote, tmp_path):
+    source = "import random\nimport numpy as np\nprint(random.random(), np.random.rand())\n"
+    first = run_script(zygote, tmp_path / "", source)[1]
+    (tmp_path / "run.log").unlink()
+    second = run_script(zygote, tmp_path, source)[1]
+    assert first != second
+
+
+def test_torch_in_a_child_computes_with_the_threads_a_fresh_process_gets(zygote, tmp_path):
+    source = (
+        "import torch\n"
+        "a = torch.randn(256, 256)\n"
+        "print(torch.get_num_threads(), float((a @ a.T).trace() > 0))\n"
+    )
+    code, log = run_script(zygote, tmp_path, source)
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert code == 0
+    assert log.split()[0] == fresh.stdout.strip() and log.split()[1] == "1.0"
+
+
+def test_kill_ends_the_childs_whole_process_group(zygote, tmp_path):
+    pid_file = tmp_path / "grandchild.pid"
+    source = (
+        "import subprocess, time\n"
+        f"p = subprocess.Popen(['sleep', '300'])\n"
+        f"open({str(pid_file)!r}, 'w').write(str(p.pid))\n"
+        "time.sleep(300)\n"
+    )
+    script = tmp_path / "train.py"
+    script.write_text(source)
+    job = {"script": str(script), "cwd": str(tmp_path), "log": str(tmp_path / "run.log"),
+           "env": {"PATH": os.environ["PATH"]}}  # fmt: skip
+    child = zygote.spawn("train", job)
+    deadline = time.time() + 30
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.time() < deadline, (tmp_path / "run.log").read_text()
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    child.kill()
+    assert child.returncode == -9
+    deadline = time.time() + 10
+    while _alive(grandchild):  # the sleep was in the child's group: killed with it
+        assert time.time() < deadline, "the grandchild survived the group kill"
+        time.sleep(0.05)
+
+
+def test_a_zygote_is_replaced_when_the_environment_changes(monkeypatch):
+    with Zygote() as z:
+        assert z.usable
+        monkeypatch.setenv("SOMETHING_NEW", "1")
+        assert not z.usable  # torch may read the environment at import: start a new one
+        monkeypatch.setenv("AUTOLAB_RUN_DIR", "/x")  # autolab's own variables never reach it
+        assert "AUTOLAB_RUN_DIR" not in base_environment()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A killed grandchild is a zombie until its new parent reaps it.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[1].split()[0] != "Z"
