@@ -83,13 +83,10 @@ def register(subparsers) -> None:
 def make_researcher(args, workspace, device: str):
     if args.agent == "search":
         from autolab.research.constants import parse_constants
-        from autolab.research.search import SearchResearcher
+        from autolab.research.search import SearchResearcher, idle_on_device
 
-        # Settings that only act on a GPU (CUDA_*, COMPILE) change nothing on a CPU: searching
-        # them there would spend experiments on noise.
         constants = parse_constants(workspace.train_py.read_text())
-        idle = [n for n in constants if n.startswith("CUDA_") or n == "COMPILE"]
-        return SearchResearcher(seed=args.seed, frozen=idle if device == "cpu" else ())
+        return SearchResearcher(seed=args.seed, frozen=idle_on_device(constants, device))
     if args.agent == "llm":
         from autolab.research.llm import LLMResearcher, llm_settings
 
