@@ -671,7 +671,7 @@ function biggestChanges(r) {
     `<li><span class="muted">${esc(context(j))}</span><b>${esc(r.tokens[j].label)}</b><span class="num ${cls}">${signed(d, 2)}</span></li>`).join("") || `<li class="muted">none</li>`}</ol></div>`;
   const better = scored.filter(([d]) => d < 0).sort((x, y) => x[0] - y[0]).slice(0, 6);
   const worse = scored.filter(([d]) => d > 0).sort((x, y) => y[0] - x[0]).slice(0, 6);
-  return `<div class="sp-changes">${list(better, "good", `#${r.b.number} most better`)}${list(worse, "bad", `#${r.b.number} most worse`)}</div>`;
+  return `<div class="sp-changes">${list(better, "good", `where #${r.b.number} gained most`)}${list(worse, "bad", `where #${r.b.number} lost most`)}</div>`;
 }
 
 function refreshDetail(u) {
