@@ -8,6 +8,7 @@ exception: crash, timeout and invalid are states with a reason.
 
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,12 @@ GAP_TOLERANCE = 0.25  # bits per byte between what train.py printed and the seal
 # the clock, the dev estimate, the export) before it counts as training past its budget.
 OVERRUN_FACTOR = 1.25
 OVERRUN_GRACE_SECONDS = 30.0
+# What a full disk looks like in a log or an error: the OS's ENOSPC message, SQLite's, git's.
+DISK_FULL_MARKERS = ("no space left on device", "database or disk is full", "out of diskspace")
+DISK_FULL_REASON = "the disk is full"
+# A crash with less free space than this where the run writes is put down to the disk: when the
+# disk is full the training process often cannot even write its traceback to the log.
+DISK_FULL_FREE_BYTES = 2**20
 OOM_MARKERS = ("out of memory", "outofmemoryerror", "cannot allocate memory", "memoryerror")
 
 
@@ -40,6 +47,12 @@ class ExperimentResult:
     wall_seconds: float = 0.0
     flags: dict = field(default_factory=dict)
     run_dir: Path | None = None
+
+    @property
+    def disk_full(self) -> bool:
+        """It crashed because the disk is full: nothing about the change, everything about the
+        machine, and the next experiment would end the same way."""
+        return self.status == "crash" and self.reason.startswith(DISK_FULL_REASON)
 
     def summary(self) -> dict:
         """The summary block autolab prints: the sealed val_bpb, the rest as train.py reported."""
@@ -116,7 +129,11 @@ def run_experiment(
     try:
         outcome = _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop)
         process_seconds = time.time() - started
-        result = outcome or _classify_exit(process.returncode, log_path.read_text(errors="replace"))
+        log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
+        result = outcome or _classify_exit(process.returncode, log_text)
+        if result.status == "crash" and not result.disk_full and _disk_nearly_full(run_dir):
+            reason = f"{DISK_FULL_REASON} ({run_dir}): {result.reason}"[:500]
+            result = ExperimentResult("crash", reason, reported=result.reported)
         if result.status == "ok" and detector.was_read():
             result = ExperimentResult("invalid", "read the sealed validation split during training")
         allowed = settings.budget_seconds * OVERRUN_FACTOR + overrun_grace
@@ -179,6 +196,13 @@ class _MetricsTail:
         return records
 
 
+def _disk_nearly_full(path: Path) -> bool:
+    try:
+        return shutil.disk_usage(path).free < DISK_FULL_FREE_BYTES
+    except OSError:
+        return False
+
+
 def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
     reported = parse_summary(log_text)
     if returncode == 0:
@@ -188,6 +212,8 @@ def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
     if fail:
         return ExperimentResult("crash", fail[len("FAIL:") :].strip(), reported=reported)
     tail = " | ".join(line.strip() for line in lines[-3:])
+    if any(marker in log_text.lower() for marker in DISK_FULL_MARKERS):
+        return ExperimentResult("crash", f"{DISK_FULL_REASON}: {tail}"[:500], reported=reported)
     if any(marker in log_text.lower() for marker in OOM_MARKERS):
         return ExperimentResult("crash", f"out of memory: {tail}"[:500], reported=reported)
     if returncode < 0:

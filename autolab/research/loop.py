@@ -21,7 +21,7 @@ from pathlib import Path
 
 from autolab import gitrepo
 from autolab.errors import UsageError
-from autolab.experiment import ExperimentResult, run_experiment
+from autolab.experiment import DISK_FULL_MARKERS, ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
 from autolab.research import branch as git_branch
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
@@ -86,6 +86,7 @@ class ResearchSession:
         self.base_commit = ""
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
+        self.disk_full = False  # a run crashed because the disk is full: stop after recording it
         self.zygote: Zygote | None = None  # forks every experiment's processes, warm
         self.tried_sources: set[str] = set()
         self.candidates_run = 0
@@ -208,6 +209,7 @@ class ResearchSession:
                     break
                 source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
                 self._candidate(Proposal(source, view.description, view.params or None))
+                self._stop_if_disk_full()
             skips = 0
             while not self._out_of_time() and self.noise is not None:
                 proposal = self._propose()
@@ -222,16 +224,18 @@ class ResearchSession:
                     break
                 skips = 0
                 self._candidate(proposal)
+                self._stop_if_disk_full()
             if self.stop_reason:
                 status, reason = "failed", self.stop_reason
             elif self.stopping:
                 status, reason = "cancelled", "stopped by the user"
-        except OSError as err:
-            status, reason = "failed", f"{err.strerror or err}: {err.filename or ''}".strip(": ")
-            if err.errno == errno.ENOSPC:
+        except (OSError, sqlite3.OperationalError, gitrepo.GitError) as err:
+            status, reason = "failed", _error_text(err)
+            if _is_disk_full(err):
+                where = getattr(err, "filename", None) or "writing"
                 raise UsageError(
-                    f"the disk is full ({err.filename or 'writing'}): free some space, then "
-                    "continue with `autolab research --resume`"
+                    f"the disk is full ({where}): free some space, then continue with "
+                    "`autolab research --resume`"
                 ) from err
             raise
         except BaseException as err:  # the session's end is recorded whatever ended it
@@ -276,6 +280,7 @@ class ResearchSession:
                 "baseline", gitrepo.head(self.repo), f"baseline (seed {seed})", seed
             )
             runs.append(number)
+            self._stop_if_disk_full()
             if result.status != "ok":
                 raise UsageError(
                     f"the baseline train.py failed ({result.status}: {result.reason}); "
@@ -466,6 +471,7 @@ class ResearchSession:
         )
         self._flush_metrics(number, pending)
         result = self._check_integrity(result, run_dir)
+        self.disk_full = self.disk_full or result.disk_full
         self.live.phase = "scoring"
         self.on_change()
         if result.val_bpb is not None:
@@ -482,6 +488,12 @@ class ResearchSession:
             {"status": result.status, "reason": result.reason},
         )
         return result, number
+
+    def _stop_if_disk_full(self) -> None:
+        """A run that crashed on a full disk ends the session (as the disk error it was)."""
+        if self.disk_full:
+            path = str(self.workspace.runs_dir)
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
     def _zygote(self) -> Zygote:
         """The session's zygote; a new one if it died or the environment changed."""
@@ -648,6 +660,21 @@ def check_train_py(source: str) -> None:
         validate_train_py(source)
     except EditError as err:
         raise UsageError(f"train.py cannot be researched: {err}") from None
+
+
+def _is_disk_full(err: BaseException) -> bool:
+    """ENOSPC from a write of ours, SQLITE_FULL from the ledger, or git saying so."""
+    if isinstance(err, OSError):
+        return err.errno == errno.ENOSPC
+    if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return True
+    return any(marker in str(err).lower() for marker in DISK_FULL_MARKERS)
+
+
+def _error_text(err: BaseException) -> str:
+    if isinstance(err, OSError):
+        return f"{err.strerror or err}: {err.filename or ''}".strip(": ")
+    return str(err)
 
 
 def _number(value):
