@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from autolab.zygote.client import Zygote, base_environment
+from autolab.zygote.client import Zygote, ZygoteError, base_environment
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +122,20 @@ def test_a_zygote_is_replaced_when_the_environment_changes(monkeypatch):
         assert not z.usable  # torch may read the environment at import: start a new one
         monkeypatch.setenv("AUTOLAB_RUN_DIR", "/x")  # autolab's own variables never reach it
         assert "AUTOLAB_RUN_DIR" not in base_environment()
+
+
+def test_a_zygote_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
+    broken = tmp_path / "broken" / "torch"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text("raise ImportError('this torch is broken')\n")
+    monkeypatch.setenv("PYTHONPATH", str(broken.parent))
+    job = {"script": str(tmp_path / "train.py"), "cwd": str(tmp_path),
+           "log": str(tmp_path / "run.log"), "env": {}}  # fmt: skip
+    with Zygote() as z, pytest.raises(ZygoteError) as failure:
+        z.spawn("train", job, timeout=60)
+    message = str(failure.value)
+    assert "this torch is broken" in message and "\n" not in message
+    assert failure.value.exit_code == 2
 
 
 def _alive(pid: int) -> bool:

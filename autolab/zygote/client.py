@@ -20,6 +20,8 @@ import tempfile
 import threading
 import time
 
+from autolab.errors import UsageError
+
 SERVER_COMMAND = ("-P", "-m", "autolab.zygote.server")
 LOST = -signal.SIGKILL  # the status of a child whose zygote died before reporting it
 
@@ -31,8 +33,8 @@ def base_environment() -> dict[str, str]:
     return env
 
 
-class ZygoteError(RuntimeError):
-    pass
+class ZygoteError(UsageError):
+    """The zygote could not fork a child: a broken installation, not the experiment's doing."""
 
 
 class Zygote:
@@ -43,11 +45,12 @@ class Zygote:
         self._returncodes: dict[int, int] = {}  # child pid -> exit status
         self._changed = threading.Condition()
         self._next_id = 0
+        self._stderr = open(os.path.join(self.scratch, "zygote.log"), "wb")
         self.process = subprocess.Popen(
             [sys.executable, *SERVER_COMMAND],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             cwd=self.scratch,  # empty: nothing in it can shadow autolab's modules
             env=self.env,
             start_new_session=True,
@@ -76,15 +79,25 @@ class Zygote:
             self.process.stdin.write(message.encode())
             self.process.stdin.flush()
         except (BrokenPipeError, ValueError) as err:
-            raise ZygoteError("the zygote process is gone") from err
+            raise self._error("it is gone") from err
         deadline = time.monotonic() + timeout
         with self._changed:
             while request_id not in self._pids:
                 left = deadline - time.monotonic()
                 if left <= 0 or self.process.poll() is not None:
-                    raise ZygoteError("the zygote process did not start the child")
+                    raise self._error("it did not start the child")
                 self._changed.wait(min(left, 0.5))
             return ForkedChild(self, self._pids.pop(request_id))
+
+    def _error(self, what: str) -> ZygoteError:
+        self._stderr.flush()
+        with open(self._stderr.name, errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        said = f": {lines[-1]}" if lines else ""
+        return ZygoteError(
+            f"autolab's worker process (python -m autolab.zygote.server) failed, {what}{said}; "
+            "check that torch imports in this environment"
+        )
 
     def returncode_of(self, pid: int) -> int | None:
         with self._changed:
@@ -121,6 +134,7 @@ class Zygote:
         self._reader.join(timeout=5)
         if self.process.stdout:
             self.process.stdout.close()
+        self._stderr.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     def _read_reports(self) -> None:

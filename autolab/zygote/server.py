@@ -38,6 +38,9 @@ def warm_up() -> None:
     tiny = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
     with tempfile.TemporaryDirectory() as scratch:
         export_model(tiny, context_len=4, vocab_size=4, run_dir=Path(scratch))
+    # CUDA cannot be used again in a child forked after it was initialised in the parent.
+    if torch.cuda.is_initialized():
+        raise SystemExit("the zygote initialised CUDA while warming up; no child could use it")
 
 
 def report(message: dict) -> None:
