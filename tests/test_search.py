@@ -9,7 +9,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from autolab.research.constants import parse_constants, values
 from autolab.research.proposal import Outcome, ResearchContext
-from autolab.research.search import SearchResearcher, search_space
+from autolab.research.search import SearchResearcher, _step_further, importance, search_space
 
 RECIPE = '''"""A recipe."""
 
@@ -50,7 +50,10 @@ def research_loop(researcher: SearchResearcher, n: int, source: str = RECIPE):
         proposals.append(proposal)
         score = objective(proposal.params)
         status = "keep" if score < best else "discard"
-        history.append(Outcome(number, proposal.description, status, score, proposal.params))
+        parent = values(parse_constants(source))
+        history.append(
+            Outcome(number, proposal.description, status, score, proposal.params, "", parent)
+        )
         if status == "keep":
             best, source = score, proposal.source
     return best, history, proposals
@@ -187,3 +190,31 @@ def test_arguments_are_checked():
         SearchResearcher(max_changes=0)
     one = research_loop(SearchResearcher(seed=0, max_changes=1), 8)[2]
     assert all(" and " not in p.description for p in one)
+
+
+def test_a_kept_step_is_taken_once_more():
+    """Hooke and Jeeves' pattern move: LR 0.04 -> 0.02 was kept, so 0.02 -> 0.01 comes next."""
+    parent = values(parse_constants(RECIPE))
+    kept_source = RECIPE.replace("LR = 0.04", "LR = 0.02")
+    kept = values(parse_constants(kept_source))
+    history = [Outcome(1, "reduce LR from 0.04 to 0.02", "keep", 2.0, kept, "", parent)]
+    proposal = SearchResearcher(seed=0).propose(context(kept_source, history, 2.0))
+    assert proposal.description == "reduce LR from 0.02 to 0.01"
+    assert "LR = 0.01  # learning rate" in proposal.source
+    # After a discard there is nothing to continue: the sampler proposes as usual.
+    constants = parse_constants(kept_source)
+    space = search_space(constants)
+    best = {name: constants[name].value for name in space}
+    assert _step_further(history, constants, space, best) == {"LR": 0.01}
+    history.append(Outcome(2, proposal.description, "discard", 2.5, proposal.params, "", kept))
+    assert _step_further(history, constants, space, best) is None
+    # The random baseline stays pure: no pattern moves.
+    random = SearchResearcher(seed=0, sampler="random")
+    assert random.propose(context(kept_source, history[:1], 2.0)).params["LR"] != 0.01
+
+
+def test_importance_puts_learning_rates_and_size_first():
+    assert importance("MATRIX_LR") > importance("DEPTH") > importance("BATCH_SIZE")
+    assert importance("LEARNING_RATE") == importance("LR") == importance("EMBEDDING_LR")
+    assert importance("N_EMBD") == importance("HEAD_DIM") == importance("N_HIDDEN")
+    assert importance("WEIGHT_DECAY") == importance("ADAM_BETA2") == 1.0

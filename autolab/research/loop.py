@@ -24,6 +24,7 @@ from autolab.errors import UsageError
 from autolab.experiment import DISK_FULL_MARKERS, ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
 from autolab.research import branch as git_branch
+from autolab.research.constants import parse_constants, values
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
 from autolab.research.integrity import PackageGuard
 from autolab.research.policy import Noise, Policy
@@ -86,6 +87,7 @@ class ResearchSession:
         self.base_commit = ""
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
+        self._params_cache: dict[str, dict | None] = {}
         self.disk_full = False  # a run crashed because the disk is full: stop after recording it
         self.zygote: Zygote | None = None  # forks every experiment's processes, warm
         self.tried_sources: set[str] = set()
@@ -306,10 +308,13 @@ class ResearchSession:
 
     def _context(self) -> ResearchContext:
         history = [
-            Outcome(e.number, e.description, e.status, e.val_bpb, e.params or None, e.reason)
+            Outcome(
+                e.number, e.description, e.status, e.val_bpb, e.params or None, e.reason,
+                parent_params=self._params_at(e.parent_commit),
+            )
             for e in self._experiments()
             if e.status != "running"
-        ]
+        ]  # fmt: skip
         failures = [e for e in self._experiments() if e.status in FAILED]
         return ResearchContext(
             workspace=self.repo,
@@ -321,6 +326,18 @@ class ResearchSession:
             last_failure_log=self._log_tail(failures[-1].number) if failures else None,
             budget_seconds=self.options.budget_seconds,
         )
+
+    def _params_at(self, commit: str) -> dict | None:
+        """The constants of train.py at `commit` (an experiment's parent), parsed once each."""
+        if not commit:
+            return None
+        if commit not in self._params_cache:
+            try:
+                source = gitrepo.show_file(self.repo, commit, TRAIN_FILE)
+                self._params_cache[commit] = values(parse_constants(source))
+            except (gitrepo.GitError, SyntaxError, ValueError):
+                self._params_cache[commit] = None
+        return self._params_cache[commit]
 
     def _propose(self):
         self.live.phase, self.live.description = "thinking", f"{self.researcher.name} researcher"

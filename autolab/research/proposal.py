@@ -35,6 +35,7 @@ class Outcome:
     val_bpb: float | None  # the sealed score; None when there is none
     params: dict | None = None
     reason: str = ""  # why it crashed / was invalid
+    parent_params: dict | None = None  # the constants of the train.py it changed
 
 
 @dataclass

@@ -4,11 +4,17 @@ Each proposal changes one or two constants of the current best train.py:
 
 1. The search space is centred on the current best (the values in `context.best_source`), so it
    follows the best as it moves; see `search_space` for the ranges.
-2. A seeded rng picks which constants change (1 to `max_changes` of them, uniformly), and one
+2. A seeded rng picks which constants change (1 to `max_changes` of them), and one
    `study.ask(fixed_distributions=...)` over just those asks the sampler for their new values; the
    others keep the best's values. Choosing the subset outside the sampler keeps "one or two
    changes" exact, and TPE still learns per constant: it models each one independently from every
-   past experiment's value of it, whichever other constant changed alongside.
+   past experiment's value of it, whichever other constant changed alongside. With TPE the pick
+   is weighted by what a constant is (`importance`): learning rates and the model's size first,
+   as a person tuning a recipe would; the random baseline picks uniformly.
+2b. After a kept change, the next proposal takes the same step once more (Hooke and Jeeves'
+   pattern move): 0.004 -> 0.008 that paid off is followed by 0.016. TPE models where good
+   values were, not where they are heading, and a session of 20 experiments cannot wait for it
+   to walk a learning rate that is ten times too small back one sample at a time.
 3. The study is rebuilt from `context.history` on every call (`study.add_trial` of each outcome's
    full configuration and val_bpb), so the ledger is the only state: a restarted researcher
    learns from everything already tried, and a proposal depends only on (seed, history, best).
@@ -17,6 +23,7 @@ Each proposal changes one or two constants of the current best train.py:
 """
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -97,12 +104,22 @@ class SearchResearcher:
         best = {name: constants[name].value for name in space}
         tried = {_key(o.params, space) for o in context.history if o.params}
         tried.add(_key(best, space))
+        if self.sampler == "tpe":
+            further = _step_further(context.history, constants, space, best)
+            if further and _key({**best, **further}, space) not in tried:
+                return Proposal(
+                    source=apply_changes(context.best_source, further),
+                    description=describe_changes(best, further, kinds_of(constants.values())),
+                    params={**best, **further},
+                )
         rng = np.random.default_rng([self.seed, len(context.history)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
         names = list(space)
+        weights = np.array([importance(n) if self.sampler == "tpe" else 1.0 for n in names])
+        pick = weights / weights.sum()
         for _ in range(self.max_attempts):
             k = int(rng.integers(1, min(self.max_changes, len(names)) + 1))
-            chosen = sorted(rng.choice(len(names), size=k, replace=False))
+            chosen = sorted(rng.choice(len(names), size=k, replace=False, p=pick))
             # A rejected ask stays RUNNING: TPE's constant liar then counts it as a bad result,
             # which steers the next ask away from it.
             trial = study.ask({names[i]: space[names[i]] for i in chosen})
@@ -147,6 +164,53 @@ class SearchResearcher:
         if _finite(context.best_val_bpb) and _key(best, space) not in seen:
             _add(study, constants, space, best, context.best_val_bpb)
         return study
+
+
+# What a constant is, from its name: how much a change to it usually matters. The same order a
+# person tuning a recipe follows: learning rates, then the model's size, then how much data a
+# step sees; schedules, betas and the rest last.
+IMPORTANCE = (
+    (4.0, re.compile(r"(^|_)LR$|LEARNING_RATE")),
+    (3.0, re.compile(r"DEPTH|LAYER|WIDTH|EMBD|DIM|HIDDEN|ASPECT|HEAD|MLP_RATIO")),
+    (2.0, re.compile(r"BATCH|SEQ_LEN|CONTEXT|BLOCK_SIZE")),
+)
+
+
+def importance(name: str) -> float:
+    """Relative weight of `name` when choosing which constants a proposal changes."""
+    return next((weight for weight, pattern in IMPORTANCE if pattern.search(name)), 1.0)
+
+
+def _step_further(history, constants, space, best) -> dict | None:
+    """The pattern move: if the last scored experiment was kept, the same numeric step again,
+    from the new best ({} when no constant can step further inside today's space)."""
+    # Re-check runs of a configuration carry no params of their own; the candidate they checked
+    # does, with the verdict of both.
+    scored = [o for o in history if o.params and (o.status in SCORED or o.status in FAILED)]
+    if not scored or scored[-1].status != "keep":
+        return None
+    last = scored[-1]
+    if not last.parent_params or _key(last.params, space) != _key(best, space):
+        return None
+    changes = {}
+    for name, dist in space.items():
+        old, new = last.parent_params.get(name), last.params.get(name)
+        c = constants[name]
+        if c.kind not in ("int", "pow2", "float") or old is None or _same(old, new):
+            continue
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new)):
+            continue
+        if c.kind == "int":
+            value = new + (new - old)
+        elif old > 0 and new > 0:
+            value = new * new / old
+            value = round_float(value) if c.kind == "float" else int(round(value))
+        else:
+            continue
+        param = _to_param(c, value)
+        if param is not None and _contains(dist, param):
+            changes[name] = value
+    return changes
 
 
 def idle_on_device(constants: Mapping[str, Constant], device: str) -> list[str]:
