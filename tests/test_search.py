@@ -9,7 +9,13 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from autolab.research.constants import parse_constants, values
 from autolab.research.proposal import Outcome, ResearchContext
-from autolab.research.search import SearchResearcher, _step_further, importance, search_space
+from autolab.research.search import (
+    SearchResearcher,
+    _step_further,
+    _too_small,
+    importance,
+    search_space,
+)
 
 RECIPE = '''"""A recipe."""
 
@@ -218,3 +224,28 @@ def test_importance_puts_learning_rates_and_size_first():
     assert importance("LEARNING_RATE") == importance("LR") == importance("EMBEDDING_LR")
     assert importance("N_EMBD") == importance("HEAD_DIM") == importance("N_HIDDEN")
     assert importance("WEIGHT_DECAY") == importance("ADAM_BETA2") == 1.0
+
+
+def test_no_pattern_move_after_a_win_that_needed_a_re_check():
+    parent = values(parse_constants(RECIPE))
+    kept_source = RECIPE.replace("LR = 0.04", "LR = 0.02")
+    kept = values(parse_constants(kept_source))
+    constants = parse_constants(kept_source)
+    space = search_space(constants)
+    best = {name: constants[name].value for name in space}
+    history = [
+        Outcome(1, "reduce LR from 0.04 to 0.02", "keep", 2.0, kept, "", parent),
+        Outcome(2, "re-check of exp 1 (seed 7)", "keep", 2.01, kept, "", parent),
+    ]
+    assert _step_further(history, constants, space, best) is None
+
+
+def test_tpe_proposes_no_float_change_below_the_minimum_step():
+    assert _too_small(0.01, 0.0103) and not _too_small(0.01, 0.012)
+    assert not _too_small(0.95, 0.96)  # 1 - beta moves by 25%: a real change
+    assert not _too_small(4, 4) and not _too_small(0.0, 0.01)
+    _, history, _ = research_loop(SearchResearcher(seed=3), 25)
+    for outcome in history:
+        lr = outcome.params["LR"]
+        parent_lr = outcome.parent_params["LR"]
+        assert lr == parent_lr or max(lr / parent_lr, parent_lr / lr) >= 1.15 - 1e-9

@@ -67,6 +67,9 @@ TPE_STARTUP = 5
 # such a constant is searched linearly over [0, ZERO_FLOAT_HIGH]; once the best moves off 0 it
 # is searched on a log scale around its new value.
 ZERO_FLOAT_HIGH = 0.1
+# The smallest float change TPE may propose, as a ratio: 0.0100 -> 0.0103 spends a 20 s run on
+# a difference well inside the noise.
+MIN_STEP = 1.15
 
 
 class SearchResearcher:
@@ -126,7 +129,8 @@ class SearchResearcher:
             changes = {}
             for name, param in trial.params.items():
                 value = _to_value(constants[name], param)
-                if not _same(value, best[name]):
+                small = self.sampler == "tpe" and _too_small(best[name], value)
+                if not _same(value, best[name]) and not small:
                     changes[name] = value
             config = {**best, **changes}
             if changes and _key(config, space) not in tried:
@@ -192,6 +196,9 @@ def _step_further(history, constants, space, best) -> dict | None:
     last = scored[-1]
     if not last.parent_params or _key(last.params, space) != _key(best, space):
         return None
+    # A win that needed a re-check was inside the noise: nothing to follow.
+    if sum(_key(o.params, space) == _key(last.params, space) for o in scored) > 1:
+        return None
     changes = {}
     for name, dist in space.items():
         old, new = last.parent_params.get(name), last.params.get(name)
@@ -211,6 +218,15 @@ def _step_further(history, constants, space, best) -> dict | None:
         if param is not None and _contains(dist, param):
             changes[name] = value
     return changes
+
+
+def _too_small(old, new) -> bool:
+    """A float change of less than MIN_STEP either way (of the value, or of 1 - value for a
+    fraction): on a short budget it cannot be told apart from run-to-run noise."""
+    if isinstance(old, bool) or not isinstance(old, float) or not isinstance(new, float):
+        return False
+    ratios = [(old, new)] + ([(1 - old, 1 - new)] if 0 < old < 1 and 0 < new < 1 else [])
+    return all(a > 0 and b > 0 and max(a / b, b / a) < MIN_STEP for a, b in ratios)
 
 
 def idle_on_device(constants: Mapping[str, Constant], device: str) -> list[str]:
