@@ -1,6 +1,5 @@
 """CommandResearcher with real subprocess "agents" in a real git workspace."""
 
-import os
 import subprocess
 import sys
 import time
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from autolab.errors import UsageError
+from autolab.processes import process_alive
 from autolab.research.command import CommandResearcher
 from autolab.research.edits import SkippedProposal
 from autolab.research.proposal import Outcome, ResearchContext
@@ -194,18 +194,9 @@ def test_timeout_kills_the_whole_process_group(workspace, tmp_path):
     assert_untouched(workspace, head)
     child = int(pid_file.read_text())
     deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
+    while process_alive(child) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(child)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    status = Path(f"/proc/{pid}/status")
-    return not (status.exists() and "\nState:\tZ" in status.read_text())  # a zombie is dead
+    assert not process_alive(child)
 
 
 def test_shell_agent_with_sed(workspace):

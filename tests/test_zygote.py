@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from autolab.processes import process_alive
 from autolab.zygote.client import Zygote, ZygoteError, base_environment
 
 
@@ -110,7 +111,7 @@ def test_kill_ends_the_childs_whole_process_group(zygote, tmp_path):
     child.kill()
     assert child.returncode == -9
     deadline = time.time() + 10
-    while _alive(grandchild):  # the sleep was in the child's group: killed with it
+    while process_alive(grandchild):  # the sleep was in the child's group: killed with it
         assert time.time() < deadline, "the grandchild survived the group kill"
         time.sleep(0.05)
 
@@ -136,13 +137,3 @@ def test_a_zygote_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
     message = str(failure.value)
     assert "this torch is broken" in message and "\n" not in message
     assert failure.value.exit_code == 2
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed grandchild is a zombie until its new parent reaps it.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().split(")")[1].split()[0] != "Z"

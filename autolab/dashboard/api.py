@@ -15,6 +15,7 @@ from pathlib import Path
 
 from autolab import gitrepo
 from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
+from autolab.processes import process_alive
 from autolab.track.ledger import ExperimentView, Ledger, SessionView, ledger_path
 from autolab.workspace import STOP_FILE, TRAIN_FILE, Workspace
 
@@ -23,24 +24,6 @@ ALERTS_KEPT = 20  # per session, for the banner
 LOG_TAIL_BYTES = 64 * 1024
 LOG_TAIL_LINES = 200
 NUM_SAMPLES = 8
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether a process with this id is running (a zombie, killed but not reaped, is not)."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        # The state letter follows the parenthesised command name, which may hold spaces.
-        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): kill(pid, 0) succeeding is all we know
 
 
 class Dashboard:

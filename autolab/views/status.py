@@ -2,7 +2,7 @@
 
 States, derived from the ledger alone (it is append-only, so nothing is ever marked):
 - succeeded / failed / cancelled: the session's end row says so;
-- running: no end row and the session's process is alive (os.kill(pid, 0));
+- running: no end row and the session's process is alive (`autolab.processes.process_alive`);
 - queued: as running, but no experiment has been created yet;
 - failed, "autolab was killed": no end row and the process is gone.
 The pid is the one of the latest `session_started` event of the session (a resumed session runs
@@ -10,10 +10,10 @@ in a new process), else the session's config["pid"]. A session with no pid recor
 alive: there is nothing to tell otherwise.
 """
 
-import os
 import time
 from dataclasses import asdict, dataclass, field
 
+from autolab.processes import process_alive
 from autolab.track.ledger import RESULT_STATUSES, ExperimentView, Ledger, SessionView
 
 FAILED = ("crash", "timeout", "invalid")
@@ -91,16 +91,6 @@ def counts_line(counts: dict[str, int]) -> str:
     return ", ".join(ordered) or "none yet"
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, run by someone else
-        return True
-    return True
-
-
 def session_pid(ledger: Ledger, session: SessionView) -> int | None:
     started = [
         e
@@ -118,7 +108,7 @@ def session_state(ledger: Ledger, session: SessionView) -> tuple[str, str]:
     if session.status is not None:
         return session.status, session.reason
     pid = session_pid(ledger, session)
-    if pid is not None and not pid_alive(pid):
+    if pid is not None and not process_alive(pid):
         return "failed", KILLED
     if not ledger.experiments(session.id):
         return "queued", "waiting for the first experiment"
@@ -129,7 +119,7 @@ def session_over(ledger: Ledger, session_id: int, pid: int | None) -> bool:
     """Whether the session has an end row or its process `pid` is gone: what `events
     --follow` polls for. The pid is looked up once by the caller: reading it scans events."""
     ended = any(s.id == session_id and s.status is not None for s in ledger.sessions())
-    return ended or (pid is not None and not pid_alive(pid))
+    return ended or (pid is not None and not process_alive(pid))
 
 
 def score(view: ExperimentView) -> float | None:

@@ -21,6 +21,7 @@ import threading
 import time
 
 from autolab.errors import UsageError
+from autolab.processes import process_alive
 
 SERVER_COMMAND = ("-P", "-m", "autolab.zygote.server")
 LOST = -signal.SIGKILL  # the status of a child whose zygote died before reporting it
@@ -103,7 +104,7 @@ class Zygote:
         with self._changed:
             if pid in self._returncodes:
                 return self._returncodes[pid]
-        if self.process.poll() is not None and not _alive(pid):
+        if self.process.poll() is not None and not process_alive(pid):
             return LOST
         return None
 
@@ -182,13 +183,3 @@ class ForkedChild:
                 except ProcessLookupError:
                     pass
             self.wait()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
