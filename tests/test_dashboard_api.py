@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -189,18 +190,26 @@ def test_token_generated_for_other_hosts():
     assert resolve_token("127.0.0.1", "given") == "given"
 
 
-@pytest.fixture
-def served(workspace):
-    """The real server (uvicorn in a thread) with a token, on a free port."""
-    server, sock = make_server(workspace, "127.0.0.1", 0, "s3cret")
+@contextmanager
+def serving(workspace, token: str):
+    """The real server (uvicorn in a thread) with `token`, on a free port: its base URL."""
+    server, sock = make_server(workspace, "127.0.0.1", 0, token)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.time() + 10
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+@pytest.fixture
+def served(workspace):
+    with serving(workspace, "s3cret") as url:
+        yield url
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,6 @@ Ledger: 1 the MLP (baseline), 2 the bigram (best, a change of 1), 3 a crash, 4 s
 
 import math
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -18,15 +17,14 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
-from test_inspect import BIGRAM_CONTEXT, NAMES, Bigram, bigram_log_probs, trained  # noqa: E402,F401
+from test_dashboard_api import serving  # noqa: E402
+from test_inspect import NAMES, Bigram, copy_with_bigram, trained  # noqa: E402,F401
 
 from autolab import gitrepo  # noqa: E402
 from autolab.dashboard import surprisal as panel  # noqa: E402
-from autolab.dashboard.app import create_app, make_server  # noqa: E402
-from autolab.harness.handover import export_model  # noqa: E402
+from autolab.dashboard.app import create_app  # noqa: E402
 from autolab.inspect import select  # noqa: E402
 from autolab.inspect.surprisal import comparison_json, surprisal  # noqa: E402
-from autolab.sampling import load_run  # noqa: E402
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord  # noqa: E402
 from autolab.workspace import load_workspace  # noqa: E402
 
@@ -37,13 +35,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 def lab(trained, tmp_path_factory):  # noqa: F811 (the fixture imported above)
     """A copy of the trained workspace with a research session in its ledger."""
     ws = tmp_path_factory.mktemp("surprisal") / "ws"
-    shutil.copytree(trained["ws"], ws)
-    runs = ws / ".autolab" / "runs"
-    shutil.copytree(Path((trained["ws"] / ".autolab" / "last_run").read_text().strip()), runs / "1")
-    vocab = load_run(runs / "1", trained["data_dir"])[1]["vocab_size"]
-    (runs / "2").mkdir()
-    log_probs = bigram_log_probs(trained["data_dir"], vocab)
-    export_model(Bigram(log_probs), BIGRAM_CONTEXT, vocab, runs / "2")
+    log_probs = copy_with_bigram(trained, ws)
     base = gitrepo.head(ws)
     train_py = ws / "train.py"
     train_py.write_text(train_py.read_text().replace("N_HIDDEN = ", "N_HIDDEN = 2 * "))
@@ -199,16 +191,8 @@ def test_token_required(lab):
 
 @pytest.fixture
 def served(lab):
-    """The real server (uvicorn in a thread) with a token, on a free port."""
-    server, sock = make_server(lab["workspace"], "127.0.0.1", 0, "s3cret")
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.time() + 10
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(10)
+    with serving(lab["workspace"], "s3cret") as url:
+        yield url
 
 
 def test_a_slow_model_load_does_not_hold_up_the_rest(served, monkeypatch):

@@ -101,11 +101,9 @@ def trained(tmp_path_factory):
                "data_dir": prepare_data(workspace).data_dir}  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def researched(trained, tmp_path_factory):
-    """A copy of the workspace with a ledger: 1 baseline (the MLP), 2 the bigram (best),
-    3 a crash with no model."""
-    ws = tmp_path_factory.mktemp("researched") / "ws"
+def copy_with_bigram(trained, ws: Path):
+    """A copy of the trained workspace at `ws` with two runs: 1 the MLP that `autolab train`
+    trained, 2 the data's bigram table exported as a model. Returns the bigram's log-probs."""
     shutil.copytree(trained["ws"], ws)
     runs = ws / ".autolab" / "runs"
     shutil.copytree(Path((trained["ws"] / ".autolab" / "last_run").read_text().strip()), runs / "1")
@@ -113,6 +111,15 @@ def researched(trained, tmp_path_factory):
     (runs / "2").mkdir()
     log_probs = bigram_log_probs(trained["data_dir"], vocab)
     export_model(Bigram(log_probs), BIGRAM_CONTEXT, vocab, runs / "2")
+    return log_probs
+
+
+@pytest.fixture(scope="module")
+def researched(trained, tmp_path_factory):
+    """A copy of the workspace with a ledger: 1 baseline (the MLP), 2 the bigram (best),
+    3 a crash with no model."""
+    ws = tmp_path_factory.mktemp("researched") / "ws"
+    log_probs = copy_with_bigram(trained, ws)
     with Ledger.for_workspace(ws) as ledger:
         for number, kind, status, bpb in LEDGER:
             ledger.add_experiment(ExperimentRecord(number, None, kind, f"c{number}", kind))
