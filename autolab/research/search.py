@@ -110,11 +110,7 @@ class SearchResearcher:
         if self.sampler == "tpe":
             further = _step_further(context.history, constants, space, best)
             if further and _key({**best, **further}, space) not in tried:
-                return Proposal(
-                    source=apply_changes(context.best_source, further),
-                    description=describe_changes(best, further, kinds_of(constants.values())),
-                    params={**best, **further},
-                )
+                return _proposal(context.best_source, constants, best, further)
         rng = np.random.default_rng([self.seed, len(context.history)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
         names = list(space)
@@ -132,13 +128,8 @@ class SearchResearcher:
                 small = self.sampler == "tpe" and _too_small(best[name], value)
                 if not _same(value, best[name]) and not small:
                     changes[name] = value
-            config = {**best, **changes}
-            if changes and _key(config, space) not in tried:
-                return Proposal(
-                    source=apply_changes(context.best_source, changes),
-                    description=describe_changes(best, changes, kinds_of(constants.values())),
-                    params=config,
-                )
+            if changes and _key({**best, **changes}, space) not in tried:
+                return _proposal(context.best_source, constants, best, changes)
         return None
 
     def _study(
@@ -185,12 +176,21 @@ def importance(name: str) -> float:
     return next((weight for weight, pattern in IMPORTANCE if pattern.search(name)), 1.0)
 
 
+def _proposal(source: str, constants, best: dict, changes: dict) -> Proposal:
+    """`changes` to the best train.py, described as a person would, with the full configuration."""
+    return Proposal(
+        source=apply_changes(source, changes),
+        description=describe_changes(best, changes, kinds_of(constants.values())),
+        params={**best, **changes},
+    )
+
+
 def _step_further(history, constants, space, best) -> dict | None:
     """The pattern move: if the last scored experiment was kept, the same numeric step again,
     from the new best ({} when no constant can step further inside today's space)."""
     # Re-check runs of a configuration carry no params of their own; the candidate they checked
     # does, with the verdict of both.
-    scored = [o for o in history if o.params and (o.status in SCORED or o.status in FAILED)]
+    scored = [o for o in history if o.params and o.status in SCORED + FAILED]
     if not scored or scored[-1].status != "keep":
         return None
     last = scored[-1]
