@@ -11,7 +11,10 @@ from autolab.research.constants import parse_constants, values
 from autolab.research.proposal import Outcome, ResearchContext
 from autolab.research.search import (
     SearchResearcher,
+    _lost_before,
+    _step_back,
     _step_further,
+    _to_value,
     _too_small,
     importance,
     search_space,
@@ -65,22 +68,32 @@ def research_loop(researcher: SearchResearcher, n: int, source: str = RECIPE):
     return best, history, proposals
 
 
+def grid(source: str, name: str) -> list:
+    """The values the search space allows for a numeric constant, in order."""
+    constants = parse_constants(source)
+    dist = search_space(constants)[name]
+    return [_to_value(constants[name], i) for i in range(dist.low, dist.high + 1, dist.step)]
+
+
 def test_search_space_is_centred_on_the_best():
     space = search_space(parse_constants(RECIPE))
     assert list(space) == ["LR", "DEPTH", "WARMUP_RATIO", "BATCH_SIZE", "USE_BIAS", "ACTIVATION"]
-    assert space["LR"] == FloatDistribution(0.01, 0.16, log=True)
-    assert space["DEPTH"] == IntDistribution(1, 6)
-    # A fraction stays below 1: the upper bound is 1 - (1 - 0.1) / 4.
-    assert space["WARMUP_RATIO"] == FloatDistribution(0.025, 0.4, log=True)
+    # Numbers move by octaves: a float x/÷ 2 or 4, an int x/÷ 2 (and ± 1 or 2 while small).
+    assert grid(RECIPE, "LR") == [0.01, 0.02, 0.04, 0.08, 0.16]
+    assert grid(RECIPE, "DEPTH") == [1, 2, 3, 4, 5, 6]
+    # A fraction stays below 1: near 1 it moves in 1 - v (0.95 -> 0.9 or 0.975).
+    assert grid(RECIPE, "WARMUP_RATIO") == [0.025, 0.05, 0.1, 0.2, 0.4]
     assert space["BATCH_SIZE"] == IntDistribution(3, 7)  # the exponent of 2**5
     assert space["USE_BIAS"] == CategoricalDistribution([False, True])
     assert space["ACTIVATION"] == CategoricalDistribution(["relu2", "gelu", "silu"])
-    wide = search_space(parse_constants("A = 32\nB = 0.0\nC = 0.95\nD = 0\nE = 1\n"))
-    assert wide["A"] == IntDistribution(16, 64, step=8)  # keeps the power-of-two factor
-    assert wide["B"] == FloatDistribution(0.0, 0.1)  # 0.0: linear, not log
-    assert wide["C"] == FloatDistribution(0.2375, 0.9875, log=True)
-    assert wide["D"] == IntDistribution(0, 2)
-    assert wide["E"] == IntDistribution(1, 3)
+    wide = "A = 32\nB = 0.0\nC = 0.95\nD = 0\nE = 1\nEMBEDDING_LR = 0.6\nF = -2\n"
+    assert grid(wide, "A") == [16, 32, 64]
+    assert search_space(parse_constants(wide))["B"] == FloatDistribution(0.0, 0.1)  # linear
+    assert grid(wide, "C") == [0.8, 0.9, 0.95, 0.975, 0.988]
+    assert search_space(parse_constants(wide))["D"] == IntDistribution(0, 2)
+    assert grid(wide, "E") == [1, 2, 3]
+    assert grid(wide, "EMBEDDING_LR") == [0.15, 0.3, 0.6, 1.2, 2.4]  # a rate is no fraction
+    assert search_space(parse_constants(wide))["F"] == IntDistribution(-4, -1)
 
 
 def test_proposals_are_valid_sources_with_one_or_two_changes():
@@ -124,7 +137,7 @@ def test_never_repeats_a_configuration():
 def test_tpe_learns_better_than_random_sampling():
     def median_best(sampler: str) -> float:
         return statistics.median(
-            research_loop(SearchResearcher(seed=seed, sampler=sampler), 25)[0] for seed in range(5)
+            research_loop(SearchResearcher(seed=seed, sampler=sampler), 8)[0] for seed in range(5)
         )
 
     tpe, random = median_best("tpe"), median_best("random")
@@ -220,7 +233,7 @@ def test_a_kept_step_is_taken_once_more():
 
 
 def test_importance_puts_learning_rates_and_size_first():
-    assert importance("MATRIX_LR") > importance("DEPTH") > importance("BATCH_SIZE")
+    assert importance("MATRIX_LR") == importance("DEPTH") > importance("BATCH_SIZE")
     assert importance("LEARNING_RATE") == importance("LR") == importance("EMBEDDING_LR")
     assert importance("N_EMBD") == importance("HEAD_DIM") == importance("N_HIDDEN")
     assert importance("WEIGHT_DECAY") == importance("ADAM_BETA2") == 1.0
@@ -249,3 +262,40 @@ def test_tpe_proposes_no_float_change_below_the_minimum_step():
         lr = outcome.params["LR"]
         parent_lr = outcome.parent_params["LR"]
         assert lr == parent_lr or max(lr / parent_lr, parent_lr / lr) >= 1.15 - 1e-9
+
+
+def test_a_lost_step_is_tried_the_other_way_and_never_again():
+    """The compass move: LR 0.04 -> 0.08 lost, so 0.02 comes next, and up is not tried again
+    from 0.04 while other moves are left."""
+    parent = values(parse_constants(RECIPE))
+    up = {**parent, "LR": 0.08}
+    history = [Outcome(1, "increase LR from 0.04 to 0.08", "discard", 9.0, up, "", parent)]
+    proposal = SearchResearcher(seed=0).propose(context(RECIPE, history, 2.0))
+    assert proposal.description == "reduce LR from 0.04 to 0.02"
+    constants = parse_constants(RECIPE)
+    space = search_space(constants)
+    assert _step_back(history, constants, space, parent) == {"LR": 0.02}
+    assert _lost_before(history, space, parent, {"LR": 0.16})
+    assert not _lost_before(history, space, parent, {"LR": 0.01})
+    # From another best the same move is new again.
+    assert not _lost_before(history, space, {**parent, "DEPTH": 4}, {"LR": 0.16})
+    # A pair that lost says nothing about either of its changes.
+    pair = {**parent, "LR": 0.08, "DEPTH": 4}
+    history = [Outcome(1, "a pair", "discard", 9.0, pair, "", parent)]
+    assert _step_back(history, constants, space, parent) is None
+    assert not _lost_before(history, space, parent, {"LR": 0.16})
+
+
+def test_learning_rates_and_size_are_moved_first_one_at_a_time():
+    source = "A = 0.5  # a\nB = 3  # b\nLR = 0.01  # lr\nDEPTH = 4  # depth\nC = True  # c\n"
+    researcher = SearchResearcher(seed=0)
+    history, moved = [], []
+    parent = values(parse_constants(source))
+    for number in range(4):
+        proposal = researcher.propose(context(source, history, 1.0))
+        changed = [k for k, v in proposal.params.items() if v != parent[k]]
+        moved.append(changed)
+        history.append(Outcome(number, "", "discard", 2.0, proposal.params, "", parent))
+    assert all(len(names) == 1 for names in moved)  # one at a time while screening
+    # Each lost step is tried the other way, then the next of the two comes.
+    assert {names[0] for names in moved} == {"LR", "DEPTH"}

@@ -3,23 +3,28 @@
 Each proposal changes one or two constants of the current best train.py:
 
 1. The search space is centred on the current best (the values in `context.best_source`), so it
-   follows the best as it moves; see `search_space` for the ranges.
-2. A seeded rng picks which constants change (1 to `max_changes` of them), and one
-   `study.ask(fixed_distributions=...)` over just those asks the sampler for their new values; the
-   others keep the best's values. Choosing the subset outside the sampler keeps "one or two
-   changes" exact, and TPE still learns per constant: it models each one independently from every
-   past experiment's value of it, whichever other constant changed alongside. With TPE the pick
-   is weighted by what a constant is (`importance`): learning rates and the model's size first,
-   as a person tuning a recipe would; the random baseline picks uniformly.
-2b. After a kept change, the next proposal takes the same step once more (Hooke and Jeeves'
-   pattern move): 0.004 -> 0.008 that paid off is followed by 0.016. TPE models where good
-   values were, not where they are heading, and a session of 20 experiments cannot wait for it
-   to walk a learning rate that is ten times too small back one sample at a time.
-3. The study is rebuilt from `context.history` on every call (`study.add_trial` of each outcome's
+   follows the best as it moves. Numbers move by octaves (x/÷ 2 or 4 for a float, x/÷ 2 for an
+   int; see `search_space`): in a session of 20 short runs a smaller step is lost in the noise,
+   and a learning rate ten times too small has to come back in two or three steps.
+2. Which constants change is picked by priority, importance**2 / (1 + times changed): the
+   learning rates and the model's size first, each once, as a person tuning a recipe would,
+   then the rest (`_pick_weights`). One constant at a time until each has been moved once: a
+   pair that loses says nothing about which of the two was wrong. Then one `study.ask` over
+   just the picked constants asks the sampler for their new values; the others keep the best's
+   values. TPE models each constant independently from every past experiment's value of it,
+   whichever other constant changed alongside.
+3. Two moves of Hooke and Jeeves' pattern search come before the sampler. After a kept change,
+   the same step once more (0.004 -> 0.008 paid off, so 0.016); after a lost single change, the
+   same step the other way (0.004 -> 0.008 lost, so 0.002). A direction that lost from the
+   current best is not asked for again while anything else is left (`_lost_before`).
+4. The study is rebuilt from `context.history` on every call (`study.add_trial` of each outcome's
    full configuration and val_bpb), so the ledger is the only state: a restarted researcher
    learns from everything already tried, and a proposal depends only on (seed, history, best).
-4. A configuration already in the history (or the best itself) is never proposed; the researcher
-   asks again, up to `max_attempts` times, then returns None: nothing new left to try here.
+5. A configuration already run (a candidate, or a best one was built on) is never proposed; the
+   researcher asks again, up to `max_attempts` times, then returns None: nothing new left here.
+
+The `random` sampler is the benchmark's baseline: the same space, a uniform pick, no moves of
+its own.
 """
 
 import math
@@ -67,6 +72,8 @@ TPE_STARTUP = 5
 # such a constant is searched linearly over [0, ZERO_FLOAT_HIGH]; once the best moves off 0 it
 # is searched on a log scale around its new value.
 ZERO_FLOAT_HIGH = 0.1
+# How sharply the pick prefers the constant of the highest priority (`_pick_weights`).
+PICK_SHARPNESS = 4
 # The smallest float change TPE may propose, as a ratio: 0.0100 -> 0.0103 spends a 20 s run on
 # a difference well inside the noise.
 MIN_STEP = 1.15
@@ -105,19 +112,28 @@ class SearchResearcher:
         if not space:
             return None
         best = {name: constants[name].value for name in space}
-        tried = {_key(o.params, space) for o in context.history if o.params}
+        # Every configuration run so far: the candidates, and the bests they were built on (the
+        # baseline's run carries no params of its own).
+        tried = {_key(p, space) for o in context.history for p in (o.params, o.parent_params) if p}
         tried.add(_key(best, space))
         if self.sampler == "tpe":
-            further = _step_further(context.history, constants, space, best)
-            if further and _key({**best, **further}, space) not in tried:
-                return _proposal(context.best_source, constants, best, further)
+            for move in (_step_further, _step_back):
+                step = move(context.history, constants, space, best)
+                if step and _key({**best, **step}, space) not in tried:
+                    return _proposal(context.best_source, constants, best, step)
         rng = np.random.default_rng([self.seed, len(context.history)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
         names = list(space)
-        weights = np.array([importance(n) if self.sampler == "tpe" else 1.0 for n in names])
-        pick = weights / weights.sum()
-        for _ in range(self.max_attempts):
-            k = int(rng.integers(1, min(self.max_changes, len(names)) + 1))
+        pick = self._pick_weights(names, context.history)
+        # One constant at a time until each has been moved once: a pair that loses says
+        # nothing about which of the two was wrong.
+        screening = self.sampler == "tpe" and 0 in _times_changed(context.history, names).values()
+        for attempt in range(self.max_attempts):
+            # The first half of the attempts keeps to the rules below; past it, anything untried
+            # goes: near an optimum every single move may already have lost.
+            strict = self.sampler == "tpe" and attempt < self.max_attempts // 2
+            most = 1 if screening and strict else min(self.max_changes, len(names))
+            k = int(rng.integers(1, most + 1))
             chosen = sorted(rng.choice(len(names), size=k, replace=False, p=pick))
             # A rejected ask stays RUNNING: TPE's constant liar then counts it as a bad result,
             # which steers the next ask away from it.
@@ -128,9 +144,31 @@ class SearchResearcher:
                 small = self.sampler == "tpe" and _too_small(best[name], value)
                 if not _same(value, best[name]) and not small:
                     changes[name] = value
-            if changes and _key({**best, **changes}, space) not in tried:
+            lost = strict and _lost_before(context.history, space, best, changes)
+            if changes and not lost and _key({**best, **changes}, space) not in tried:
                 return _proposal(context.best_source, constants, best, changes)
+            # Nothing new there: make another constant likelier, or a sharp pick could keep
+            # asking about one whose moves are all used up.
+            pick[chosen] /= 4
+            pick /= pick.sum()
         return None
+
+    def _pick_weights(self, names: list[str], history: list[Outcome]) -> np.ndarray:
+        """The probability of each constant being among the ones a proposal changes.
+
+        The random baseline picks uniformly. With TPE the pick follows a priority,
+        importance**2 / (1 + times changed), sharpened to the 4th power: nearly always the
+        constant of the highest priority, at random among equals. So a session first moves
+        each learning rate once, then each size constant, as a person tuning a recipe would,
+        before it comes back to any of them. A uniform pick over 18 constants left the learning
+        rates and the size untouched for most of a 20-experiment session (bench/README.md).
+        """
+        if self.sampler != "tpe":
+            return np.full(len(names), 1 / len(names))
+        tries = _times_changed(history, names)
+        priority = np.array([importance(n) ** 2 / (1 + tries[n]) for n in names])
+        weights = priority**PICK_SHARPNESS
+        return weights / weights.sum()
 
     def _study(
         self,
@@ -161,12 +199,14 @@ class SearchResearcher:
         return study
 
 
-# What a constant is, from its name: how much a change to it usually matters. The same order a
-# person tuning a recipe follows: learning rates, then the model's size, then how much data a
-# step sees; schedules, betas and the rest last.
+LEARNING_RATE = re.compile(r"(^|_)LR$|LEARNING_RATE")
+# What a constant is, from its name: how much a change to it usually matters. The order a person
+# tuning a recipe checks them in: the learning rates and the model's size (a de-tuned recipe
+# usually has one of them wrong), then how much data a step sees; schedules, betas and the rest
+# last.
 IMPORTANCE = (
-    (4.0, re.compile(r"(^|_)LR$|LEARNING_RATE")),
-    (3.0, re.compile(r"DEPTH|LAYER|WIDTH|EMBD|DIM|HIDDEN|ASPECT|HEAD|MLP_RATIO")),
+    (4.0, LEARNING_RATE),
+    (4.0, re.compile(r"DEPTH|LAYER|WIDTH|EMBD|DIM|HIDDEN|ASPECT|HEAD|MLP_RATIO")),
     (2.0, re.compile(r"BATCH|SEQ_LEN|CONTEXT|BLOCK_SIZE")),
 )
 
@@ -207,17 +247,88 @@ def _step_further(history, constants, space, best) -> dict | None:
             continue
         if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new)):
             continue
-        if c.kind == "int":
-            value = new + (new - old)
-        elif old > 0 and new > 0:
+        if old > 0 and new > 0:
             value = new * new / old
             value = round_float(value) if c.kind == "float" else int(round(value))
+        elif c.kind == "int":
+            value = new + (new - old)
         else:
+            continue
+        grid = _grid(c)
+        if grid:  # the step may fall between grid values; it must stay inside the grid
+            if grid[0] <= value <= grid[-1] and not _same(value, new):
+                changes[name] = value
             continue
         param = _to_param(c, value)
         if param is not None and _contains(dist, param):
             changes[name] = value
     return changes
+
+
+def _step_back(history, constants, space, best) -> dict | None:
+    """The compass move: if the last scored experiment changed one number of the current best
+    and lost, the same step the other way (0.004 -> 0.008 lost, so 0.002)."""
+    last, name = _last_single_move(history, space, best)
+    if last is None or last.status == "keep":
+        return None
+    c = constants[name]
+    old, new = last.parent_params[name], last.params[name]
+    if c.kind not in ("int", "pow2", "float") or not _is_number(old) or not _is_number(new):
+        return None
+    if not (old > 0 and new > 0):
+        return None
+    value = old * old / new
+    value = round_float(value) if c.kind == "float" else int(round(value))
+    if _in_space(c, space[name], value) and not _same(value, old):
+        return {name: value}
+    return None
+
+
+def _last_single_move(history, space, best):
+    """(the last scored experiment, the one constant it changed) when it changed exactly one
+    constant of the current best; (None, None) otherwise, or when its win needed a re-check."""
+    scored = [o for o in history if o.params and o.status in SCORED + FAILED]
+    if not scored or not scored[-1].parent_params:
+        return None, None
+    last = scored[-1]
+    if _key(last.parent_params, space) != _key(best, space):
+        return None, None
+    if sum(_key(o.params, space) == _key(last.params, space) for o in scored) > 1:
+        return None, None  # re-checked: a result inside the noise says nothing about direction
+    changed = [n for n in space if not _same(last.params.get(n), last.parent_params.get(n))]
+    return (last, changed[0]) if len(changed) == 1 else (None, None)
+
+
+def _lost_before(history, space, best, changes) -> bool:
+    """Whether moving a number of `changes` this way from the current best already lost, as the
+    only change of an experiment: the same direction is not tried twice from the same place."""
+    for o in history:
+        if o.status == "keep" or not o.params or not o.parent_params:
+            continue
+        if _key(o.parent_params, space) != _key(best, space):
+            continue
+        moved = [n for n in space if not _same(o.params.get(n), o.parent_params.get(n))]
+        if len(moved) != 1 or moved[0] not in changes:
+            continue
+        name = moved[0]
+        before, tried, now = o.parent_params[name], o.params[name], changes[name]
+        if all(_is_number(x) for x in (before, tried, now)):
+            if (tried - before) * (now - before) > 0:
+                return True
+    return False
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def _in_space(c: Constant, dist: BaseDistribution, value) -> bool:
+    """Whether `value` lies inside today's space for `c` (between grid values counts)."""
+    grid = _grid(c)
+    if grid:
+        return grid[0] <= value <= grid[-1]
+    param = _to_param(c, value)
+    return param is not None and _contains(dist, param)
 
 
 def _too_small(old, new) -> bool:
@@ -242,13 +353,10 @@ def search_space(
 ) -> dict[str, BaseDistribution]:
     """name -> Optuna distribution around each searchable constant's current value.
 
-    - int v >= 1: [~v/2, ~2v], at least v-2..v+2, never below 1, on a grid that keeps the
-      power-of-two factor of v (step = the largest power of two dividing v, at most v/4):
-      32 -> 16, 24, ..., 64, so a head size stays a multiple of 8. 0 -> [0, 2]; v < 0 mirrored.
+    - int v >= 1 and float v > 0: an index into `_grid(c)`, the values v/4, v/2, v, 2v, 4v
+      (ints: v/2, v, 2v, and v +- 1 or 2 while small). 0 -> [0, 2]; an int v < 0: [2v, v/2].
     - pow2 2**k: the exponent, k-2..k+2 (not below 0).
-    - float v > 0: log scale over [v/4, 4v]; a value below 1 stays below 1 (upper bound at most
-      1 - (1-v)/4), since most such constants are fractions (betas, momenta, ratios) for which
-      1 or more is invalid. 0.0: linear [0, ZERO_FLOAT_HIGH]. v < 0: linear [4v, v/4].
+    - float 0.0: linear [0, ZERO_FLOAT_HIGH]. v < 0: linear [4v, v/4].
     - bool: both; str with choices named in its comment: those choices.
     - tuples, strs without choices and derived constants are not searched: a tuple's parts
       usually depend on each other in ways the source does not say.
@@ -272,19 +380,47 @@ def _distribution(c: Constant) -> BaseDistribution:
     if c.kind == "pow2":
         k = v.bit_length() - 1
         return IntDistribution(max(0, k - 2), k + 2)
+    grid = _grid(c)
+    if grid:
+        return IntDistribution(0, len(grid) - 1)
     if c.kind == "int":
         if v == 0:
             return IntDistribution(0, 2)
         low, high, step = _int_range(abs(v))
-        if v < 0:
-            low, high = -high, -low
-        return IntDistribution(low, high, step=step)
-    if v > 0:
-        high = 4 * v if v >= 1 else min(4 * v, 1 - (1 - v) / 4)
-        return FloatDistribution(v / 4, high, log=True)
+        return IntDistribution(-high, -low, step=step)
     if v == 0:
         return FloatDistribution(0.0, ZERO_FLOAT_HIGH)
     return FloatDistribution(4 * v, v / 4)
+
+
+def _grid(c: Constant) -> tuple | None:
+    """The values a positive int or float may take, ascending, v among them: octaves around v,
+    v/4, v/2, 2v and 4v for a float, v/2 and 2v for an int (plus v +- 1 and +- 2 for a small
+    int). None for other constants.
+
+    A fraction (a float below 1 that is not a learning rate: a beta, a momentum, a ratio) moves
+    by the same factors in whichever of v and 1 - v is nearer its bound, so 0.95 goes to 0.9 or
+    0.975 and stays below 1, and 0.02 goes to 0.01 or 0.04. Ints keep their power-of-two factor
+    (see `_int_range`): 32 -> 16 or 64, 12 -> 6 or 24.
+    """
+    v = c.value
+    if isinstance(v, bool) or c.kind not in ("int", "float") or not v > 0:
+        return None
+    values = {v}
+    if c.kind == "float":
+        fraction = v < 1 and not LEARNING_RATE.search(c.name)
+        for f in (2, 4):
+            up, down = v * f, v / f
+            if fraction:
+                up, down = min(up, 1 - (1 - v) / f), max(down, 1 - (1 - v) * f)
+            values |= {round_float(up), round_float(down)}
+    else:
+        _, _, step = _int_range(v)
+        for f in (0.5, 2):
+            values.add(max(step, step * round(v * f / step)))
+        if step == 1:
+            values |= {x for x in (v - 2, v - 1, v + 1, v + 2) if x >= 1}
+    return tuple(sorted(values))
 
 
 def _int_range(v: int) -> tuple[int, int, int]:
@@ -299,6 +435,9 @@ def _int_range(v: int) -> tuple[int, int, int]:
 
 def _to_value(c: Constant, param):
     """The constant's value for a sampled parameter, as `apply_changes` will write it."""
+    grid = _grid(c)
+    if grid:
+        return grid[int(param)]
     if c.kind == "pow2":
         return 2 ** int(param)
     if c.kind == "float":
@@ -309,11 +448,33 @@ def _to_value(c: Constant, param):
 
 
 def _to_param(c: Constant, value):
+    """The sampler's parameter for a value of `c` (None when it has none: a grid value only)."""
+    grid = _grid(c)
+    if grid:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return next((i for i, g in enumerate(grid) if _near(value, g)), None)
     if c.kind == "pow2":
         if not (isinstance(value, int) and value > 0 and value & (value - 1) == 0):
             return None
         return value.bit_length() - 1
     return value
+
+
+def _near(x: float, g: float) -> bool:
+    """Whether x is grid value g, to the 3 significant digits floats are written with."""
+    return x == g or (g != 0 and abs(x - g) / abs(g) < 0.01)
+
+
+def _times_changed(history: list[Outcome], names: Iterable[str]) -> dict[str, int]:
+    """How many experiments changed each constant from their parent's value."""
+    counts = dict.fromkeys(names, 0)
+    for o in history:
+        if o.params and o.parent_params:
+            for name in counts:
+                if name in o.params and not _same(o.params[name], o.parent_params.get(name)):
+                    counts[name] += 1
+    return counts
 
 
 def _add(study, constants, space, params: Mapping, value: float) -> None:
