@@ -196,7 +196,6 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
             budget_seconds=budget,
             device="cpu",
             max_experiments=experiments,
-            baseline_runs=1,
             seed=seed,
         )
         session = ResearchSession(workspace, researcher, options, ledger)
@@ -250,7 +249,7 @@ def _median(xs: list[float]) -> float | None:
 
 
 def _show_verdict(event, console) -> None:
-    if event.kind == "verdict":
+    if event.kind in ("created", "verdict"):
         console.print(f"  {event.message}", highlight=False)
 
 
