@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 
 from autolab.data import load_tokenizer
+from autolab.errors import UsageError
 from autolab.harness.data import read_meta
 from autolab.harness.handover import MODEL_FILE, load_model
 
@@ -13,7 +14,15 @@ def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
     """The exported model, its info, the tokenizer and the data's metadata of a finished run."""
     if not (Path(run_dir) / MODEL_FILE).is_file():
         return None
-    model, info = load_model(run_dir, device)
+    try:
+        model, info = load_model(run_dir, device)
+    except Exception as err:  # torch.export.load raises many kinds on a damaged archive
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        raise UsageError(
+            f"the model in {run_dir} cannot be loaded ({type(err).__name__}"
+            + (f": {first}" if first else "")
+            + "): the file is damaged or was written by another torch version; train it again"
+        ) from err
     return model, info, load_tokenizer(data_dir), read_meta(data_dir)
 
 

@@ -23,6 +23,7 @@ from test_inspect import NAMES, Bigram, copy_with_bigram, trained  # noqa: E402,
 from autolab import gitrepo  # noqa: E402
 from autolab.dashboard import surprisal as panel  # noqa: E402
 from autolab.dashboard.app import create_app  # noqa: E402
+from autolab.harness.handover import MODEL_INFO_FILE  # noqa: E402
 from autolab.inspect import select  # noqa: E402
 from autolab.inspect.surprisal import comparison_json, surprisal  # noqa: E402
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord  # noqa: E402
@@ -155,6 +156,23 @@ def test_errors_are_one_line_4xx(client, request_args, status, message):
     assert r.status_code == status, r.text
     error = r.json()["error"]
     assert message in error and "\n" not in error
+
+
+def test_a_damaged_model_is_a_one_line_409(client, lab):
+    """Exp 3 left no model; give it a damaged one (the real info, a truncated archive)."""
+    runs = lab["workspace"].runs_dir
+    (runs / "3").mkdir(parents=True, exist_ok=True)
+    damaged = [runs / "3" / panel.MODEL_FILE, runs / "3" / MODEL_INFO_FILE]
+    damaged[1].write_bytes((runs / "1" / MODEL_INFO_FILE).read_bytes())
+    damaged[0].write_bytes((runs / "1" / panel.MODEL_FILE).read_bytes()[:2000])
+    try:
+        r = client.get("/api/experiments/3/surprisal", params={"text": "emma"})
+    finally:
+        for path in damaged:
+            path.unlink()
+    assert r.status_code == 409, r.text
+    error = r.json()["error"]
+    assert "cannot be loaded" in error and "train it again" in error and "\n" not in error
 
 
 def test_experiment_page_offers_its_parent_then_the_best(client):

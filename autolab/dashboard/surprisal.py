@@ -151,7 +151,12 @@ class SurprisalPanel:
             self._models.move_to_end(key)
             loaded = self._models[key]
         else:
-            loaded = load_selected(selected, data_dir)
+            try:
+                loaded = load_selected(selected, data_dir)
+            except RequestError:
+                raise
+            except UsageError as err:  # a damaged model, or one of another vocabulary
+                raise RequestError(str(err), 409) from err
             self._models[key] = loaded
             while len(self._models) > MODELS_KEPT:
                 self._models.popitem(last=False)
