@@ -159,9 +159,10 @@ class SearchResearcher:
         The random baseline picks uniformly. With TPE the pick follows a priority,
         importance**2 / (1 + times changed), sharpened to the 4th power: nearly always the
         constant of the highest priority, at random among equals. So a session first moves
-        each learning rate once, then each size constant, as a person tuning a recipe would,
-        before it comes back to any of them. A uniform pick over 18 constants left the learning
-        rates and the size untouched for most of a 20-experiment session (bench/README.md).
+        each learning rate and each size constant once, in a random order, as a person tuning a
+        recipe would, before it comes back to any of them or touches the rest. A uniform pick
+        over 18 constants left the learning rates and the size untouched for most of a
+        20-experiment session (bench/README.md).
         """
         if self.sampler != "tpe":
             return np.full(len(names), 1 / len(names))
@@ -228,39 +229,20 @@ def _proposal(source: str, constants, best: dict, changes: dict) -> Proposal:
 def _step_further(history, constants, space, best) -> dict | None:
     """The pattern move: if the last scored experiment was kept, the same numeric step again,
     from the new best ({} when no constant can step further inside today's space)."""
-    # Re-check runs of a configuration carry no params of their own; the candidate they checked
-    # does, with the verdict of both.
+    # Re-check runs carry the params of the candidate they checked, and the verdict of both.
     scored = [o for o in history if o.params and o.status in SCORED + FAILED]
     if not scored or scored[-1].status != "keep":
         return None
     last = scored[-1]
     if not last.parent_params or _key(last.params, space) != _key(best, space):
         return None
-    # A win that needed a re-check was inside the noise: nothing to follow.
-    if sum(_key(o.params, space) == _key(last.params, space) for o in scored) > 1:
+    if _rechecked(last, scored, space):  # a win inside the noise: nothing to follow
         return None
     changes = {}
     for name, dist in space.items():
         old, new = last.parent_params.get(name), last.params.get(name)
-        c = constants[name]
-        if c.kind not in ("int", "pow2", "float") or old is None or _same(old, new):
-            continue
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in (old, new)):
-            continue
-        if old > 0 and new > 0:
-            value = new * new / old
-            value = round_float(value) if c.kind == "float" else int(round(value))
-        elif c.kind == "int":
-            value = new + (new - old)
-        else:
-            continue
-        grid = _grid(c)
-        if grid:  # the step may fall between grid values; it must stay inside the grid
-            if grid[0] <= value <= grid[-1] and not _same(value, new):
-                changes[name] = value
-            continue
-        param = _to_param(c, value)
-        if param is not None and _contains(dist, param):
+        value = _repeat_step(constants[name], old, new)
+        if value is not None and _in_space(constants[name], dist, value):
             changes[name] = value
     return changes
 
@@ -272,29 +254,41 @@ def _step_back(history, constants, space, best) -> dict | None:
     if last is None or last.status == "keep":
         return None
     c = constants[name]
-    old, new = last.parent_params[name], last.params[name]
-    if c.kind not in ("int", "pow2", "float") or not _is_number(old) or not _is_number(new):
-        return None
-    if not (old > 0 and new > 0):
-        return None
-    value = old * old / new
-    value = round_float(value) if c.kind == "float" else int(round(value))
-    if _in_space(c, space[name], value) and not _same(value, old):
+    value = _repeat_step(c, last.params[name], last.parent_params[name])
+    if value is not None and _in_space(c, space[name], value):
         return {name: value}
     return None
 
 
+def _repeat_step(c: Constant, old, new):
+    """The value one more step from `old` to `new` takes `c` to (x new/old; an int <= 0 adds
+    the difference); None when there is no step (same value, not a number)."""
+    if c.kind not in ("int", "pow2", "float") or not (_is_number(old) and _is_number(new)):
+        return None
+    if _same(old, new):
+        return None
+    if old > 0 and new > 0:
+        value = new * new / old
+        return round_float(value) if c.kind == "float" else int(round(value))
+    if c.kind == "int":
+        return new + (new - old)
+    return None
+
+
+def _rechecked(outcome: Outcome, scored: list[Outcome], space) -> bool:
+    """Whether `outcome`'s configuration ran more than once: its result was inside the noise."""
+    return sum(_key(o.params, space) == _key(outcome.params, space) for o in scored) > 1
+
+
 def _last_single_move(history, space, best):
     """(the last scored experiment, the one constant it changed) when it changed exactly one
-    constant of the current best; (None, None) otherwise, or when its win needed a re-check."""
+    constant of the current best; (None, None) otherwise, or when its result needed a re-check."""
     scored = [o for o in history if o.params and o.status in SCORED + FAILED]
     if not scored or not scored[-1].parent_params:
         return None, None
     last = scored[-1]
-    if _key(last.parent_params, space) != _key(best, space):
+    if _key(last.parent_params, space) != _key(best, space) or _rechecked(last, scored, space):
         return None, None
-    if sum(_key(o.params, space) == _key(last.params, space) for o in scored) > 1:
-        return None, None  # re-checked: a result inside the noise says nothing about direction
     changed = [n for n in space if not _same(last.params.get(n), last.parent_params.get(n))]
     return (last, changed[0]) if len(changed) == 1 else (None, None)
 
