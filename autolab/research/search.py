@@ -75,7 +75,8 @@ ZERO_FLOAT_HIGH = 0.1
 # How sharply the pick prefers the constant of the highest priority (`_pick_weights`).
 PICK_SHARPNESS = 4
 # The smallest float change TPE may propose, as a ratio: 0.0100 -> 0.0103 spends a 20 s run on
-# a difference well inside the noise.
+# a difference well inside the noise. Positive floats move on a grid of octaves anyway, so this
+# bounds only the linear range of a negative float.
 MIN_STEP = 1.15
 
 
@@ -124,10 +125,11 @@ class SearchResearcher:
         rng = np.random.default_rng([self.seed, len(context.history)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
         names = list(space)
-        pick = self._pick_weights(names, context.history)
+        tries = _times_changed(context.history, names)
+        pick = self._pick_weights(names, tries)
         # One constant at a time until each has been moved once: a pair that loses says
         # nothing about which of the two was wrong.
-        screening = self.sampler == "tpe" and 0 in _times_changed(context.history, names).values()
+        screening = self.sampler == "tpe" and 0 in tries.values()
         for attempt in range(self.max_attempts):
             # The first half of the attempts keeps to the rules below; past it, anything untried
             # goes: near an optimum every single move may already have lost.
@@ -153,7 +155,7 @@ class SearchResearcher:
             pick /= pick.sum()
         return None
 
-    def _pick_weights(self, names: list[str], history: list[Outcome]) -> np.ndarray:
+    def _pick_weights(self, names: list[str], tries: Mapping[str, int]) -> np.ndarray:
         """The probability of each constant being among the ones a proposal changes.
 
         The random baseline picks uniformly. With TPE the pick follows a priority,
@@ -166,7 +168,6 @@ class SearchResearcher:
         """
         if self.sampler != "tpe":
             return np.full(len(names), 1 / len(names))
-        tries = _times_changed(history, names)
         priority = np.array([importance(n) ** 2 / (1 + tries[n]) for n in names])
         weights = priority**PICK_SHARPNESS
         return weights / weights.sum()
@@ -230,7 +231,7 @@ def _step_further(history, constants, space, best) -> dict | None:
     """The pattern move: if the last scored experiment was kept, the same numeric step again,
     from the new best ({} when no constant can step further inside today's space)."""
     # Re-check runs carry the params of the candidate they checked, and the verdict of both.
-    scored = [o for o in history if o.params and o.status in SCORED + FAILED]
+    scored = _scored(history)
     if not scored or scored[-1].status != "keep":
         return None
     last = scored[-1]
@@ -275,6 +276,16 @@ def _repeat_step(c: Constant, old, new):
     return None
 
 
+def _scored(history: list[Outcome]) -> list[Outcome]:
+    """The experiments whose result says something about their configuration, in order."""
+    return [o for o in history if o.params and o.status in SCORED + FAILED]
+
+
+def _moved(outcome: Outcome, space) -> list[str]:
+    """The names whose value `outcome` changed from its parent's."""
+    return [n for n in space if not _same(outcome.params.get(n), outcome.parent_params.get(n))]
+
+
 def _rechecked(outcome: Outcome, scored: list[Outcome], space) -> bool:
     """Whether `outcome`'s configuration ran more than once: its result was inside the noise."""
     return sum(_key(o.params, space) == _key(outcome.params, space) for o in scored) > 1
@@ -283,13 +294,13 @@ def _rechecked(outcome: Outcome, scored: list[Outcome], space) -> bool:
 def _last_single_move(history, space, best):
     """(the last scored experiment, the one constant it changed) when it changed exactly one
     constant of the current best; (None, None) otherwise, or when its result needed a re-check."""
-    scored = [o for o in history if o.params and o.status in SCORED + FAILED]
+    scored = _scored(history)
     if not scored or not scored[-1].parent_params:
         return None, None
     last = scored[-1]
     if _key(last.parent_params, space) != _key(best, space) or _rechecked(last, scored, space):
         return None, None
-    changed = [n for n in space if not _same(last.params.get(n), last.parent_params.get(n))]
+    changed = _moved(last, space)
     return (last, changed[0]) if len(changed) == 1 else (None, None)
 
 
@@ -301,7 +312,7 @@ def _lost_before(history, space, best, changes) -> bool:
             continue
         if _key(o.parent_params, space) != _key(best, space):
             continue
-        moved = [n for n in space if not _same(o.params.get(n), o.parent_params.get(n))]
+        moved = _moved(o, space)
         if len(moved) != 1 or moved[0] not in changes:
             continue
         name = moved[0]
@@ -445,7 +456,7 @@ def _to_param(c: Constant, value):
     """The sampler's parameter for a value of `c` (None when it has none: a grid value only)."""
     grid = _grid(c)
     if grid:
-        if isinstance(value, bool) or not isinstance(value, int | float):
+        if not _is_number(value):
             return None
         return next((i for i, g in enumerate(grid) if _near(value, g)), None)
     if c.kind == "pow2":
