@@ -1,5 +1,6 @@
 """Sampling text from a handed-over model, with autolab's code only (never train.py)."""
 
+import logging
 from pathlib import Path
 
 import torch
@@ -14,15 +15,22 @@ def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
     """The exported model, its info, the tokenizer and the data's metadata of a finished run."""
     if not (Path(run_dir) / MODEL_FILE).is_file():
         return None
+    # On a damaged archive torch.export.load logs a traceback before it raises; the error
+    # below says it in one line.
+    export_log = logging.getLogger("torch.export")
+    level = export_log.level
+    export_log.setLevel(logging.ERROR)
     try:
         model, info = load_model(run_dir, device)
     except Exception as err:  # torch.export.load raises many kinds on a damaged archive
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        said = str(err).strip()
+        first = f": {said.splitlines()[0][:200]}" if said else ""
         raise UsageError(
-            f"the model in {run_dir} cannot be loaded ({type(err).__name__}"
-            + (f": {first}" if first else "")
-            + "): the file is damaged or was written by another torch version; train it again"
+            f"the model in {run_dir} cannot be loaded ({type(err).__name__}{first}): the file "
+            "is damaged or was written by another torch version; train it again"
         ) from err
+    finally:
+        export_log.setLevel(level)
     return model, info, load_tokenizer(data_dir), read_meta(data_dir)
 
 

@@ -21,7 +21,7 @@ from autolab.cli import main
 from autolab.data.plot import plot_token_frequencies, train_token_counts
 from autolab.errors import UsageError
 from autolab.harness.evaluate import evaluate_bpb
-from autolab.harness.handover import export_model
+from autolab.harness.handover import MODEL_FILE, export_model
 from autolab.inspect.next_token import encode_checked, top_next_tokens
 from autolab.inspect.select import default_selector, select_run
 from autolab.inspect.surprisal import surprisal
@@ -159,6 +159,22 @@ def test_unknown_characters_are_one_line_exit_2(trained):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "'7', 'E'" in done.stderr and "not in the vocabulary" in done.stderr
     assert "⏎ a b c" in done.stderr  # some of what is allowed
+
+
+def test_a_damaged_model_is_one_line_exit_2(trained, tmp_path):
+    """A truncated model.pt2 in a copy of the workspace's last run: sample and inspect say so."""
+    ws, run = tmp_path / "ws", tmp_path / "run"
+    shutil.copytree(trained["ws"], ws)
+    shutil.copytree(Path((trained["ws"] / ".autolab" / "last_run").read_text().strip()), run)
+    (ws / ".autolab" / "last_run").write_text(str(run))
+    model = run / MODEL_FILE
+    model.write_bytes(model.read_bytes()[:2000])
+    for args in (["sample", "-C", str(ws)], ["inspect", "-C", str(ws), "--prompt", "emma"]):
+        done = autolab(trained["home"], *args)
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        assert f"the model in {run} cannot be loaded" in done.stderr
+        assert "train it again" in done.stderr
 
 
 def test_surprisal_total_is_evaluate_bpb(trained):

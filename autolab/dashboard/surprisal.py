@@ -153,8 +153,6 @@ class SurprisalPanel:
         else:
             try:
                 loaded = load_selected(selected, data_dir)
-            except RequestError:
-                raise
             except UsageError as err:  # a damaged model, or one of another vocabulary
                 raise RequestError(str(err), 409) from err
             self._models[key] = loaded
