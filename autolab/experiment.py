@@ -11,24 +11,28 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autolab.evaluation.launcher import SealedEvaluator
+from autolab.harness.clock import MAX_EXCLUDED_FRACTION
 from autolab.harness.handover import MODEL_FILE
 from autolab.harness.run import METRICS_FILE
 from autolab.harness.settings import RunSettings
+from autolab.sandbox.availability import choose_isolation, warn_on_stderr
+from autolab.sandbox.layout import INNER_DATA, INNER_RUN, inner_environment
 from autolab.summary import parse_summary
-from autolab.zygote.client import Zygote, base_environment
+from autolab.workers import Workers
+from autolab.zygote.client import base_environment
 
 LOG_FILE = "run.log"
 POLL_SECONDS = 0.2
 GAP_TOLERANCE = 0.25  # bits per byte between what train.py printed and the sealed score; the
 # printed one is measured on the dev split, which differs from val by up to ~0.1 honestly
-# A training process may take this long beyond its budget (start-up, warm-up steps left out of
-# the clock, the dev estimate, the export) before it counts as training past its budget.
-OVERRUN_FACTOR = 1.25
-OVERRUN_GRACE_SECONDS = 30.0
+# Beyond its budget (and the warm-up its clock may leave out), a training process gets this
+# long for start-up, the dev estimate and the export: see time_allowed.
+ALLOWANCE_FRACTION = 0.1
+ALLOWANCE_FLOOR_S = 10.0
 # What a full disk looks like in a log or an error: the OS's ENOSPC message, SQLite's, git's.
 DISK_FULL_MARKERS = ("no space left on device", "database or disk is full", "out of diskspace")
 DISK_FULL_REASON = "the disk is full"
@@ -47,6 +51,7 @@ class ExperimentResult:
     wall_seconds: float = 0.0
     flags: dict = field(default_factory=dict)
     run_dir: Path | None = None
+    isolation: str = ""  # sandbox | process: what kept this run from the referee
 
     @property
     def disk_full(self) -> bool:
@@ -59,13 +64,26 @@ class ExperimentResult:
         values = dict(self.reported)
         values["val_bpb"] = self.val_bpb
         values["total_seconds"] = self.wall_seconds
+        for key in ("startup_seconds", "handover_seconds"):
+            if key in self.flags:
+                values[key] = self.flags[key]
+        if self.isolation:
+            values["isolation"] = self.isolation
         if self.reported.get("val_bpb") is not None:
             values["reported_val_bpb"] = self.reported["val_bpb"]
         return values
 
 
-def default_wall_limit(budget_seconds: float) -> float:
-    return budget_seconds * 1.5 + 60
+def time_allowed(budget_seconds: float) -> float:
+    """Seconds a training process may take from its start to handing its model over.
+
+    The budget; the warm-up steps the harness's clock may leave out of it (compilation, at most
+    MAX_EXCLUDED_FRACTION of the budget, timed by the harness itself); and an allowance for
+    start-up, the dev estimate and the export: ALLOWANCE_FRACTION of the budget, at least
+    ALLOWANCE_FLOOR_S. Whatever a script does before its first batch or after its last step
+    counts here: past this the run is a timeout."""
+    warm_up = MAX_EXCLUDED_FRACTION * budget_seconds
+    return budget_seconds + warm_up + max(ALLOWANCE_FLOOR_S, ALLOWANCE_FRACTION * budget_seconds)
 
 
 def training_environment(settings: RunSettings) -> dict[str, str]:
@@ -74,10 +92,12 @@ def training_environment(settings: RunSettings) -> dict[str, str]:
 
 
 class ValReadDetector:
-    """Notices a read of the sealed validation shard while an experiment runs.
+    """Notices a read of the sealed validation shard while an experiment runs (process
+    isolation only: in the sandbox the shard is not there to read).
 
     Before the run the shard's access time is set to before its modification time; on this
-    kind of mount (relatime) any read then moves it forward. Unavailable on noatime mounts.
+    kind of mount (relatime) any read then moves it forward. Unavailable on noatime mounts,
+    and blind to reads that do not move atime (a memory map already open, O_NOATIME).
     """
 
     def __init__(self, val_path: Path):
@@ -97,79 +117,140 @@ def run_experiment(
     wall_limit: float | None = None,
     on_metrics: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-    overrun_grace: float = OVERRUN_GRACE_SECONDS,
     score: bool = True,
-    zygote: Zygote | None = None,
+    workers: Workers | None = None,
+    isolation: str | None = None,
 ) -> ExperimentResult:
     """Run train.py once and, when `score`, score what it handed over in the sealed evaluator.
 
-    The training process and the evaluator are forked from `zygote`, which has torch imported
-    already; the research loop keeps one for the whole session. Without one, a run starts its
-    own and pays the import once."""
-    if zygote is None:
-        with Zygote() as own:
+    The training process and the evaluator are forked from `workers`' zygotes, which have torch
+    imported already; the research loop keeps them for the whole session. Without them, a run
+    starts its own with `isolation` (sandbox where available) and pays the import once.
+    `wall_limit`, a person's choice, replaces the time a run of this budget is allowed
+    (`time_allowed`); nothing the experiment does can change either."""
+    if workers is None:
+        isolation = isolation or choose_isolation(None, warn_on_stderr)
+        hidden = [val_path.parent, Path(train_py).resolve().parent]
+        with Workers(isolation, settings.data_dir, settings.device, hidden) as own:
+            own.start()
             return run_experiment(
-                train_py, settings, val_path, wall_limit, on_metrics, should_stop,
-                overrun_grace, score, own,
-            )  # fmt: skip
-    started = time.time()
+                train_py, settings, val_path, wall_limit, on_metrics, should_stop, score, own
+            )
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    wall_limit = wall_limit or default_wall_limit(settings.budget_seconds)
-    detector = ValReadDetector(val_path)
-    log_path = run_dir / LOG_FILE
-    job = {
-        "script": str(Path(train_py).resolve()),
-        "cwd": str(run_dir),
-        "log": str(log_path),
-        "env": training_environment(settings),
-    }
+    limit = wall_limit or time_allowed(settings.budget_seconds)
+    zygote = workers.training()
+    sandbox = zygote.sandbox
+    detector = None if sandbox else ValReadDetector(val_path)
+    if sandbox:
+        sandbox.reset()  # nothing the previous experiment left carries over
+        inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
+        job = {
+            "script": str(sandbox.stage_script(train_py)),
+            "cwd": str(INNER_RUN),
+            "log": str(INNER_RUN / LOG_FILE),
+            "env": inner_environment(training_environment(inner)),
+        }
+        watched = sandbox.run_dir
+    else:
+        job = {
+            "script": str(Path(train_py).resolve()),
+            "cwd": str(run_dir),
+            "log": str(run_dir / LOG_FILE),
+            "env": training_environment(settings),
+        }
+        watched = run_dir
     process = zygote.spawn("train", job)
-    evaluator = SealedEvaluator(settings, val_path, zygote) if score else None
+    started = time.time()
+    evaluator = None
     try:
-        outcome = _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop)
+        watch = _supervise(process, watched, limit, started, on_metrics, should_stop)
         process_seconds = time.time() - started
+        if sandbox:
+            zygote.clear()  # everything the experiment started, setsid or not, dies here
+            sandbox.collect(run_dir)
+        log_path = run_dir / LOG_FILE
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        result = outcome or _classify_exit(process.returncode, log_text)
+        result = watch.outcome or _classify_exit(process.returncode, log_text)
         if result.status == "crash" and not result.disk_full and _disk_nearly_full(run_dir):
             reason = f"{DISK_FULL_REASON} ({run_dir}): {result.reason}"[:500]
             result = ExperimentResult("crash", reason, reported=result.reported)
-        if result.status == "ok" and detector.was_read():
-            result = ExperimentResult("invalid", "read the sealed validation split during training")
-        allowed = settings.budget_seconds * OVERRUN_FACTOR + overrun_grace
-        if result.status == "ok" and process_seconds > allowed:
-            reason = f"trained past its budget: ran {process_seconds:.0f}s, at most {allowed:.0f}s"
+        if zygote.died:
+            reason = (
+                "the process train.py was forked from died while it ran (killed from inside "
+                "the run, or out of memory)"
+            )
             result = ExperimentResult("invalid", reason, reported=result.reported)
-        if result.status == "ok" and evaluator:
-            result = _score_sealed(result, settings, evaluator, wall_limit)
+        if result.status == "ok" and detector and detector.was_read():
+            result = ExperimentResult("invalid", "read the sealed validation split during training")
+        if result.status == "ok" and score:
+            evaluator = SealedEvaluator(settings, val_path, workers.evaluator())
+            result = _score_sealed(result, settings, evaluator, max(limit, 120.0))
     finally:
         process.kill()  # a no-op once it has exited
         if evaluator:
             evaluator.cancel()  # a no-op once it has scored
     result.run_dir = run_dir
+    result.isolation = workers.isolation
+    result.flags.update(watch.timing(process_seconds))
     result.wall_seconds = time.time() - started
     return result
 
 
-def _supervise(process, run_dir, wall_limit, started, on_metrics, should_stop):
-    """Wait for the process, streaming its metrics; kill its group at the limit or on stop."""
+@dataclass
+class _Watch:
+    """What the runner saw of a training process: how it ended, if the runner ended it, and
+    when its first and last step records arrived (its own clock is the experiment's word;
+    these times are the runner's)."""
+
+    outcome: ExperimentResult | None = None
+    first_step_after: float | None = None  # seconds from the start to the first step record
+    last_step_after: float | None = None
+
+    def timing(self, process_seconds: float) -> dict:
+        """Time outside training, as the runner saw it: before the first step record and
+        after the last one, to the handover."""
+        if self.first_step_after is None or self.last_step_after is None:
+            return {}
+        return {
+            "startup_seconds": round(self.first_step_after, 2),
+            "handover_seconds": round(max(0.0, process_seconds - self.last_step_after), 2),
+        }
+
+
+def _supervise(process, run_dir, limit, started, on_metrics, should_stop) -> _Watch:
+    """Wait for the process, streaming its metrics; kill it at the limit or on stop."""
     metrics = _MetricsTail(run_dir / METRICS_FILE)
-    while process.poll() is None:
-        time.sleep(POLL_SECONDS)
-        for record in metrics.read_new():
+    watch = _Watch()
+
+    def read() -> None:
+        records = metrics.read_new()
+        if records:
+            now = time.time() - started
+            if watch.first_step_after is None:
+                watch.first_step_after = now
+            watch.last_step_after = now
+        for record in records:
             if on_metrics:
                 on_metrics(record)
-        if time.time() - started > wall_limit:
+
+    while process.poll() is None:
+        time.sleep(POLL_SECONDS)
+        read()
+        if time.time() - started > limit:
             process.kill()
-            reason = f"killed at the wall-clock limit of {wall_limit:.0f}s"
-            return ExperimentResult("timeout", reason)
+            reason = (
+                f"ran past its time limit of {limit:.0f}s from start to handover (budget, "
+                "warm-up, start-up and export)"
+            )
+            watch.outcome = ExperimentResult("timeout", reason)
+            return watch
         if should_stop and should_stop():
             process.kill()
-            return ExperimentResult("interrupted", "stopped by the user")
-    for record in metrics.read_new():
-        if on_metrics:
-            on_metrics(record)
-    return None
+            watch.outcome = ExperimentResult("interrupted", "stopped by the user")
+            return watch
+    read()
+    return watch
 
 
 class _MetricsTail:

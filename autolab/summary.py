@@ -18,6 +18,9 @@ FIELDS: dict[str, str] = {
     "num_steps": "{:d}",
     "num_params_M": "{:.1f}",
     "device": "{}",
+    "startup_seconds": "{:.1f}",
+    "handover_seconds": "{:.1f}",
+    "isolation": "{}",
 }
 KEY_WIDTH = 17  # "training_seconds:" is the longest fixed key
 

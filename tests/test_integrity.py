@@ -2,7 +2,8 @@
 
 Every experiment runs for real (`run_experiment`: its own process, the sealed evaluator in a
 fresh one) on the real names data. Each cheat must end invalid, timeout or with the honest
-sealed score.
+sealed score. These run with `process` isolation, the fallback where there is no sandbox: the
+checks here must hold without it. tests/test_red_team.py runs hostile programs in the sandbox.
 """
 
 import textwrap
@@ -10,7 +11,7 @@ import textwrap
 import pytest
 
 from autolab.data import prepare
-from autolab.experiment import run_experiment
+from autolab.experiment import run_experiment, time_allowed
 from autolab.harness.settings import RunSettings
 
 BUDGET = 1.5
@@ -66,6 +67,7 @@ def run(tmp_path, names, source: str, **kwargs):
     train_py = tmp_path / "train.py"
     train_py.write_text(source)
     settings = RunSettings(names.data_dir, tmp_path / "run", BUDGET, "cpu", seed=0)
+    kwargs.setdefault("isolation", "process")
     return run_experiment(train_py, settings, names.val_path, **kwargs)
 
 
@@ -164,7 +166,12 @@ def test_sleeping_past_the_limit_is_a_timeout(tmp_path, names):
     assert result.wall_seconds < 20
 
 
-def test_training_past_the_budget_is_invalid(tmp_path, names):
+def test_the_time_allowed_is_the_budget_plus_warm_up_plus_a_small_allowance():
+    assert time_allowed(5) == 5 + 1 + 10  # the floor dominates short budgets
+    assert time_allowed(300) == 300 + 60 + 30
+
+
+def test_training_past_the_time_allowed_is_a_timeout(tmp_path, names):
     source = variant(
         "#FINISH",
         """
@@ -176,9 +183,9 @@ def test_training_past_the_budget_is_invalid(tmp_path, names):
             optimizer.zero_grad(); loss.backward(); optimizer.step()
         """,
     )
-    result = run(tmp_path, names, source, overrun_grace=1.0)
-    assert result.status == "invalid"
-    assert "past its budget" in result.reason
+    result = run(tmp_path, names, source, wall_limit=BUDGET + 2)
+    assert result.status == "timeout"
+    assert "time limit" in result.reason
 
 
 def test_a_model_that_reads_other_rows_of_the_batch_is_invalid(tmp_path, names):

@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autolab.errors import UsageError
+from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.workspace import load_workspace, new_run_dir, prepare_data
 
 
@@ -21,6 +22,7 @@ def register(subparsers) -> None:
     parser.add_argument("--steps", type=int, default=300, help="steps of the sweep")
     parser.add_argument("--out", type=Path, help="the plot (default .autolab/lr-find.png)")
     parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
+    add_isolation_argument(parser)
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
@@ -51,6 +53,7 @@ def run(args) -> int:
         result = run_experiment(
             workspace.train_py, settings, data.val_path,
             wall_limit=max(600.0, workspace.budget_seconds * 10), score=False,
+            isolation=isolation_from_args(args),
         )  # fmt: skip
     if result.status != "ok":
         raise UsageError(f"the sweep ended {result.status}: {result.reason}; see {run_dir}/run.log")

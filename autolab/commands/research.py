@@ -10,6 +10,7 @@ from rich.live import Live
 
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
+from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 
 AGENTS = ("search", "llm", "command")
 
@@ -31,7 +32,12 @@ def register(subparsers) -> None:
     session.add_argument("--resume", action="store_true", help="continue the session of --tag")
     session.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     session.add_argument("--seed", type=int, default=0, help="seed of the first baseline run")
-    session.add_argument("--wall-limit", help="hard limit per run (default budget x 1.5 + 60s)")
+    session.add_argument(
+        "--wall-limit",
+        help="time limit per run, start to handover (default: budget + 20%% warm-up + "
+        "max(10s, 10%%))",
+    )
+    add_isolation_argument(session)
     session.add_argument("-C", "--workspace", default=".", metavar="DIR")
     session.add_argument("--plain", action="store_true", help="print lines, no live view")
     session.add_argument(
@@ -137,6 +143,7 @@ def run(args) -> int:
         policy=Policy(k=args.k, min_delta=args.min_delta, greedy=args.greedy),
         wall_limit=parse_duration(args.wall_limit, "--wall-limit") if args.wall_limit else None,
         seed=args.seed,
+        isolation=isolation_from_args(args),
     )
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)

@@ -7,6 +7,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
+from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.summary import format_summary
 from autolab.workspace import load_workspace, new_run_dir, prepare_data
 
@@ -22,6 +23,7 @@ def register(subparsers) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     parser.add_argument("--seed", type=int, help="default from autolab.toml")
     parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
+    add_isolation_argument(parser)
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
@@ -36,6 +38,7 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
+    isolation = isolation_from_args(args)
     started = time.time()
     data = prepare_data(workspace)
     prepare_seconds = time.time() - started
@@ -49,7 +52,7 @@ def run(args) -> int:
     )
     console.print(
         f"training {workspace.train_py.name} on {workspace.dataset} ({workspace.tokenizer}) "
-        f"for {budget:g}s on {device}; log: {run_dir / 'run.log'}"
+        f"for {budget:g}s on {device} ({isolation} isolation); log: {run_dir / 'run.log'}"
     )
     progress = Progress(
         TextColumn("[bold]train"),
@@ -75,7 +78,9 @@ def run(args) -> int:
         )
 
     with progress:
-        result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=show)
+        result = run_experiment(
+            workspace.train_py, settings, data.val_path, on_metrics=show, isolation=isolation
+        )
     result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
     if result.status != "ok":
         console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)

