@@ -131,7 +131,7 @@ def run_experiment(
     if workers is None:
         isolation = isolation or choose_isolation(None, warn_on_stderr)
         hidden = [val_path.parent, Path(train_py).resolve().parent]
-        with Workers(isolation, settings.data_dir, settings.device, hidden) as own:
+        with Workers(isolation, settings.data_dir, val_path, settings.device, hidden) as own:
             own.start()
             return run_experiment(
                 train_py, settings, val_path, wall_limit, on_metrics, should_stop, score, own
@@ -184,7 +184,9 @@ def run_experiment(
         if result.status == "ok" and detector and detector.was_read():
             result = ExperimentResult("invalid", "read the sealed validation split during training")
         if result.status == "ok" and score:
-            evaluator = SealedEvaluator(settings, val_path, workers.evaluator())
+            evaluator = SealedEvaluator(
+                settings, val_path, workers.evaluator(), workers.sealed_hashes
+            )
             result = _score_sealed(result, settings, evaluator, max(limit, 120.0))
     finally:
         process.kill()  # a no-op once it has exited
@@ -311,6 +313,8 @@ def _score_sealed(result, settings: RunSettings, evaluator: SealedEvaluator, wal
     verdict = evaluator.score(timeout=max(120.0, wall_limit))
     if verdict["status"] != "ok":
         result.status, result.reason = verdict["status"], verdict["reason"]
+        if verdict.get("sealed_changed"):
+            result.flags["sealed_changed"] = True  # no later score can be trusted either
         return result
     result.val_bpb = verdict["val_bpb"]
     reported = result.reported.get("val_bpb")

@@ -14,17 +14,27 @@ experiment ran makes that experiment invalid (autolab.experiment): never a silen
 from collections.abc import Sequence
 from pathlib import Path
 
+from autolab.data.sealed_store import recorded_hashes
 from autolab.sandbox.availability import ISOLATIONS
 from autolab.sandbox.layout import SandboxLayout
 from autolab.zygote.client import Zygote
 
 
 class Workers:
-    def __init__(self, isolation: str, data_dir: Path, device: str, hidden: Sequence[Path] = ()):
+    def __init__(
+        self,
+        isolation: str,
+        data_dir: Path,
+        val_path: Path,
+        device: str,
+        hidden: Sequence[Path] = (),
+    ):
         if isolation not in ISOLATIONS:
             raise ValueError(f"unknown isolation {isolation!r}")
         self.isolation = isolation
         self.data_dir = Path(data_dir)
+        # What the sealed store held when the session started; every score checks against it.
+        self.sealed_hashes = recorded_hashes(Path(val_path).parent)
         self.device = device
         self.hidden = [Path(p) for p in hidden]
         self._training: Zygote | None = None

@@ -28,6 +28,7 @@ SETTINGS_TEMPLATE = """\
 dataset = {dataset}      # names | shakespeare | tinyshakespeare | abc | tinystories | a local path
 tokenizer = {tokenizer}  # char | byte | bpe:N (byte-level BPE with N tokens)
 source = {source}        # a local file or folder to read the dataset from ("" = its usual source)
+secret_split = false     # true: validation documents picked with a secret (autolab prepare -h)
 
 [train]
 recipe = {recipe}        # the template train.py started from
@@ -53,6 +54,7 @@ class Workspace:
     budget_seconds: float
     device: str
     seed: int
+    secret_split: bool = False
     settings: dict = field(default_factory=dict)  # the whole autolab.toml, for other tables
 
     @property
@@ -87,6 +89,7 @@ def load_workspace(directory: str | Path = ".") -> Workspace:
         budget_seconds=parse_duration(train.get("budget", "60s")),
         device=str(train.get("device", "auto")),
         seed=int(train.get("seed", 0)),
+        secret_split=bool(data.get("secret_split", False)),
         settings=settings,
     )
 
@@ -162,6 +165,7 @@ def prepare_data(workspace: Workspace):
         "dataset": workspace.dataset,
         "tokenizer": workspace.tokenizer,
         "source": workspace.source,
+        "secret_split": workspace.secret_split,
         "home": str(autolab_home()),
         "fingerprint": _fingerprint(workspace.source or workspace.dataset),
     }
@@ -173,7 +177,12 @@ def prepare_data(workspace: Workspace):
             if val_path.is_file():
                 meta = json.loads((data_dir / "meta.json").read_text())
                 return Prepared(data_dir, val_path, meta, cached=True)
-    prepared = prepare(workspace.dataset, workspace.tokenizer, source_path=workspace.source)
+    prepared = prepare(
+        workspace.dataset,
+        workspace.tokenizer,
+        source_path=workspace.source,
+        secret_split=workspace.secret_split,
+    )
     workspace.state_dir.mkdir(exist_ok=True)
     tmp = memo_path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, "data_dir": str(prepared.data_dir)}))

@@ -101,3 +101,24 @@ def test_packaged_sources_prepare(dataset, autolab_home):
     check_layout(prepared)
     docs = load_documents(dataset, LoadOptions())[1]
     assert sum(prepared.meta["documents"].values()) == len(docs.texts)
+
+
+def test_the_sealed_store_holds_hashed_copies_and_a_secret_split_its_own(
+    autolab_home, tmp_path, shared_data
+):
+    from autolab.data.sealed_store import SEALED_FILES, changed_files, recorded_hashes
+
+    source = tmp_path / "names.txt"
+    source.write_text((shared_data / "names.txt").read_text())
+    plain = prepare(str(source), "char", lines=True)
+    sealed = plain.val_path.parent
+    assert sorted(recorded_hashes(sealed)) == sorted(SEALED_FILES)
+    assert changed_files(sealed, recorded_hashes(sealed)) == []
+    secret = prepare(str(source), "char", lines=True, secret_split=True)
+    assert secret.data_dir != plain.data_dir and secret.meta["secret_split"] is True
+    assert secret.val_path.read_bytes() != plain.val_path.read_bytes()
+    again = prepare(str(source), "char", lines=True, secret_split=True)
+    assert again.cached and again.data_dir == secret.data_dir  # the same secret, kept
+    assert (autolab_home / "sealed" / f"{plain.data_dir.name}.secret").stat().st_mode & 0o077 == 0
+    (sealed / "val.bin").write_bytes(b"\0\0" * 10)
+    assert changed_files(sealed, recorded_hashes(sealed)) == ["val.bin"]

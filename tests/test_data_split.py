@@ -53,3 +53,13 @@ def test_too_small():
     texts = ["tiny"] * 10
     with pytest.raises(UsageError, match="too small"):
         split_documents(texts, sizes(texts))
+
+
+def test_a_secret_split_differs_from_the_default_and_is_stable_per_secret(shared_data):
+    texts = names(shared_data)
+    default = split_documents(texts, sizes(texts))
+    one = split_documents(texts, sizes(texts), secret=b"one")
+    assert one == split_documents(texts, sizes(texts), secret=b"one")
+    two = split_documents(texts, sizes(texts), secret=b"two")
+    assert set(one.val) != set(default.val) != set(two.val)
+    assert 0.08 < len(one.val) / len(texts) < 0.12

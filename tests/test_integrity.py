@@ -228,3 +228,30 @@ def test_a_crash_reports_the_end_of_its_traceback(tmp_path, names):
     result = run(tmp_path, names, variant("#TRAIN", "raise RuntimeError('boom from train.py')\n"))
     assert result.status == "crash"
     assert "boom from train.py" in result.reason
+
+
+def test_a_changed_sealed_split_is_invalid_and_says_so(tmp_path):
+    # Its own prepared copy: the split is overwritten for real.
+    from tests_support import shared_data_dir
+
+    source = tmp_path / "names.txt"
+    source.write_text((shared_data_dir() / "names.txt").read_text())
+    own = prepare(str(source), "char", lines=True, home=str(tmp_path / "home"))
+    cheat = variant(
+        "#TRAIN",
+        """
+        import glob, os
+        home = os.path.dirname(os.path.dirname(str(run.settings.data_dir)))
+        [val] = glob.glob(os.path.join(home, "sealed", "*", "val.bin"))
+        size = os.path.getsize(val)
+        with open(val, "r+b") as f:  # one repeated token, which a constant model predicts
+            f.write(bytes([1, 0]) * (size // 2))
+        with torch.no_grad():
+            model.table.weight.fill_(-30.0)
+            model.table.weight[:, 1] = 30.0
+        """,
+    )
+    result = run(tmp_path, own, cheat)
+    assert result.status == "invalid"
+    assert "the sealed data changed (val.bin" in result.reason
+    assert result.flags["sealed_changed"]

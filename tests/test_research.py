@@ -15,6 +15,7 @@ import pytest
 from chat_server import ChatServer
 
 from autolab.research.policy import Noise, Policy
+from autolab.sandbox import sandbox_unavailable
 from autolab.track.ledger import Ledger
 from autolab.track.results_tsv import parse_results_tsv
 
@@ -281,7 +282,10 @@ def test_llm_researcher_session_with_a_cheat(workspace, home):
     assert widen.description == "widen the hidden layer to 192"
     assert widen.researcher == "llm" and widen.llm_prompt_tokens == 1000
     assert widen.status in ("keep", "discard")
-    assert cheat.status == "invalid" and "program.md" in cheat.reason
+    if sandbox_unavailable() is None:  # in the sandbox the workspace is not even there
+        assert cheat.status == "crash" and "Read-only file system" in cheat.reason
+    else:  # with process isolation the change is caught and quarantined
+        assert cheat.status == "invalid" and "program.md" in cheat.reason
     assert "anything goes" not in (workspace / "program.md").read_text()
 
 

@@ -34,6 +34,13 @@ def register(subparsers) -> None:
     p.add_argument("--field", help=".jsonl: the field holding the text (default: text)")
     p.add_argument("--column", help=".parquet: the column holding the text (default: text)")
     p.add_argument("--home", metavar="DIR", help="data directory (default: $AUTOLAB_HOME)")
+    p.add_argument(
+        "--secret-split",
+        action="store_true",
+        help="pick the validation documents with a secret kept in the sealed store, for a "
+        "machine where the raw text cannot be hidden from experiments (scores then compare "
+        "only within this split)",
+    )
     p.add_argument("--stats", action="store_true", help=f"show the top {TOP_TOKENS} tokens")
     p.add_argument(
         "--plot",
@@ -56,6 +63,7 @@ def run(args) -> int:
         field=args.field,
         column=args.column,
         home=args.home,
+        secret_split=args.secret_split,
     )
     seconds = time.perf_counter() - start
     meta = prepared.meta

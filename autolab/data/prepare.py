@@ -3,7 +3,7 @@
 Layout (a contract the harness and the evaluator read):
 
     home/data/<key>/    meta.json  tokenizer.json  token_bytes.npy  train.bin  dev.bin
-    home/sealed/<key>/  val.bin
+    home/sealed/<key>/  val.bin  meta.json  token_bytes.npy  hashes.json   (sealed_store.py)
 
 `.bin` files are raw arrays (uint16 when the vocabulary fits, else uint32); each split is its
 documents in source order, each followed by the source's separator. The key hashes the source's
@@ -26,12 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from autolab.data import tokenizers
+from autolab.data.sealed_store import HASHES_FILE, seal
 from autolab.data.sources import LoadOptions, load_documents
 from autolab.data.split import SPLIT_VERSION, split_documents
 from autolab.errors import UsageError
 from autolab.paths import autolab_home
 
-FORMAT_VERSION = 2  # 2: one-per-line documents are stored in hash order (see ordered_splits)
+# 2: one-per-line documents are stored in hash order (see ordered_splits); 3: the sealed store
+# holds its own hashed copies of what the evaluator reads (see sealed_store)
+FORMAT_VERSION = 3
 SPLITS = ("train", "dev", "val")
 
 
@@ -80,7 +83,8 @@ def is_complete(data_dir: Path) -> bool:
         meta = json.loads((data_dir / "meta.json").read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("format") == FORMAT_VERSION and sealed_val_path(data_dir).is_file()
+    sealed = sealed_val_path(data_dir).parent
+    return meta.get("format") == FORMAT_VERSION and (sealed / HASHES_FILE).is_file()
 
 
 def ordered_splits(docs, split) -> dict[str, list[str]]:
@@ -117,8 +121,10 @@ def prepare(
     field: str | None = None,
     column: str | None = None,
     home: str | None = None,
+    secret_split: bool = False,
 ) -> Prepared:
-    """Prepare (or reuse) the token shards for `dataset` under `tokenizer`."""
+    """Prepare (or reuse) the token shards for `dataset` under `tokenizer`; with
+    `secret_split`, split by a secret kept in the sealed store (autolab.data.split)."""
     kind, _ = tokenizers.parse_spec(tokenizer)  # refuse a bad spec before reading any data
     root = autolab_home(home)
     opts = LoadOptions(
@@ -133,6 +139,9 @@ def prepare(
     prefix = opts.path.stem if name == "file" else name
     content_hash = source_hash(docs.texts, docs.separator)
     key = cache_key(prefix, tokenizer, content_hash)
+    secret = split_secret(root / "sealed" / f"{key}.secret") if secret_split else b""
+    if secret:  # another split, so other shards: its own cache entry, named by the secret's hash
+        key = f"{key}-secret{hashlib.sha256(secret).hexdigest()[:8]}"
     data_dir, sealed_dir = root / "data" / key, root / "sealed" / key
     if is_complete(data_dir):
         meta = json.loads((data_dir / "meta.json").read_text())
@@ -140,7 +149,7 @@ def prepare(
 
     sep_bytes = len(docs.separator.encode("utf-8"))
     sizes = [len(t.encode("utf-8", "surrogateescape")) + sep_bytes for t in docs.texts]
-    split = split_documents(docs.texts, sizes)
+    split = split_documents(docs.texts, sizes, secret=secret)
     texts = ordered_splits(docs, split)
     tok = tokenizers.build(tokenizer, [*docs.texts, docs.separator], texts["train"])
     dtype = np.uint16 if tok.vocab_size <= 2**16 else np.uint32
@@ -163,6 +172,7 @@ def prepare(
             "dataset": name,
             "source": docs.source,
             "source_hash": content_hash,
+            "secret_split": bool(secret),
             "tokenizer": tok.name,
             "vocab_size": tok.vocab_size,
             "dtype": np.dtype(dtype).name,
@@ -174,6 +184,7 @@ def prepare(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
         }
         (tmp_public / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+        seal(tmp_sealed, tmp_public)
         publish(tmp_sealed, sealed_dir)
         publish(tmp_public, data_dir)
     finally:
@@ -183,6 +194,23 @@ def prepare(
         raise UsageError(f"{data_dir}: incomplete prepared data; remove it and run again")
     meta = json.loads((data_dir / "meta.json").read_text())
     return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=False)
+
+
+def split_secret(path: Path) -> bytes:
+    """The secret a dataset's secret split is keyed by: made once, kept in the sealed store
+    (never mounted in an experiment's sandbox)."""
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(os.urandom(32))
+        os.chmod(tmp, 0o600)
+        try:
+            os.link(tmp, path)  # first one wins: two processes must not make two secrets
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_bytes()
 
 
 def publish(tmp: Path, target: Path) -> None:

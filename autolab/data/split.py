@@ -7,9 +7,15 @@ bytes of the hash: a training process may measure itself on dev; val is sealed a
 
 Sizes are counted in UTF-8 bytes, not in a tokenizer's tokens, so the same text gets the same
 split under every tokenizer and bits per byte stay comparable across tokenizers.
+
+With a secret (`autolab prepare --secret-split`) the hash is keyed by it: the split is still a
+function of the text, but only for whoever holds the secret, which lives in the sealed store.
+Anyone with the raw text can rebuild the default split; nobody without the secret can rebuild
+a secret one. Scores on a secret split compare only with scores on the same split.
 """
 
 import hashlib
+import hmac
 from dataclasses import dataclass
 
 from autolab.errors import UsageError
@@ -27,9 +33,13 @@ class Split:
     val: list[int]
 
 
-def ranks(text: str) -> tuple[int, int, bytes]:
+def ranks(text: str, secret: bytes = b"") -> tuple[int, int, bytes]:
     """(val rank, dev rank, digest): a rank under the per-mille threshold picks the side."""
-    digest = hashlib.sha256(text.encode("utf-8", "surrogateescape")).digest()
+    data = text.encode("utf-8", "surrogateescape")
+    if secret:
+        digest = hmac.new(secret, data, hashlib.sha256).digest()
+    else:
+        digest = hashlib.sha256(data).digest()
     val_rank = int.from_bytes(digest[:8], "big") % 1000
     dev_rank = int.from_bytes(digest[8:16], "big") % 1000
     return val_rank, dev_rank, digest
@@ -51,8 +61,11 @@ def take(candidates: dict[bytes, tuple[int, list[int]]], per_mille: int, sizes, 
     return set(chosen)
 
 
-def split_documents(texts: list[str], sizes: list[int], min_tokens: int = MIN_VAL_TOKENS) -> Split:
-    """Split documents by content hash; `sizes[i]` is document i's size in byte tokens."""
+def split_documents(
+    texts: list[str], sizes: list[int], min_tokens: int = MIN_VAL_TOKENS, secret: bytes = b""
+) -> Split:
+    """Split documents by content hash (keyed by `secret` when given); `sizes[i]` is document
+    i's size in byte tokens."""
     total = sum(sizes)
     # val and dev each need `min_tokens`, and training needs at least as much again.
     if total < 3 * min_tokens:
@@ -62,7 +75,7 @@ def split_documents(texts: list[str], sizes: list[int], min_tokens: int = MIN_VA
         )
     groups: dict[bytes, tuple[int, int, list[int]]] = {}
     for i, text in enumerate(texts):
-        val_rank, dev_rank, digest = ranks(text)
+        val_rank, dev_rank, digest = ranks(text, secret)
         groups.setdefault(digest, (val_rank, dev_rank, []))[2].append(i)
 
     val = take({d: (v, m) for d, (v, _, m) in groups.items()}, VAL_PER_MILLE, sizes, min_tokens)

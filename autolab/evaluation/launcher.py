@@ -3,7 +3,9 @@
 The evaluator is a process of its own running only autolab code: a child of the zygote
 (autolab.zygote), forked once the experiment's training process has ended, with torch already
 imported. It works in an empty scratch directory and learns where the validation split is only
-from its job. Its verdict is the last line of its output, one JSON object.
+from its job. It reads the sealed store (autolab.data.sealed_store) only, checked against the
+hashes the runner took when the session's workers started. Its verdict is the last line of its
+output, one JSON object.
 """
 
 import json
@@ -12,6 +14,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from autolab.data.sealed_store import changed_files
 from autolab.harness.settings import RunSettings
 from autolab.zygote.client import ForkedChild, Zygote
 
@@ -19,19 +22,30 @@ OUTPUT_FILE = "evaluator.log"
 
 
 class SealedEvaluator:
-    def __init__(self, settings: RunSettings, val_path: Path, zygote: Zygote):
+    def __init__(
+        self, settings: RunSettings, val_path: Path, zygote: Zygote, expected: dict[str, str]
+    ):
         self.settings = settings
         self.val_path = val_path
         self.zygote = zygote
+        self.expected = expected  # the sealed store's hashes, as the session first found them
         self.child: ForkedChild | None = None
 
     def score(self, timeout: float) -> dict:
         """The evaluator's verdict: {"status": "ok", "val_bpb": ...} or status and reason."""
+        sealed_dir = self.val_path.parent
+        changed = changed_files(sealed_dir, self.expected)
+        if changed:
+            reason = (
+                f"the sealed data changed ({', '.join(changed)} in {sealed_dir}): no score can "
+                "be trusted; prepare the dataset again (remove that folder)"
+            )
+            return {"status": "invalid", "reason": reason, "sealed_changed": True}
         scratch = Path(tempfile.mkdtemp(prefix="autolab-eval-"))
         output = scratch / OUTPUT_FILE
         job = {
             "run_dir": str(self.settings.run_dir),
-            "data_dir": str(self.settings.data_dir),
+            "data_dir": str(sealed_dir),  # meta.json and token_bytes.npy: the sealed copies
             "val": str(self.val_path),
             "device": self.settings.device,
             "scratch": str(scratch),

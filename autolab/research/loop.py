@@ -528,7 +528,9 @@ class ResearchSession:
         if self.workers is None:
             # Referee paths the sandbox must never show, should any fall under what it shows.
             hidden = [self.data.val_path.parent, self.repo, self.workspace.state_dir]
-            self.workers = Workers(self.isolation, self.data.data_dir, self.options.device, hidden)
+            self.workers = Workers(
+                self.isolation, self.data.data_dir, self.data.val_path, self.options.device, hidden
+            )
             self.workers.start()
         return self.workers
 
@@ -558,6 +560,9 @@ class ResearchSession:
     def _check_integrity(self, result: ExperimentResult, run_dir: Path) -> ExperimentResult:
         """Files the experiment changed outside its run directory make it invalid."""
         changed = git_branch.quarantine_changes(self.repo, run_dir / "workspace-changes")
+        if result.flags.get("sealed_changed"):
+            self.stopping = True
+            self.stop_reason = result.reason
         tampered = self.guard.changed(run_dir / "autolab-changes")
         if tampered:
             self.stopping = True

@@ -92,7 +92,17 @@ class SandboxLayout:
         args += ["--ro-bind", str(self.staging / "src"), str(INNER_SRC)]
         for name, inner in STAGING_DIRS.items():
             args += ["--bind", str(self.staging / name), str(inner)]
-        args += ["--chdir", str(INNER_HOME), "--clearenv"]
+        # The root and /dev bubblewrap builds are tmpfs that live as long as the zygote:
+        # read-only, so that nothing written there is waiting for the next experiment.
+        args += [
+            "--remount-ro",
+            "/",
+            "--remount-ro",
+            "/dev",
+            "--chdir",
+            str(INNER_HOME),
+            "--clearenv",
+        ]
         for key, value in sorted(inner_environment(env).items()):
             args += ["--setenv", key, value]
         return [*args, "--", *argv]

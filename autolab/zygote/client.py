@@ -24,6 +24,7 @@ import threading
 import time
 
 from autolab.errors import UsageError
+from autolab.installed import check_installed
 from autolab.processes import process_alive
 from autolab.sandbox.layout import SandboxLayout
 
@@ -44,6 +45,7 @@ class ZygoteError(UsageError):
 
 class Zygote:
     def __init__(self, sandbox: SandboxLayout | None = None):
+        check_installed()  # the code every child will run, as pip installed it
         self.env = base_environment()
         self.sandbox = sandbox
         self.scratch = tempfile.mkdtemp(prefix="autolab-zygote-")
