@@ -12,6 +12,7 @@ from autolab.processes import process_alive
 from autolab.research.command import CommandResearcher
 from autolab.research.edits import SkippedProposal
 from autolab.research.proposal import Outcome, ResearchContext
+from autolab.sandbox import sandbox_unavailable
 
 TRAIN_PY = """\
 from autolab.harness import Run
@@ -218,3 +219,53 @@ def test_usage_errors(workspace, tmp_path):
     plain.mkdir()
     with pytest.raises(UsageError, match="not a git repository"):
         CommandResearcher("true {prompt}").propose(context(plain))
+
+
+# An agent that looks for the referee and writes what it found into the one file it may change.
+SNOOP = r"""
+import os, pathlib, sqlite3, sys
+seen = []
+for path in (".autolab/ledger.db", ".git/HEAD", os.environ.get("AUTOLAB_HOME", "") + "/sealed"):
+    seen.append(f"{path}: {'visible' if os.path.exists(path) else 'hidden'}")
+for path in ("program.md", "README", os.path.expanduser("~/snooped")):
+    try:
+        pathlib.Path(path).write_text("changed by the agent")
+        seen.append(f"{path}: written")
+    except OSError:
+        seen.append(f"{path}: read-only")
+prompt = pathlib.Path(sys.argv[1]).read_text()
+train = pathlib.Path("train.py")
+train.write_text(train.read_text().replace("DEPTH = 4", "DEPTH = 6") + "".join(
+    f"# {line}\n" for line in seen) + f"# prompt: {len(prompt)} chars\n")
+pathlib.Path(".autolab/description.txt").write_text("increase DEPTH from 4 to 6\n")
+"""
+
+
+@pytest.mark.skipif(sandbox_unavailable() is not None, reason="no sandbox here")
+def test_a_sandboxed_agent_writes_train_py_and_sees_nothing_of_the_referee(
+    workspace, tmp_path, monkeypatch
+):
+    home = tmp_path / "autolab-home"
+    (home / "sealed").mkdir(parents=True)
+    monkeypatch.setenv("AUTOLAB_HOME", str(home))
+    (workspace / ".autolab").mkdir()
+    (workspace / ".autolab" / "ledger.db").write_text("the ledger")
+    agent = tmp_path / "snoop.py"
+    agent.write_text(SNOOP)
+    head = git(workspace, "rev-parse", "HEAD")
+    chosen = CommandResearcher(f"{sys.executable} {agent} {{prompt_file}}", isolation="sandbox")
+    proposal = chosen.propose(context(workspace))
+    assert proposal.description == "increase DEPTH from 4 to 6"
+    assert "DEPTH = 6" in proposal.source
+    for line in (
+        ".autolab/ledger.db: hidden",
+        ".git/HEAD: hidden",
+        f"{home}/sealed: hidden",
+        "program.md: read-only",
+        "README: read-only",
+        "snooped: read-only",
+    ):
+        assert line in proposal.source
+    assert "# prompt: 0 chars" not in proposal.source  # it read the prompt
+    assert_untouched(workspace, head)
+    assert (workspace / "program.md").read_text() == PROGRAM

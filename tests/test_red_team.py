@@ -103,7 +103,7 @@ def session(tmp_path_factory):
     env["RED_TEAM_PORT"] = str(listener.port)
     guarded = [Path(autolab.harness.evaluate.__file__), Path(torch_functional())]
     before = {path: digest(path) for path in guarded}
-    agent = f"{sys.executable} {RED_TEAM / 'agent.py'} {root / 'counter'} {' '.join(ATTACKS)}"
+    agent = f"{sys.executable} {RED_TEAM / 'agent.py'} {' '.join(ATTACKS)}"
     started = time.time()
     done = autolab(
         "research", "-C", str(workspace), "--agent", "command",

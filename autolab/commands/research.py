@@ -108,7 +108,9 @@ def make_researcher(args, workspace, device: str):
     if not template:
         raise UsageError("--agent command needs --agent-command 'TEMPLATE {prompt}'")
     return CommandResearcher(
-        template, timeout=parse_duration(args.agent_timeout, "--agent-timeout")
+        template,
+        timeout=parse_duration(args.agent_timeout, "--agent-timeout"),
+        isolation=isolation_from_args(args),
     )
 
 

@@ -13,24 +13,29 @@ the time limit. It edits train.py in place and writes a one-line description to
 and the workspace is put back as it was: train.py restored, any commit the agent made undone
 (the loop owns the branch), any other file it changed restored and the proposal rejected.
 
-What this does not protect against: the agent runs with your permissions. It can read and
-write outside the workspace, in `.autolab/` and in git-ignored files, none of which is
-checked; run it in a container or a sandboxing agent mode if that matters.
+With `sandbox` isolation (the default where bubblewrap works) the agent runs in a sandbox of
+its own (autolab.sandbox.agent): the system read-only, the network on, `train.py` and the
+description file the only things it can write, and no view of `.git`, `.autolab/` (the ledger,
+the runs) or the autolab home (the sealed split). With `process` isolation it runs with your
+permissions and could read or write any of them; run it in a container if that matters.
 """
 
 import hashlib
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 from pathlib import Path
 
 from autolab import gitrepo
 from autolab.errors import UsageError
+from autolab.paths import autolab_home
 from autolab.research.edits import EditError, SkippedProposal, same_source, validate_train_py
 from autolab.research.prompt import build_prompt
 from autolab.research.proposal import Proposal, ResearchContext
+from autolab.sandbox.agent import agent_command
 
 TRAIN_FILE = "train.py"
 STATE_DIR = ".autolab"  # autolab's own files; the agent writes its description here
@@ -52,7 +57,7 @@ Make ONE change to train.py, in the current directory, that you expect to lower 
 class CommandResearcher:
     name = "command"
 
-    def __init__(self, template: str, timeout: float = 900):
+    def __init__(self, template: str, timeout: float = 900, isolation: str = "process"):
         if not _PLACEHOLDER.search(template):
             raise UsageError(
                 f"the agent command {template!r} has no {{prompt}} or {{prompt_file}}: "
@@ -60,6 +65,7 @@ class CommandResearcher:
             )
         self.template = template
         self.timeout = timeout
+        self.isolation = isolation
         words = shlex.split(template)
         self.command_name = Path(words[0]).name if words else "agent"
 
@@ -78,19 +84,31 @@ class CommandResearcher:
         prompt_file = agent_dir / "prompt.md"
         prompt_file.write_text(prompt)
         (root / DESCRIPTION_FILE).unlink(missing_ok=True)
+        described = root / DESCRIPTION_FILE  # where the runner reads the agent's description
+        command: str | list[str] = self.command_for(prompt, prompt_file)
+        scratch = agent_dir / "tmp"
+        if self.isolation == "sandbox":
+            described = agent_dir / "description.txt"
+            described.write_text("")
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir()
+            command = agent_command(
+                command, root, described, prompt_file, scratch, hidden=[autolab_home()]
+            )
         try:
             # The agent edits the current best, whatever the loop left in the working tree.
             (root / TRAIN_FILE).write_text(context.best_source)
-            self._run(self.command_for(prompt, prompt_file), root, agent_dir / "output.log")
+            self._run(command, root, agent_dir / "output.log")
             train_py = root / TRAIN_FILE
             source = train_py.read_text() if train_py.is_file() else None
-            description = _read_description(root)
+            description = _read_description(described)
         finally:
             # Also after a timeout or Ctrl-C: the workspace is left as the loop had it.
             messages = before.undo_commits()
             others = before.restore_other_files()
             before.restore_train_py()
             (root / DESCRIPTION_FILE).unlink(missing_ok=True)
+            shutil.rmtree(scratch, ignore_errors=True)  # nothing carries to its next call
         if others:
             raise SkippedProposal(
                 f"the agent changed files other than train.py: {', '.join(others)} (restored)"
@@ -107,11 +125,11 @@ class CommandResearcher:
         description = description or f"change by {self.command_name}"
         return Proposal(source=source, description=description)
 
-    def _run(self, command: str, cwd: Path, log_path: Path) -> None:
+    def _run(self, command: str | list[str], cwd: Path, log_path: Path) -> None:
         with open(log_path, "wb") as log:
             process = subprocess.Popen(
                 command,
-                shell=True,
+                shell=isinstance(command, str),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -158,8 +176,7 @@ def _tail(log_path: Path) -> str:
     return " ".join(lines[-1].split())[:200] if lines else "no output"
 
 
-def _read_description(root: Path) -> str:
-    path = root / DESCRIPTION_FILE
+def _read_description(path: Path) -> str:
     if not path.is_file():
         return ""
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines()]

@@ -1,20 +1,22 @@
 """The red team's "coding agent": each call writes the next attack as train.py.
 
-    python agent.py COUNTER ATTACK [ATTACK ...] {prompt_file}
+    python agent.py ATTACK [ATTACK ...] {prompt_file}
 
-COUNTER is a file holding how many attacks were handed over so far.
+It runs in the agent's sandbox, where train.py and the description file are all it may write,
+so it keeps no count of its own: the attacks already tried are the rows of the prompt's
+results table whose description starts "attack: ".
 """
 
 import os
 import pathlib
+import re
 import sys
 
 here = pathlib.Path(__file__).parent
-counter = pathlib.Path(sys.argv[1])
-attacks = sys.argv[2:-1]
-done = int(counter.read_text()) if counter.exists() else 0
+attacks = sys.argv[1:-1]
+prompt = pathlib.Path(sys.argv[-1]).read_text()
+done = len(re.findall(r"^\s*\d+\s+\S+\s+\S+\s+attack: ", prompt, re.MULTILINE))
 name = attacks[done % len(attacks)]
-counter.write_text(str(done + 1))
 honest = (here / "_honest.py").read_text()
 parts = {"before": "", "finish": ""}
 where = "before"
