@@ -39,6 +39,7 @@ class Workers:
         self.hidden = [Path(p) for p in hidden]
         self._training: Zygote | None = None
         self._evaluator: Zygote | None = None
+        self.replaced: list[str] = []  # zygotes that died and were replaced, for the record
 
     def __enter__(self) -> "Workers":
         return self
@@ -54,6 +55,7 @@ class Workers:
         """The zygote train.py is forked from; a new one if it died or the environment changed."""
         if self._training is None or not self._training.usable:
             if self._training is not None:
+                self._note_replaced("training", self._training)
                 self._training.close()
             layout = None
             if self.sandboxed:
@@ -67,9 +69,16 @@ class Workers:
             return self.training()
         if self._evaluator is None or not self._evaluator.usable:
             if self._evaluator is not None:
+                self._note_replaced("evaluator", self._evaluator)
                 self._evaluator.close()
             self._evaluator = Zygote()
         return self._evaluator
+
+    def _note_replaced(self, role: str, zygote: Zygote) -> None:
+        if zygote.died:
+            self.replaced.append(
+                f"the {role} zygote died (exit {zygote.process.returncode}); started a new one"
+            )
 
     def start(self) -> None:
         """Start both zygotes now, so their warm-ups overlap instead of adding up."""

@@ -20,7 +20,8 @@ def check_layout(prepared):
         ["meta.json", "tokenizer.json", "token_bytes.npy", "train.bin", "dev.bin"]
     )
     assert prepared.val_path == sealed_val_path(prepared.data_dir)
-    assert sorted(p.name for p in prepared.val_path.parent.iterdir()) == ["val.bin"]
+    sealed = sorted(p.name for p in prepared.val_path.parent.iterdir())
+    assert sealed == ["hashes.json", "meta.json", "token_bytes.npy", "val.bin"]
     assert prepared.val_path.parent.parent.name == "sealed"
     assert json.loads((prepared.data_dir / "meta.json").read_text()) == meta
     token_bytes = np.load(prepared.data_dir / "token_bytes.npy")

@@ -55,7 +55,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def autolab(*args, env, cwd=None, timeout=900):
+def cli(*args, env, cwd=None, timeout=900):
     return subprocess.run(
         [sys.executable, "-m", "autolab", *args],
         env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
@@ -90,7 +90,7 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("red-team")
     env = {**os.environ, "AUTOLAB_HOME": str(root / "home"), "RED_TEAM_SECRET": "hunter2"}
     workspace = root / "ws"
-    done = autolab("init", str(workspace), "--budget", BUDGET, env=env)
+    done = cli("init", str(workspace), "--budget", BUDGET, env=env)
     assert done.returncode == 0, done.stderr
     honest = "".join(
         line for line in (RED_TEAM / "_honest.py").read_text().splitlines(keepends=True)
@@ -105,7 +105,7 @@ def session(tmp_path_factory):
     before = {path: digest(path) for path in guarded}
     agent = f"{sys.executable} {RED_TEAM / 'agent.py'} {' '.join(ATTACKS)}"
     started = time.time()
-    done = autolab(
+    done = cli(
         "research", "-C", str(workspace), "--agent", "command",
         "--agent-command", agent + " {prompt_file}", "--max-experiments", str(len(ATTACKS)),
         "--baseline-runs", "1", "--budget", BUDGET, "--isolation", "sandbox", "--plain",

@@ -497,6 +497,9 @@ class ResearchSession:
             should_stop=self._out_of_time_now,
             workers=self._workers(),
         )
+        for message in self.workers.replaced:  # never a silent restart
+            self._event("alert", f"exp {number}: {message}", number, {"alert": "worker_died"})
+        self.workers.replaced.clear()
         self._flush_metrics(number, pending)
         result = self._check_integrity(result, run_dir)
         self.disk_full = self.disk_full or result.disk_full
