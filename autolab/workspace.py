@@ -158,6 +158,7 @@ def prepare_data(workspace: Workspace):
     settings and the size and modification time of a local source; a changed file misses.
     """
     from autolab.data import Prepared, prepare, sealed_val_path
+    from autolab.data.prepare import is_complete
     from autolab.paths import autolab_home
 
     memo_path = workspace.state_dir / "data.json"
@@ -172,11 +173,9 @@ def prepare_data(workspace: Workspace):
     if memo_path.is_file():
         memo = json.loads(memo_path.read_text())
         data_dir = Path(memo.get("data_dir", ""))
-        if memo.get("key") == key and (data_dir / "meta.json").is_file():
-            val_path = sealed_val_path(data_dir)
-            if val_path.is_file():
-                meta = json.loads((data_dir / "meta.json").read_text())
-                return Prepared(data_dir, val_path, meta, cached=True)
+        if memo.get("key") == key and is_complete(data_dir):  # and of this format
+            meta = json.loads((data_dir / "meta.json").read_text())
+            return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=True)
     prepared = prepare(
         workspace.dataset,
         workspace.tokenizer,

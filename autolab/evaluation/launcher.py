@@ -35,6 +35,12 @@ class SealedEvaluator:
         """The evaluator's verdict: {"status": "ok", "val_bpb": ...} or status and reason."""
         sealed_dir = self.val_path.parent
         changed = changed_files(sealed_dir, self.expected)
+        if not self.expected:
+            reason = (
+                f"the sealed store {sealed_dir} has no hashes (an older autolab prepared it): "
+                "prepare the dataset again (remove that folder)"
+            )
+            return {"status": "invalid", "reason": reason, "sealed_changed": True}
         if changed:
             reason = (
                 f"the sealed data changed ({', '.join(changed)} in {sealed_dir}): no score can "

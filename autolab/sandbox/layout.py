@@ -77,11 +77,13 @@ class SandboxLayout:
         ]  # fmt: skip
         for path in SYSTEM_DIRS:
             args += _show(Path(path))
+        # /tmp first: the Python environment may itself live under /tmp (a CI checkout's venv),
+        # and is then mounted on top of it.
+        args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.staging / "tmp"), "/tmp"]
         roots = sorted({p for p in python_roots() if not _under(p, SYSTEM_DIRS)})
         for root in roots:
             args += ["--ro-bind", str(root), str(root)]
         args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
-        args += ["--proc", "/proc", "--dev", "/dev"]
         for path in sorted(set(packaged_source_dirs()) | {Path(p).resolve() for p in self.hidden}):
             if any(_under(path, [str(root)]) for root in roots) or _under(path, SYSTEM_DIRS):
                 args += ["--tmpfs", str(path)]
@@ -91,7 +93,8 @@ class SandboxLayout:
         args += ["--ro-bind", str(self.data_dir), str(INNER_DATA)]
         args += ["--ro-bind", str(self.staging / "src"), str(INNER_SRC)]
         for name, inner in STAGING_DIRS.items():
-            args += ["--bind", str(self.staging / name), str(inner)]
+            if name != "tmp":
+                args += ["--bind", str(self.staging / name), str(inner)]
         # The root and /dev bubblewrap builds are tmpfs that live as long as the zygote:
         # read-only, so that nothing written there is waiting for the next experiment.
         args += [
@@ -110,10 +113,17 @@ class SandboxLayout:
     # -- between experiments -------------------------------------------------------------------
 
     def reset(self) -> None:
-        """Empty every writable directory: nothing an experiment left is there for the next."""
+        """Empty every writable directory: nothing an experiment left is there for the next.
+
+        Mount points bubblewrap made under /tmp for a Python environment that lives there are
+        kept: removing one from out here would unmount it inside the running sandbox."""
+        tmp_mounts = {
+            self.staging / "tmp" / root.relative_to("/tmp")
+            for root in python_roots()
+            if root.is_relative_to("/tmp")
+        }
         for name in (*STAGING_DIRS, "src"):
-            for entry in (self.staging / name).iterdir():
-                _remove(entry)
+            _empty(self.staging / name, tmp_mounts)
 
     def stage_script(self, script: Path) -> Path:
         """Copy train.py in; returns the path the sandbox sees it at."""
@@ -182,6 +192,17 @@ def _show(path: Path) -> list[str]:
 
 def _under(path: Path, roots) -> bool:
     return any(Path(path).is_relative_to(root) for root in roots)
+
+
+def _empty(folder: Path, keep: set[Path]) -> None:
+    """Remove everything in `folder` but the paths in `keep` (and the folders leading to them)."""
+    for entry in folder.iterdir():
+        if entry in keep:
+            continue
+        if any(k.is_relative_to(entry) for k in keep) and entry.is_dir() and not entry.is_symlink():
+            _empty(entry, keep)
+        else:
+            _remove(entry)
 
 
 def _remove(path: Path) -> None:
