@@ -71,7 +71,7 @@ def run_in_sandbox(tmp_path: Path, script: str, hidden=()) -> tuple[SandboxLayou
 
 @needs_sandbox
 def test_a_script_sees_its_data_and_staging_only(tmp_path):
-    secrets = [tmp_path / "home" / "sealed", tmp_path / "ws" / ".autolab", Path.home()]
+    secrets = [tmp_path / "home" / "sealed", tmp_path / "ws" / ".autolab", Path.home() / ".cache"]
     for path in secrets[:2]:
         path.mkdir(parents=True)
     listener = socket.create_server(("127.0.0.1", 0))  # on the host: it must not be reached
