@@ -14,6 +14,7 @@ them, and they would really rewrite this checkout's autolab and the venv's torch
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -35,7 +36,10 @@ DAMAGING = {"edit_autolab", "edit_torch"}  # not run with process isolation
 
 def run_session(attacks: list[str], isolation: str, scratch: Path) -> dict[str, str]:
     root = Path(tempfile.mkdtemp(prefix="-".join(attacks) + "-", dir=scratch))
+    listener = socket.create_server(("127.0.0.1", 0))  # what the network attack calls
+    listener.settimeout(0.1)
     env = {**os.environ, "AUTOLAB_HOME": str(root / "home"), "RED_TEAM_SECRET": "hunter2"}
+    env["RED_TEAM_PORT"] = str(listener.getsockname()[1])
     workspace = root / "ws"
     cli = [sys.executable, "-m", "autolab"]
     subprocess.run([*cli, "init", str(workspace), "--budget", "2s"], env=env, check=True,
@@ -61,6 +65,12 @@ def run_session(attacks: list[str], isolation: str, scratch: Path) -> dict[str, 
             outcomes[name] = f"{view.status}: {view.reason}"
     if (workspace / "survivor-was-here").exists():
         outcomes["survivor"] += " [its survivor edited the workspace]"
+    try:
+        listener.accept()
+        outcomes["network"] += " [the host's listener was reached]"
+    except OSError:
+        pass
+    listener.close()
     return outcomes
 
 
@@ -70,6 +80,8 @@ SETUP = {"plant_state"}  # leaves weights behind for warm_start, which is the at
 def stopped(name: str, outcome: str) -> bool:
     if name == "survivor":  # it always leaves one; the question is whether it got to write
         return "[its survivor" not in outcome
+    if name == "network":
+        return "[the host's listener" not in outcome
     return bool(re.match(r"(invalid|timeout)\b", outcome)) or "blocked" in outcome
 
 
