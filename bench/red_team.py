@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -63,6 +64,8 @@ def run_session(attacks: list[str], isolation: str, scratch: Path) -> dict[str, 
         name = view.description.removeprefix("attack: ")
         if name in outcomes:
             outcomes[name] = f"{view.status}: {view.reason}"
+    if "survivor" in attacks:
+        time.sleep(4)  # it writes 3 s after its experiment
     if (workspace / "survivor-was-here").exists():
         outcomes["survivor"] += " [its survivor edited the workspace]"
     try:
