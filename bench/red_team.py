@@ -85,6 +85,8 @@ def stopped(name: str, outcome: str) -> bool:
         return "[its survivor" not in outcome
     if name == "network":
         return "[the host's listener" not in outcome
+    if name == "public_data" and outcome.startswith("discard"):
+        return True  # it wrote the public copy, but the evaluator reads the sealed one
     return bool(re.match(r"(invalid|timeout)\b", outcome)) or "blocked" in outcome
 
 
@@ -108,8 +110,11 @@ def main() -> None:
             if not r[isolation].startswith("not") and n not in SETUP
         }
         through = sorted(n for n, outcome in ran.items() if not stopped(n, outcome))
-        print(f"{isolation}: {len(ran) - len(through)} of {len(ran)} stopped; got through: "
-              f"{', '.join(through) or 'none'}")  # fmt: skip
+        false_keeps = sorted(n for n, outcome in ran.items() if outcome.startswith("keep"))
+        print(
+            f"{isolation}: {len(ran) - len(through)} of {len(ran)} stopped; got through: "
+            f"{', '.join(through) or 'none'}; false keeps: {', '.join(false_keeps) or 'none'}"
+        )
 
 
 if __name__ == "__main__":
