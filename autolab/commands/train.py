@@ -8,7 +8,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.summary import format_summary
-from autolab.workspace import load_workspace, new_run_dir, prepare_data
+from autolab.workspace import load_workspace, new_run_dir, prepare_data, sizing_note
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,8 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
+    if note := sizing_note(workspace, device):
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     started = time.time()
     data = prepare_data(workspace)
     prepare_seconds = time.time() - started
