@@ -27,13 +27,13 @@ from autolab.harness import Run
 DEPTH = 3  # number of transformer blocks; the width derives from it
 ASPECT_RATIO = 32  # model_dim = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
 HEAD_DIM = 32  # channels per attention head
-MLP_RATIO = 4  # MLP hidden width = MLP_RATIO * model_dim
+MLP_RATIO = 2  # MLP hidden width = MLP_RATIO * model_dim
 ACTIVATION = "relu2"  # one of: "relu2", "gelu"
 SOFTCAP = 15.0  # logits = SOFTCAP * tanh(logits / SOFTCAP); 0 turns soft-capping off
 SEQ_LEN = 2**6  # context length in tokens, for training and for the exported model
 BATCH_SIZE = 2**6  # sequences per optimizer step
 
-MATRIX_LR = 0.04  # Muon, 2-D hidden matrices (attention and MLP projections)
+MATRIX_LR = 0.06  # Muon, 2-D hidden matrices (attention and MLP projections)
 EMBEDDING_LR = 0.6  # AdamW, token embedding
 UNEMBEDDING_LR = 0.01  # AdamW, output head
 WEIGHT_DECAY = 0.3  # Muon's decoupled weight decay (x lr); names overfits without it
