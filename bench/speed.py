@@ -67,13 +67,13 @@ def busy_cpu_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
-def train_once(workspace: Path, home: Path, seed: int) -> dict:
+def train_once(workspace: Path, home: Path, seed: int, device: str = "cpu") -> dict:
     """`autolab train` once in `workspace`; its summary values, or {"error": ...}."""
     env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
     busy_before, ours_before = busy_cpu_seconds(), children_cpu_seconds()
     proc = subprocess.run(
         [sys.executable, "-m", "autolab", "train", "-C", str(workspace), "--seed", str(seed),
-         "--samples", "0"],
+         "--samples", "0", "--device", device],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     # Other processes' CPU time during the run: the cores are shared, and a busy machine
