@@ -33,7 +33,7 @@ secret_split = false     # true: validation documents picked with a secret (auto
 [train]
 recipe = {recipe}        # the template train.py started from
 budget = {budget}        # training time per run: 30s, 5m, 1h
-device = "auto"          # auto | cpu | cuda
+device = {device}        # cpu | cuda: what train.py was sized for (autolab init --device), runs on
 seed = 0                 # seed of `autolab train`; research sessions vary it per run
 """
 
@@ -109,15 +109,21 @@ def init_workspace(
     tokenizer: str = "char",
     recipe: str = "gpt",
     budget: str = "60s",
+    device: str = "cpu",
 ) -> Path:
-    """Create a workspace with its first commit. Refuses to touch a non-empty directory."""
+    """Create a workspace with its first commit. Refuses to touch a non-empty directory.
+
+    `device` (auto | cpu | cuda; auto: CUDA when torch sees it now) is what train.py is sized
+    for; autolab.toml records it, and runs use it unless told otherwise.
+    """
     root = Path(directory).resolve()
     if root.exists() and any(root.iterdir()):
         raise UsageError(f"{root} is not empty: give a new directory name to `autolab init`")
     budget_text = format_duration(parse_duration(budget))
     if source and not Path(source).exists():
         raise UsageError(f"{source} does not exist: give an existing file or folder to --from")
-    train_source = recipe_source(recipe)  # raises UsageError for an unknown recipe
+    device = sizing_device(device)
+    train_source = recipe_source(recipe, device)  # raises UsageError for an unknown recipe
     created = not root.exists()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -130,11 +136,12 @@ def init_workspace(
                 source=_toml_str(str(Path(source).resolve()) if source else ""),
                 recipe=_toml_str(recipe),
                 budget=_toml_str(budget_text),
+                device=_toml_str(device),
             )
         )
         (root / ".gitignore").write_text(GITIGNORE)
         gitrepo.git(root, "init", "-q", "-b", "main")
-        gitrepo.commit_all(root, f"autolab init: {recipe} recipe on {dataset}")
+        gitrepo.commit_all(root, f"autolab init: {recipe} recipe on {dataset}, sized for {device}")
     except BaseException:
         # Nothing half-made stays behind.
         if created:
@@ -144,6 +151,29 @@ def init_workspace(
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
     return root
+
+
+def sizing_device(requested: str) -> str:
+    """cpu | cuda for `autolab init --device` (auto | cpu | cuda | cuda:N)."""
+    if requested == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind = requested.split(":")[0]
+    if kind not in ("cpu", "cuda"):
+        raise UsageError(f"unknown device {requested!r}: use auto, cpu or cuda")
+    return kind
+
+
+def sizing_note(workspace: Workspace, device: str) -> str | None:
+    """One line when a run's device is not the one train.py was sized for, else None."""
+    sized_for, kind = workspace.device.split(":")[0], device.split(":")[0]
+    if sized_for not in ("cpu", "cuda") or sized_for == kind:  # "auto": a workspace from before
+        return None
+    return (
+        f"train.py was sized for {sized_for} (autolab.toml) but runs on {kind}; for constants "
+        f"sized for {kind}, start a workspace with `autolab init DIR --device {kind}`"
+    )
 
 
 def _toml_str(text: str) -> str:

@@ -55,7 +55,6 @@ from autolab.research.proposal import Proposal, ResearchContext  # noqa: E402
 from autolab.research.search import (  # noqa: E402
     FROZEN,
     SearchResearcher,
-    idle_on_device,
     search_space,
 )
 from autolab.track.ledger import Ledger  # noqa: E402
@@ -89,8 +88,7 @@ class HillClimber:
 
     name = "hill"
 
-    def __init__(self, frozen: list[str]):
-        self.frozen = FROZEN | set(frozen)
+    def __init__(self):
         self.index, self.move = 0, 0  # the constant (in search-space order) and its move
         self.climbed = False  # the current constant improved at least once
         self.pass_improved = False
@@ -98,7 +96,7 @@ class HillClimber:
 
     def propose(self, context: ResearchContext) -> Proposal | None:
         constants = parse_constants(context.best_source)
-        names = list(search_space(constants, self.frozen))
+        names = list(search_space(constants, FROZEN))
         if self.pending:
             self._advance(self._improved(context))
         while True:  # each turn proposes, moves on, or ends a pass
@@ -161,14 +159,13 @@ def _moves(c: Constant) -> list:
     return [2 * v, round(v / 2)]
 
 
-def make_researcher(name: str, seed: int, source: str):
-    """As `autolab research --agent search` builds it on a CPU: GPU-only constants frozen."""
-    frozen = idle_on_device(parse_constants(source), "cpu")
+def make_researcher(name: str, seed: int):
+    """As `autolab research --agent search` builds it: every constant in train.py may move."""
     if name == "search":
-        return SearchResearcher(seed=seed, frozen=frozen)
+        return SearchResearcher(seed=seed)
     if name == "random":
-        return SearchResearcher(seed=seed, sampler="random", frozen=frozen)
-    return HillClimber(frozen)
+        return SearchResearcher(seed=seed, sampler="random")
+    return HillClimber()
 
 
 RESEARCHERS = ("search", "random", "hill")
@@ -190,7 +187,7 @@ def new_workspace(root: Path, source: str, args) -> Path:
 def run_session(root: Path, name: str, seed: int, budget: float, experiments: int, console):
     """One session of researcher `name` (search | random | hill); its record for the report."""
     workspace = load_workspace(root)
-    researcher = make_researcher(name, seed, workspace.train_py.read_text())
+    researcher = make_researcher(name, seed)
     with Ledger.for_workspace(root) as ledger:
         options = SessionOptions(
             tag=f"bench-{name}-{seed}",

@@ -79,12 +79,44 @@ def test_init_refuses_a_non_empty_directory(tmp_path, home):
         (["--budget", "soon"], "30s"),
         (["--budget", "0s"], "positive"),
         (["--from", "/no/such/file.txt"], "does not exist"),
+        (["--device", "tpu"], "unknown device"),
     ],
 )
 def test_init_bad_flags_leave_nothing_behind(tmp_path, home, flags, needle):
     target = tmp_path / "ws"
     assert_usage_error(autolab("init", str(target), *flags, home=home), needle)
     assert not target.exists()
+
+
+def test_init_sizes_train_py_for_the_device_and_records_it(tmp_path, home):
+    import tomllib
+
+    from autolab.research.constants import parse_constants, values
+
+    sized = {}
+    for device in ("cpu", "cuda"):  # sizing for a GPU needs none at hand
+        workspace = tmp_path / device
+        done = autolab("init", str(workspace), "--device", device, home=home)
+        assert done.returncode == 0, done.stderr
+        assert f"sized for {device}" in done.stdout
+        settings = tomllib.loads((workspace / "autolab.toml").read_text())
+        assert settings["train"]["device"] == device
+        sized[device] = values(parse_constants((workspace / "train.py").read_text()))
+    assert sized["cpu"].keys() == sized["cuda"].keys()  # one set of constants, no twins
+    assert (sized["cpu"]["DEPTH"], sized["cuda"]["DEPTH"]) == (3, 8)
+
+
+def test_train_on_another_device_than_sized_for_says_so_in_one_line(tmp_path, home):
+    workspace = tmp_path / "ws"
+    autolab("init", str(workspace), "--recipe", "mlp", "--device", "cuda", home=home)
+    done = autolab(
+        "train", "-C", str(workspace), "--device", "cpu", "--budget", "1s", "--samples", "0",
+        home=home,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    notes = [line for line in done.stdout.splitlines() if line.startswith("note: train.py")]
+    assert len(notes) == 1, done.stdout
+    assert "sized for cuda" in notes[0] and "autolab init DIR --device cpu" in notes[0]
 
 
 def test_train_outside_a_workspace(tmp_path, home):

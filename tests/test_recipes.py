@@ -18,8 +18,11 @@ import pytest
 import torch
 
 from autolab.errors import UsageError
+from autolab.experiment import run_experiment
 from autolab.harness.handover import MODEL_FILE, load_model
-from autolab.recipes import RECIPES, recipe_source
+from autolab.harness.settings import RunSettings
+from autolab.recipes import DEVICES, RECIPES, SIZES, gpt, recipe_source
+from autolab.research.constants import apply_changes, parse_constants
 from autolab.summary import parse_summary
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,31 +45,36 @@ def data_dir(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", params=sorted(RECIPES))
-def trained(request, data_dir, tmp_path_factory):
-    """(recipe name, run dir, process result) after a 2 s training run of the recipe."""
-    name = request.param
-    run_dir = tmp_path_factory.mktemp(f"run-{name}")
+def train(source: str, data_dir: Path, run_dir: Path, budget: float = 2, device: str = "cpu",
+          timeout: float = 120) -> subprocess.CompletedProcess:  # fmt: skip
+    """`source` run as a workspace's train.py for `budget` seconds, in a fresh process."""
     train_py = run_dir / "train.py"
-    train_py.write_text(recipe_source(name))
+    train_py.write_text(source)
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO),
         "AUTOLAB_DATA_DIR": str(data_dir),
         "AUTOLAB_RUN_DIR": str(run_dir),
-        "AUTOLAB_BUDGET_S": "2",
-        "AUTOLAB_DEVICE": "cpu",
+        "AUTOLAB_BUDGET_S": f"{budget:g}",
+        "AUTOLAB_DEVICE": device,
         "AUTOLAB_SEED": "0",
     }
-    proc = subprocess.run(
+    return subprocess.run(
         [sys.executable, str(train_py)],
         env=env,
         cwd=run_dir,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
-    return name, run_dir, proc
+
+
+@pytest.fixture(scope="module", params=sorted(RECIPES))
+def trained(request, data_dir, tmp_path_factory):
+    """(recipe name, run dir, process result) after a 2 s training run of the recipe."""
+    name = request.param
+    run_dir = tmp_path_factory.mktemp(f"run-{name}")
+    return name, run_dir, train(recipe_source(name), data_dir, run_dir)
 
 
 def test_recipe_trains_and_prints_a_finite_score(trained):
@@ -147,3 +155,130 @@ def test_constants_block_parses(name):
 def test_unknown_recipe_is_a_usage_error():
     with pytest.raises(UsageError, match="gpt, mlp"):
         recipe_source("transformer-xl")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_sized_recipe_holds_one_set_of_constants_all_read(name, device):
+    source = recipe_source(name, device)
+    constants = parse_constants(source)
+    assert not [n for n in constants if n.startswith("CUDA_")]
+    assert "global " not in source
+    for const, value in SIZES[name].get(device, {}).items():
+        assert constants[const].value == value
+    # Live: every constant is read below the block, by the code that runs on any device.
+    code = source[source.index("\ndef ") :]
+    for const in constants:
+        assert re.search(rf"\b{const}\b", code), f"{name}: {const} is never read"
+
+
+def test_unknown_device_is_a_usage_error():
+    with pytest.raises(UsageError, match="cpu, cuda"):
+        recipe_source("gpt", "tpu")
+
+
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_an_unknown_choice_is_a_crash_that_names_the_choices(name, data_dir, tmp_path):
+    source = recipe_source(name)
+    choices = {n: c for n, c in parse_constants(source).items() if c.choices}
+    assert choices, f"{name} has no choice constant"
+    for const, c in choices.items():
+        bad = apply_changes(source, {const: "bogus"})
+        (tmp_path / const).mkdir()
+        train_py = tmp_path / const / "train.py"
+        train_py.write_text(bad)
+        settings = RunSettings(data_dir, tmp_path / const / "run", 2, "cpu", 0)
+        result = run_experiment(train_py, settings, data_dir / "dev.bin")
+        allowed = ", ".join(repr(choice) for choice in c.choices)
+        assert (result.status, result.reason) == (
+            "crash",
+            f"{const} = 'bogus' is not one of: {allowed}",
+        )
+
+
+def test_bf16_autocast_trains_on_a_cpu(data_dir, tmp_path):
+    """The CUDA sizing's bfloat16 autocast, exercised where there is no GPU."""
+    source = apply_changes(recipe_source("gpt"), {"BF16_AUTOCAST": True})
+    proc = train(source, data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
+
+
+@pytest.mark.slow
+def test_compiled_gpt_trains_on_a_cpu(data_dir, tmp_path):
+    """The CUDA sizing's torch.compile, on a CPU: ~20 s of compiling on 2 cores, hence slow."""
+    source = apply_changes(recipe_source("gpt"), {"COMPILE": True})
+    proc = train(source, data_dir, tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(RECIPES))
+def test_cuda_sized_recipe_trains_on_cuda(name, data_dir, tmp_path):
+    proc = train(recipe_source(name, "cuda"), data_dir, tmp_path, budget=3, device="cuda",
+                 timeout=600)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
+    if name == "gpt":
+        assert "muon: " in proc.stdout
+
+
+# -- Muon -------------------------------------------------------------------------------------
+
+SHAPES = [(24, 24), (96, 24), (24, 96)]  # square, tall and wide, as the recipe's matrices
+
+
+def muon_pair(ns_dtype: torch.dtype, steps: int = 3, seed: int = 0):
+    """(ours, torch.optim.Muon's) parameters after `steps` identical steps on random gradients."""
+    gen = torch.Generator().manual_seed(seed)
+    start = [torch.randn(shape, generator=gen) for shape in SHAPES]
+    ours = [torch.nn.Parameter(w.clone()) for w in start]
+    ref = [torch.nn.Parameter(w.clone()) for w in start]
+    settings = dict(lr=0.04, momentum=0.95, weight_decay=0.3)
+    opt = gpt.Muon(ours, ns_dtype=ns_dtype, **settings)
+    ref_opt = torch.optim.Muon(ref, adjust_lr_fn="original", **settings)
+    for _ in range(steps):
+        for a, b in zip(ours, ref, strict=True):
+            a.grad = torch.randn(a.shape, generator=gen)
+            b.grad = a.grad.clone()
+        opt.step()
+        ref_opt.step()
+    return start, ours, ref
+
+
+def test_muon_in_bfloat16_is_torch_optim_muon():
+    _, ours, ref = muon_pair(torch.bfloat16)
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_muon_in_float32_agrees_with_torch_optim_muon_to_its_bfloat16_precision():
+    start, ours, ref = muon_pair(torch.float32)
+    for w0, a, b in zip(start, ours, ref, strict=True):
+        ours_step, ref_step = a.detach() - w0, b.detach() - w0
+        error = (ours_step - ref_step).norm() / ref_step.norm()
+        assert 0 < error < 0.02  # bfloat16 keeps 8 bits of mantissa: ~0.4% per element
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_newton_schulz_in_float32_is_the_float64_iteration(shape):
+    grad = torch.randn(shape, generator=torch.Generator().manual_seed(1))
+    exact = gpt.newton_schulz(grad.double(), torch.float64)
+    fp32 = gpt.newton_schulz(grad, torch.float32).double()
+    bf16 = gpt.newton_schulz(grad, torch.bfloat16).double()
+    assert (fp32 - exact).abs().max() < 1e-4
+    assert (fp32 - exact).norm() < (bf16 - exact).norm() / 10
+
+
+def test_fastest_muon_times_every_variant_and_says_which(capsys):
+    matrices = [torch.nn.Parameter(torch.randn(shape)) for shape in SHAPES]
+    opt = gpt.fastest_muon(matrices, "cpu")
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("muon: ") and len(line.splitlines()) == 1
+    for variant in gpt.muon_variants():
+        assert f"{variant} " in line
+    chosen = line.split()[1]
+    assert chosen in gpt.muon_variants()
+    assert opt.param_groups[0]["params"] == matrices

@@ -2,7 +2,7 @@
 
 from rich.console import Console
 
-from autolab.workspace import init_workspace
+from autolab.workspace import init_workspace, load_workspace
 
 
 def register(subparsers) -> None:
@@ -18,14 +18,29 @@ def register(subparsers) -> None:
     parser.add_argument("--tokenizer", default="char", help="char | byte | bpe:N")
     parser.add_argument("--recipe", default="gpt", help="gpt | mlp")
     parser.add_argument("--budget", default="60s", help="training time per run (30s, 5m)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="auto | cpu | cuda: the device train.py is sized for (auto: CUDA if torch sees it)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     root = init_workspace(
-        args.directory, args.dataset, args.source, args.tokenizer, args.recipe, args.budget
+        args.directory,
+        args.dataset,
+        args.source,
+        args.tokenizer,
+        args.recipe,
+        args.budget,
+        args.device,
     )
+    device = load_workspace(root).device
     console = Console()
-    console.print(f"created workspace [bold]{root}[/] ({args.recipe} recipe on {args.dataset})")
+    console.print(
+        f"created workspace [bold]{root}[/] ({args.recipe} recipe on {args.dataset}, "
+        f"sized for {device})"
+    )
     console.print(f"next: cd {args.directory} && autolab train")
     return 0

@@ -86,13 +86,11 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def make_researcher(args, workspace, device: str):
+def make_researcher(args, workspace):
     if args.agent == "search":
-        from autolab.research.constants import parse_constants
-        from autolab.research.search import SearchResearcher, idle_on_device
+        from autolab.research.search import SearchResearcher
 
-        constants = parse_constants(workspace.train_py.read_text())
-        return SearchResearcher(seed=args.seed, frozen=idle_on_device(constants, device))
+        return SearchResearcher(seed=args.seed)
     if args.agent == "llm":
         from autolab.research.llm import LLMResearcher, llm_settings
 
@@ -119,7 +117,7 @@ def run(args) -> int:
     from autolab.research.loop import ResearchSession, SessionOptions
     from autolab.research.policy import Policy
     from autolab.track.ledger import Ledger
-    from autolab.workspace import STOP_FILE, load_workspace
+    from autolab.workspace import STOP_FILE, load_workspace, sizing_note
 
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
@@ -128,7 +126,9 @@ def run(args) -> int:
         raise UsageError("--baseline-runs must be at least 1")
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
-    researcher = make_researcher(args, workspace, device)
+    if note := sizing_note(workspace, device):
+        print(f"note: {note}", flush=True)
+    researcher = make_researcher(args, workspace)
     from autolab.exporters import exporters_from_flags
 
     exporters = exporters_from_flags(args)  # a missing package stops here, before anything

@@ -9,7 +9,7 @@ from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.summary import format_summary
-from autolab.workspace import load_workspace, new_run_dir, prepare_data
+from autolab.workspace import load_workspace, new_run_dir, prepare_data, sizing_note
 
 
 def register(subparsers) -> None:
@@ -38,6 +38,8 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
+    if note := sizing_note(workspace, device):
+        console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     isolation = isolation_from_args(args)
     started = time.time()
     data = prepare_data(workspace)

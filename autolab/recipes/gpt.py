@@ -10,6 +10,8 @@ Run it with `autolab train`, or by hand:
 """
 
 import math
+import sys
+import time
 
 import torch
 import torch.nn as nn
@@ -18,20 +20,20 @@ import torch.nn.functional as F
 from autolab.harness import Run
 
 # ---------------------------------------------------------------------------------------------
-# Hyperparameters. Tuned for 2 CPU cores and a 30 s budget on character-level data (names,
-# Tiny Shakespeare; bench/speed.py, 2026-11-23: sealed 1.99 nats/char on names, 1.53 on Tiny
-# Shakespeare); CUDA runs scale up in the block below.
+# Hyperparameters, every one in effect. `autolab init --device cpu|cuda` sizes them for the
+# device autolab.toml names; the CPU sizes are for 2 cores and a 30 s budget on
+# character-level data (names, Tiny Shakespeare).
 
 DEPTH = 3  # number of transformer blocks; the width derives from it
 ASPECT_RATIO = 32  # model_dim = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
 HEAD_DIM = 32  # channels per attention head
-MLP_RATIO = 4  # MLP hidden width = MLP_RATIO * model_dim
+MLP_RATIO = 2  # MLP hidden width = MLP_RATIO * model_dim
 ACTIVATION = "relu2"  # one of: "relu2", "gelu"
 SOFTCAP = 15.0  # logits = SOFTCAP * tanh(logits / SOFTCAP); 0 turns soft-capping off
 SEQ_LEN = 2**6  # context length in tokens, for training and for the exported model
 BATCH_SIZE = 2**6  # sequences per optimizer step
 
-MATRIX_LR = 0.04  # Muon, 2-D hidden matrices (attention and MLP projections)
+MATRIX_LR = 0.06  # Muon, 2-D hidden matrices (attention and MLP projections)
 EMBEDDING_LR = 0.6  # AdamW, token embedding
 UNEMBEDDING_LR = 0.01  # AdamW, output head
 WEIGHT_DECAY = 0.3  # Muon's decoupled weight decay (x lr); names overfits without it
@@ -42,18 +44,20 @@ WARMUP_RATIO = 0.02  # share of the budget spent warming the learning rate up fr
 WARMDOWN_RATIO = 0.6  # share of the budget at the end spent decaying it linearly
 FINAL_LR_FRAC = 0.0  # learning rate at the very end, as a fraction of the peak
 
-COMPILE = False  # torch.compile the training forward (always on CUDA, see below)
+BF16_AUTOCAST = False  # run the forward under bfloat16 autocast: fast on GPUs, slow on most CPUs
+COMPILE = False  # torch.compile the training forward; on a CPU it takes ~20 s to compile
 NUM_THREADS = 2  # CPU threads for torch; 0 keeps torch's default
-# Measured on 2 AMD EPYC cores, torch 2.13, ms per step at depth 4 (width 128, 32 x 128 tokens):
-# fp32 eager 2 threads 254, 1 thread 357; torch.compile 2 threads 241 but 19.5 s to compile
-# (1 thread 302, 12 s), which a 30 s budget cannot pay for. Depth 3: 116 ms eager, 2 threads.
-
-# CUDA: a bigger model and longer context, bf16 autocast, compiled, flash attention.
-CUDA_DEPTH = 8  # replaces DEPTH on CUDA
-CUDA_SEQ_LEN = 2**9  # replaces SEQ_LEN on CUDA
-CUDA_BATCH_SIZE = 2**6  # replaces BATCH_SIZE on CUDA
 
 # ---------------------------------------------------------------------------------------------
+
+
+def check_choices() -> None:
+    """An unknown choice ends the run with a one-line reason instead of training something else."""
+    for name, value, choices in [("ACTIVATION", ACTIVATION, ("relu2", "gelu"))]:
+        if value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            print(f"FAIL: {name} = {value!r} is not one of: {allowed}", flush=True)
+            sys.exit(1)
 
 
 def norm(x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +105,7 @@ class MLP(nn.Module):
 
     def forward(self, x):
         x = self.c_fc(x)
-        x = F.relu(x).square() if ACTIVATION == "relu2" else F.gelu(x)
+        x = F.relu(x).square() if ACTIVATION == "relu2" else F.gelu(x)  # checked at start
         return self.c_proj(x)
 
 
@@ -163,7 +167,85 @@ def lr_multiplier(progress: float) -> float:
     return decay + (1.0 - decay) * FINAL_LR_FRAC
 
 
-def build_optimizers(model: GPT, dim: int) -> list[torch.optim.Optimizer]:
+def newton_schulz(grad: torch.Tensor, dtype: torch.dtype, steps: int = 5, eps: float = 1e-7):
+    """The nearest semi-orthogonal matrix to grad (rows, cols), roughly: Keller Jordan's quintic
+    Newton-Schulz iteration (https://kellerjordan.github.io/posts/muon/), computed as
+    torch.optim.Muon computes it, but in `dtype`; torch always uses bfloat16."""
+    a, b, c = 3.4445, -4.7750, 2.0315
+    x = grad.to(dtype)
+    tall = grad.size(0) > grad.size(1)
+    if tall:
+        x = x.T  # iterate on the wide side: the Gram matrix x @ x.T is the smaller one
+    x = x / x.norm().clamp(min=eps)
+    for _ in range(steps):
+        gram = x @ x.T
+        x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+    return x.T if tall else x
+
+
+class Muon(torch.optim.Optimizer):
+    """torch.optim.Muon's update (Nesterov momentum, decoupled weight decay, Keller Jordan's
+    sqrt(max(1, rows / cols)) learning-rate scale) with Newton-Schulz in `ns_dtype`."""
+
+    def __init__(self, params, lr, momentum, weight_decay, ns_dtype: torch.dtype):
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        self.ns_dtype = ns_dtype
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["momentum_buffer"] = torch.zeros_like(p.grad)
+                buf = state["momentum_buffer"]
+                buf.lerp_(p.grad, 1 - momentum)
+                update = newton_schulz(p.grad.lerp(buf, momentum), self.ns_dtype)
+                p.mul_(1 - lr * decay)
+                p.add_(update, alpha=-lr * max(1.0, p.size(0) / p.size(1)) ** 0.5)
+
+
+def muon_variants() -> dict:
+    """name -> function(params) -> a Muon with this recipe's settings, one per implementation."""
+    kw = dict(lr=MATRIX_LR, momentum=MUON_MOMENTUM, weight_decay=WEIGHT_DECAY)
+    return {
+        "float32": lambda params: Muon(params, ns_dtype=torch.float32, **kw),
+        "bfloat16": lambda params: Muon(params, ns_dtype=torch.bfloat16, **kw),
+        "torch.optim.Muon": lambda params: torch.optim.Muon(params, adjust_lr_fn="original", **kw),
+    }
+
+
+def fastest_muon(matrices: list[torch.Tensor], device: str, repeats: int = 2):
+    """The Muon variant whose step is fastest on one matrix of each of these shapes, timed here.
+
+    Newton-Schulz in bfloat16 is what GPUs do fast; on a CPU without bfloat16 units it is several
+    times slower than float32 (bench/muon_cpu.py), so the choice is measured, not assumed.
+    """
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    shapes = sorted({tuple(m.shape) for m in matrices})
+    times = {}
+    for name, make in muon_variants().items():
+        params = [nn.Parameter(torch.randn(shape, device=device)) for shape in shapes]
+        for p in params:
+            p.grad = torch.randn_like(p)
+        opt, best = make(params), math.inf
+        for i in range(repeats + 1):  # the first step allocates the momentum buffers
+            sync()
+            started = time.perf_counter()
+            opt.step()
+            sync()
+            best = min(best, time.perf_counter() - started) if i else best
+        times[name] = 1000 * best
+    choice = min(times, key=times.get)
+    timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
+    print(f"muon: {choice} (one step on {len(shapes)} shapes: {timings})", flush=True)
+    return muon_variants()[choice](matrices)
+
+
+def build_optimizers(model: GPT, dim: int, device: str) -> list[torch.optim.Optimizer]:
     # AdamW rates are given for a width of 768 (nanochat) and scale as 1/sqrt(width).
     scale = (dim / 768) ** -0.5
     matrices = list(model.blocks.parameters())  # all 2-D: the blocks hold no biases or gains
@@ -176,14 +258,7 @@ def build_optimizers(model: GPT, dim: int) -> list[torch.optim.Optimizer]:
         eps=1e-10,
         weight_decay=0.0,
     )
-    muon = torch.optim.Muon(
-        matrices,
-        lr=MATRIX_LR,
-        momentum=MUON_MOMENTUM,
-        weight_decay=WEIGHT_DECAY,
-        adjust_lr_fn="original",  # Keller Jordan's sqrt(max(1, rows / cols)) scaling
-    )
-    optimizers = [adamw, muon]
+    optimizers = [adamw, fastest_muon(matrices, device)]
     for opt in optimizers:
         for group in opt.param_groups:
             group["initial_lr"] = group["lr"]
@@ -191,25 +266,24 @@ def build_optimizers(model: GPT, dim: int) -> list[torch.optim.Optimizer]:
 
 
 def main():
-    global DEPTH, SEQ_LEN, BATCH_SIZE
+    check_choices()
     run = Run.from_env()
-    cuda = run.device.startswith("cuda")
-    if cuda:
-        DEPTH, SEQ_LEN, BATCH_SIZE = CUDA_DEPTH, CUDA_SEQ_LEN, CUDA_BATCH_SIZE
-        torch.backends.cuda.matmul.allow_tf32 = True
-    elif NUM_THREADS:
+    if NUM_THREADS:
         torch.set_num_threads(NUM_THREADS)
+    if run.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores
 
     dim = math.ceil(DEPTH * ASPECT_RATIO / HEAD_DIM) * HEAD_DIM
     model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN).to(run.device)
-    optimizers = build_optimizers(model, dim)
-    train_model = torch.compile(model) if cuda or COMPILE else model
+    optimizers = build_optimizers(model, dim, run.device)
+    train_model = torch.compile(model) if COMPILE else model
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model: depth {DEPTH}, width {dim}, {num_params / 1e6:.2f}M parameters", flush=True)
 
+    device_type = run.device.split(":")[0]
     while not run.time_up:
         x, y = run.get_batch(BATCH_SIZE, SEQ_LEN)  # (B, T) each
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=BF16_AUTOCAST):
             logits = train_model(x)
         loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
         loss.backward()

@@ -8,6 +8,8 @@ Run it with `autolab train`, or by hand:
     AUTOLAB_DATA_DIR=... AUTOLAB_RUN_DIR=/tmp/run AUTOLAB_BUDGET_S=30 python train.py
 """
 
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,6 +36,15 @@ WARMDOWN_RATIO = 0.5  # share of the budget at the end spent decaying it linearl
 NUM_THREADS = 2  # CPU threads for torch; 0 keeps torch's default
 
 # ---------------------------------------------------------------------------------------------
+
+
+def check_choices() -> None:
+    """An unknown choice ends the run with a one-line reason instead of training something else."""
+    for name, value, choices in [("OPTIMIZER", OPTIMIZER, ("adamw", "sgd"))]:
+        if value not in choices:
+            allowed = ", ".join(repr(c) for c in choices)
+            print(f"FAIL: {name} = {value!r} is not one of: {allowed}", flush=True)
+            sys.exit(1)
 
 
 class MLP(nn.Module):
@@ -63,16 +74,14 @@ def lr_multiplier(progress: float) -> float:
 
 
 def main():
+    check_choices()
     run = Run.from_env()
-    if run.device == "cpu" and NUM_THREADS:
+    if NUM_THREADS:
         torch.set_num_threads(NUM_THREADS)
     model = MLP(run.vocab_size).to(run.device)
-    if OPTIMIZER == "adamw":
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
-        )
-    else:
-        optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY)
+    optimizer = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[OPTIMIZER](
+        model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
+    )
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model: block {BLOCK_SIZE}, hidden {N_HIDDEN}, {num_params / 1e3:.1f}k parameters")
 

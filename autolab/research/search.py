@@ -345,14 +345,6 @@ def _too_small(old, new) -> bool:
     return all(a > 0 and b > 0 and max(a / b, b / a) < MIN_STEP for a, b in ratios)
 
 
-def idle_on_device(constants: Mapping[str, Constant], device: str) -> list[str]:
-    """Constants that change nothing on `device`: the GPU-only settings (CUDA_*, COMPILE) on a
-    CPU. Searching them there spends experiments on noise, or on a compile that eats the budget."""
-    if device.startswith("cuda"):
-        return []
-    return [name for name in constants if name.startswith("CUDA_") or name == "COMPILE"]
-
-
 def search_space(
     constants: Mapping[str, Constant], frozen: Iterable[str] = FROZEN
 ) -> dict[str, BaseDistribution]:

@@ -1,0 +1,220 @@
+"""GPU readiness in one command: the CUDA tests, the small model's speed, throughput at scale.
+
+Fits in ~8 minutes on one H100-class GPU and prints one JSON object (progress goes to stderr):
+
+    .venv/bin/python bench/gpu.py                     # everything, on cuda
+    .venv/bin/python bench/gpu.py --skip-tests --data ../shared/data
+
+- `tests`: `pytest -m cuda` (the tests that skip without a GPU): passed, failed, skipped.
+- `small`: the gpt recipe sized for cuda (`autolab init --device cuda`) on Tiny Shakespeare for
+  10 s through `autolab train`: the sealed score in nats/char, the training seconds at which the
+  training loss first fell to 1.47 nats/char, and the overhead (wall time - training time).
+  Targets: <= 1.47 nats/char in <= 10 s, overhead <= 3 s.
+- `throughput`: the recipe's model at karpathy/autoresearch's default shape (depth 8, width 512,
+  head dim 128, sequence 2048, vocabulary 8192, 2**19 tokens per optimizer step in micro-batches,
+  full causal attention), compiled, bf16 autocast, the recipe's optimizers: tokens/s, MFU and
+  peak memory. FLOPs per token are 6 x the parameters outside the embedding plus 12 x depth x
+  width x sequence for attention (nanoGPT's and autoresearch's count), against 989.5 TFLOP/s of
+  dense bf16. Targets: >= 50% MFU in <= 45 GB (autoresearch's own train.py: 44.7%, 45 GB).
+- `overhead_at_shape`: wall - training time of one `autolab train` of that model (char vocabulary,
+  a 10 s budget), compilation included. Target <= 15 s.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+import speed  # noqa: E402
+
+from autolab.recipes import gpt  # noqa: E402
+from autolab.research.constants import apply_changes  # noqa: E402
+
+PEAK_BF16_FLOPS = 989.5e12  # H100 SXM dense bf16
+TARGET_NATS = 1.47  # nanoGPT on an H100 reaches this on Tiny Shakespeare in ~31 s
+# karpathy/autoresearch's default: depth 8, width 512 (aspect 64), head dim 128, 2**19 tokens.
+SHAPE = dict(depth=8, dim=512, head_dim=128, seq_len=2048, vocab=8192, tokens_per_step=2**19)
+# The same model as train.py constants, for the overhead run (the vocabulary is the data's).
+SHAPE_CONSTANTS = {"DEPTH": 8, "ASPECT_RATIO": 64, "HEAD_DIM": 128, "SEQ_LEN": 2**11,
+                   "BATCH_SIZE": 2**5}  # fmt: skip
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def flops_per_token(model: torch.nn.Module, depth: int, dim: int, seq_len: int) -> float:
+    """Training FLOPs per token: 6 x non-embedding parameters + 12 x depth x width x sequence."""
+    params = sum(p.numel() for p in model.parameters()) - model.wte.weight.numel()
+    return 6 * params + 12 * depth * dim * seq_len
+
+
+def throughput(device: str, shape: dict, micro_batch: int, steps: int, compile_model: bool) -> dict:
+    """Tokens/s, MFU and peak memory of the recipe's training step at `shape`."""
+    torch.manual_seed(0)
+    depth, dim, seq_len = shape["depth"], shape["dim"], shape["seq_len"]
+    head_dim = shape["head_dim"]
+    model = gpt.GPT(shape["vocab"], depth, dim, head_dim, seq_len).to(device)
+    with contextlib.redirect_stdout(sys.stderr):  # the recipe says which Muon it chose
+        optimizers = gpt.build_optimizers(model, dim, device)
+    step_model = torch.compile(model) if compile_model else model
+    accumulate = max(1, shape["tokens_per_step"] // (micro_batch * seq_len))
+    device_type = device.split(":")[0]
+    cuda = device_type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+
+    def step() -> None:
+        for _ in range(accumulate):
+            x = torch.randint(0, shape["vocab"], (micro_batch, seq_len + 1), device=device)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cuda):
+                logits = step_model(x[:, :-1])
+            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+            (loss / accumulate).backward()
+        for opt in optimizers:
+            opt.step()
+        model.zero_grad(set_to_none=True)
+
+    started = time.perf_counter()
+    step()  # compiles
+    sync()
+    first_step = time.perf_counter() - started
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    sync()
+    seconds = time.perf_counter() - started
+    tokens_per_sec = steps * accumulate * micro_batch * seq_len / seconds
+    flops = flops_per_token(model, depth, dim, seq_len)
+    return {
+        "shape": shape,
+        "micro_batch": micro_batch,
+        "accumulation": accumulate,
+        "first_step_s": round(first_step, 2),
+        "tokens_per_sec": round(tokens_per_sec),
+        "flops_per_token": flops,
+        "mfu_percent": round(100 * tokens_per_sec * flops / PEAK_BF16_FLOPS, 2),
+        "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
+    }
+
+
+def cuda_tests() -> dict:
+    """`pytest -m cuda`: the counts of its one-line summary."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider"],
+        cwd=REPO, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    counts = {k: int(n) for n, k in re.findall(r"(\d+) (passed|failed|skipped|error)", proc.stdout)}
+    tail = proc.stdout.strip().splitlines()[-1:] or ["no output"]
+    return {"exit": proc.returncode, **counts, "summary": tail[0]}
+
+
+def train_run(source: Path, device: str, budget: float, changes: dict, home: Path, root: Path):
+    """One `autolab train` of the gpt recipe sized for `device` plus `changes`, through the CLI:
+    (summary values, wall seconds, training-loss records)."""
+    workspace = root / f"ws-{len(list(root.iterdir()))}"
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-m", "autolab", "init", str(workspace), "--device", device.split(":")[0],
+         "--dataset", str(source), "--budget", f"{budget:g}s"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    train_py = workspace / "train.py"
+    train_py.write_text(apply_changes(train_py.read_text(), changes))
+    started = time.time()
+    result = speed.train_once(workspace, home, seed=0, device=device)
+    wall = time.time() - started
+    metrics = sorted((workspace / ".autolab" / "runs").glob("*/metrics.jsonl"))
+    records = [json.loads(line) for line in metrics[-1].read_text().splitlines()] if metrics else []
+    return result, wall, records
+
+
+def small_model(source: Path, device: str, budget: float, home: Path, root: Path) -> dict:
+    result, wall, records = train_run(source, device, budget, {}, home, root)
+    if "error" in result:
+        return {"error": result["error"]}
+    meta = speed.prepare_data(source, home).meta
+    reached = next((r["training_seconds"] for r in records if r["loss"] <= TARGET_NATS), None)
+    return {
+        "val_nats_per_char": round(speed.nats_per_char(result["val_bpb"], meta), 4),
+        "val_bpb": round(result["val_bpb"], 4),
+        "train_loss_first_at_1.47_s": reached,
+        "training_seconds": round(result["training_seconds"], 2),
+        "overhead_s": round(wall - result["training_seconds"], 2),
+        "num_steps": result["num_steps"],
+        "tokens_per_sec": round(result["tokens_per_sec"]),
+    }
+
+
+def overhead_at_shape(source: Path, device: str, budget: float, home: Path, root: Path) -> dict:
+    result, wall, _ = train_run(source, device, budget, SHAPE_CONSTANTS, home, root)
+    if "error" in result:
+        return {"error": result["error"]}
+    return {
+        "overhead_s": round(wall - result["training_seconds"], 2),
+        "training_seconds": round(result["training_seconds"], 2),
+        "num_steps": result["num_steps"],
+    }
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", help="cuda | cuda:N (cpu: a smoke run)")
+    parser.add_argument(
+        "--data", type=Path, default=speed.SHARED_DATA, help="folder with tinyshakespeare.txt"
+    )
+    parser.add_argument("--budget", type=float, default=10.0, help="training seconds per run")
+    parser.add_argument("--micro-batch", type=int, default=32, help="sequences per forward")
+    parser.add_argument("--steps", type=int, default=5, help="timed optimizer steps")
+    parser.add_argument("--skip-tests", action="store_true", help="leave out pytest -m cuda")
+    parser.add_argument("--skip-runs", action="store_true", help="leave out the autolab trains")
+    parser.add_argument("--shape", type=json.loads, default=SHAPE, help="throughput shape (JSON)")
+    args = parser.parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        parser.error("torch sees no CUDA device; this benchmark is for a GPU")
+    started = time.time()
+    report = {
+        "device": torch.cuda.get_device_name() if args.device.startswith("cuda") else "cpu",
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    if not args.skip_tests:
+        log("pytest -m cuda ...")
+        report["tests"] = cuda_tests()
+    source = args.data / speed.DATASETS["tinyshakespeare"]
+    with tempfile.TemporaryDirectory(prefix="autolab-gpu-") as tmp:
+        home, root = Path(tmp) / "home", Path(tmp) / "runs"
+        root.mkdir()
+        if not args.skip_runs:
+            log(f"gpt on Tiny Shakespeare for {args.budget:g} s ...")
+            report["small"] = small_model(source, args.device, args.budget, home, root)
+        log(f"throughput at {args.shape} ...")
+        compile_model = args.device.startswith("cuda")
+        report["throughput"] = throughput(
+            args.device, args.shape, args.micro_batch, args.steps, compile_model
+        )
+        if not args.skip_runs:
+            log("overhead of one autolab train at that shape ...")
+            report["overhead_at_shape"] = overhead_at_shape(
+                source, args.device, args.budget, home, root
+            )
+    report["seconds"] = round(time.time() - started, 1)
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""bench/gpu.py's arithmetic and its throughput step, run on a CPU at a tiny shape.
+
+The GPU figures themselves need a GPU; what can run here does, so the script is not first run
+on the day a GPU is at hand.
+"""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from autolab.recipes import gpt
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = dict(depth=2, dim=32, head_dim=16, seq_len=8, vocab=11, tokens_per_step=64)
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "bench" / "gpu.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flops_per_token_is_6_non_embedding_params_plus_attention():
+    bench = load_bench()
+    model = gpt.GPT(11, 2, 32, 16, 8)
+    blocks = 2 * (4 + 2 * gpt.MLP_RATIO) * 32 * 32  # q, k, v, proj; MLP in and out
+    head = 32 * 11
+    assert bench.flops_per_token(model, 2, 32, 8) == 6 * (blocks + head) + 12 * 2 * 32 * 8
+
+
+def test_throughput_step_runs_and_accumulates_to_the_tokens_per_step():
+    bench = load_bench()
+    torch.set_num_threads(1)
+    result = bench.throughput("cpu", TINY, micro_batch=2, steps=1, compile_model=False)
+    assert result["accumulation"] == 64 // (2 * 8)
+    assert result["tokens_per_sec"] > 0 and result["mfu_percent"] >= 0
+    assert result["peak_memory_gb"] is None  # measured on CUDA only
+
+
+def test_the_script_prints_one_json_object():
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu.py"), "--device", "cpu", "--skip-tests",
+         "--skip-runs", "--steps", "1", "--micro-batch", "2", "--shape", json.dumps(TINY)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["device"] == "cpu" and report["throughput"]["shape"] == TINY
