@@ -156,6 +156,7 @@ def small_model(source: Path, device: str, budget: float, home: Path, root: Path
         "overhead_s": round(wall - result["training_seconds"], 2),
         "num_steps": result["num_steps"],
         "tokens_per_sec": round(result["tokens_per_sec"]),
+        "isolation": result.get("isolation"),  # the sandbox's first run on a GPU, if it has one
     }
 
 

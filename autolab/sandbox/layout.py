@@ -88,6 +88,9 @@ class SandboxLayout:
             if any(_under(path, [str(root)]) for root in roots) or _under(path, SYSTEM_DIRS):
                 args += ["--tmpfs", str(path)]
         if self.device.startswith("cuda"):
+            # The driver finds its devices through /sys (PCI) and talks to them through
+            # /dev/nvidia*: both are the machine's, not the referee's.
+            args += ["--ro-bind", "/sys", "/sys"]
             for node in sorted(glob.glob("/dev/nvidia*")):
                 args += ["--dev-bind", node, node]
         args += ["--ro-bind", str(self.data_dir), str(INNER_DATA)]
