@@ -147,8 +147,8 @@ def run(args) -> int:
 
         session.listeners.append(CommandNotifier(args.notify_cmd))
 
-    def request_stop(signum, frame):
-        session.stopping = True
+    def request_stop(signum, frame):  # Ctrl-C interrupts the running experiment too
+        session.stopping = session.interrupting = True
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
