@@ -31,14 +31,25 @@ def register(subparsers) -> None:
         "`autolab train`), or a run directory; default best, or last with no research yet.",
     )
     parser.add_argument("--prompt", default="", help="text whose next token to show")
-    parser.add_argument("--top", type=int, default=10, help="how many next tokens (default 10)")
+    parser.add_argument("--top", type=int, default=10, help="how many next tokens")
     parser.add_argument(
-        "--text", metavar="FILE_OR_TEXT", help="a file (or - for stdin, or the text itself)"
+        "--text",
+        metavar="FILE_OR_TEXT",
+        help="a file (or - for stdin, or the text itself); default: none, show next tokens",
     )
     parser.add_argument("--surprisal", action="store_true", help="colour --text by loss")
-    parser.add_argument("--experiment", "-e", metavar="RUN", help="N, best, baseline or last")
     parser.add_argument(
-        "--compare", nargs=2, metavar=("A", "B"), help="with --text: per-token B minus A"
+        "--experiment",
+        "-e",
+        metavar="RUN",
+        help="N, best, baseline or last (default: best after research, else the last "
+        "`autolab train` run)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="with --text: per-token B minus A (default: no comparison)",
     )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")

@@ -29,7 +29,12 @@ def register(subparsers) -> None:
         "(default: names)",
     )
     p.add_argument("--tokenizer", default="char", help="char, byte or bpe:N (default: char)")
-    p.add_argument("--from", dest="source_path", metavar="PATH", help="read a local copy")
+    p.add_argument(
+        "--from",
+        dest="source_path",
+        metavar="PATH",
+        help="read a local copy (default: the dataset's usual source)",
+    )
     p.add_argument("--lines", action="store_true", help=".txt: one document per line")
     p.add_argument("--field", help=".jsonl: the field holding the text (default: text)")
     p.add_argument("--column", help=".parquet: the column holding the text (default: text)")

@@ -25,8 +25,12 @@ def register(subparsers) -> None:
     session = parser.add_argument_group("session")
     session.add_argument("--agent", default="search", choices=AGENTS, help="who proposes changes")
     session.add_argument("--budget", help="training time per experiment; default autolab.toml")
-    session.add_argument("--max-experiments", type=int, metavar="N", help="stop after N changes")
-    session.add_argument("--hours", type=float, metavar="H", help="stop after H hours")
+    session.add_argument(
+        "--max-experiments", type=int, metavar="N", help="stop after N changes (default: no limit)"
+    )
+    session.add_argument(
+        "--hours", type=float, metavar="H", help="stop after H hours (default: no limit)"
+    )
     session.add_argument("--tag", help="branch autolab/<tag> (default: today's date, e.g. nov23)")
     session.add_argument("--resume", action="store_true", help="continue the session of --tag")
     session.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
@@ -38,7 +42,7 @@ def register(subparsers) -> None:
         "--notify-cmd",
         metavar="CMD",
         help="shell command run with a JSON payload on stdin at the session end, on a new best "
-        "and on a crash streak",
+        "and on a crash streak (default: none)",
     )
     policy = parser.add_argument_group("keep or discard")
     policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
@@ -47,36 +51,27 @@ def register(subparsers) -> None:
     policy.add_argument("--min-delta", type=float, default=0.002, help="smallest gain that counts")
     llm = parser.add_argument_group("llm researcher")
     llm.add_argument(
-        "--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"
+        "--llm-base-url",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (default: "
+        "$AUTOLAB_LLM_BASE_URL, else [llm] base_url in autolab.toml)",
     )
-    llm.add_argument("--llm-model")
+    llm.add_argument(
+        "--llm-model",
+        help="model name (default: $AUTOLAB_LLM_MODEL, else [llm] model in autolab.toml)",
+    )
     llm.add_argument("--llm-api-key", help="default $AUTOLAB_LLM_API_KEY or $OPENAI_API_KEY")
     command = parser.add_argument_group("command researcher")
     command.add_argument(
         "--agent-command",
         metavar="TEMPLATE",
-        help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}"',
+        help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}" '
+        "(default: [command] template in autolab.toml)",
     )
     command.add_argument("--agent-timeout", default="15m", help="time limit per agent call")
     trackers = parser.add_argument_group("trackers (optional extras)")
-    trackers.add_argument(
-        "--wandb",
-        nargs="?",
-        const="autolab",
-        metavar="PROJECT",
-        help="each experiment a W&B run in PROJECT (default autolab), grouped by tag; "
-        "WANDB_MODE=offline keeps it local",
-    )
-    trackers.add_argument(
-        "--mlflow",
-        metavar="URI",
-        help="each experiment an MLflow run, e.g. sqlite:///path/mlflow.db or http://host:5000",
-    )
-    trackers.add_argument(
-        "--tensorboard",
-        metavar="DIR",
-        help="TensorBoard event files in DIR/<tag>/exp<N> (outside the workspace or in .autolab/)",
-    )
+    from autolab.exporters import add_tracker_flags
+
+    add_tracker_flags(trackers)
     parser.set_defaults(func=run)
 
 

@@ -15,10 +15,18 @@ def register(subparsers) -> None:
     )
     parser.add_argument("-n", "--num", type=int, default=10, help="how many samples")
     parser.add_argument("--prompt", default="", help="text to continue")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--tokens", type=int, default=None, help="max new tokens per sample")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    parser.add_argument(
+        "--top-k", type=int, default=None, help="sample from the K likeliest (default: all)"
+    )
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help="max new tokens per sample (default: a line's worth (40) on one-per-line data, "
+        "else 300)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument(
         "--experiment",
         metavar="SEL",
