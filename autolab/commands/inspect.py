@@ -161,6 +161,10 @@ def show_surprisal(console: Console, run: "LoadedRun", text: str, as_json: bool)
         out = surprisal_json(run.run, result)
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         return 0
+    if not console.is_terminal:  # a pipe or a log: colours mean nothing there, numbers do
+        print(f"{run.run.label}: {summary_line(result)}")
+        print(token_table([("bits", [tok.bits for tok in result.tokens])], result.tokens))
+        return 0
     worst = math.log2(run.tokenizer.vocab_size)
     coloured = Text()
     for tok in result.tokens:
@@ -191,6 +195,12 @@ def show_comparison(console: Console, runs: "list[LoadedRun]", text: str, as_jso
         return 0
     diffs = diff_bits(a, b)
     label_a, label_b = runs[0].run.label, runs[1].run.label
+    if not console.is_terminal:
+        print(f"A {label_a}: {summary_line(a)}\nB {label_b}: {summary_line(b)}")
+        columns = [("A_bits", [t.bits for t in a.tokens]), ("B_bits", [t.bits for t in b.tokens]),
+                   ("B_minus_A", diffs)]  # fmt: skip
+        print(token_table(columns, a.tokens))
+        return 0
     console.print(f"[bold]A[/] {label_a}: {summary_line(a)}")
     console.print(f"[bold]B[/] {label_b}: {summary_line(b)}")
     delta = b.bpb - a.bpb
@@ -240,6 +250,17 @@ def changes_tables(a, b, diffs: list[float | None]) -> list[Table]:
             )
         tables.append(table)
     return tables
+
+
+def token_table(columns: list[tuple[str, list]], tokens) -> str:
+    """Tab-separated: position, the token (escaped: \\n, \\t), then each column's bits ("-"
+    where the token is not scored, e.g. the first)."""
+    lines = ["\t".join(["#", "token", *(name for name, _ in columns)])]
+    for j, tok in enumerate(tokens):
+        label = tok.text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        values = ["-" if v[j] is None else f"{v[j]:.3f}" for _, v in columns]
+        lines.append("\t".join([str(j), label, *values]))
+    return "\n".join(lines)
 
 
 def summary_line(result) -> str:

@@ -10,6 +10,7 @@ from rich.live import Live
 
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
+from autolab.views.progress import DEFAULT_INTERVAL, check_interval
 
 AGENTS = ("search", "llm", "command")
 
@@ -38,6 +39,14 @@ def register(subparsers) -> None:
     session.add_argument("--wall-limit", help="hard limit per run (default budget x 1.5 + 60s)")
     session.add_argument("-C", "--workspace", default=".", metavar="DIR")
     session.add_argument("--plain", action="store_true", help="print lines, no live view")
+    session.add_argument(
+        "--progress-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help="printing lines (--plain, a log, a pipe): the running experiment's step line "
+        "every S seconds",
+    )
     session.add_argument(
         "--notify-cmd",
         metavar="CMD",
@@ -111,6 +120,7 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
+    check_interval(args.progress_interval)
     if args.baseline_runs < 1:
         raise UsageError("--baseline-runs must be at least 1")
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
@@ -149,7 +159,7 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     console = Console()
     if args.plain or not sys.stdout.isatty():
-        status = _run_plain(session, console)
+        status = _run_plain(session, console, args.progress_interval)
     else:
         from autolab.research.view import render
 
@@ -171,17 +181,22 @@ def run(args) -> int:
 SHOWN_EVENTS = ("created", "verdict", "note", "alert", "session_started", "session_ended")
 
 
-def _run_plain(session, console) -> str:
-    """Without a terminal: the session's events as lines, as they are recorded."""
-    last_id = 0
+def _run_plain(session, console, interval: float) -> str:
+    """Without a terminal: the session's events as lines, as they are recorded, and the running
+    experiment's step line every `interval` seconds."""
+    from autolab.views.events import event_line
+
+    last_id, last_step = 0, 0.0
 
     def show() -> None:
-        nonlocal last_id
+        nonlocal last_id, last_step
         for event in session.ledger.events(after_id=last_id, session_id=session.session_id):
             last_id = event.id
-            if event.kind in SHOWN_EVENTS:
-                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                console.print(f"{stamp}  {event.message}", highlight=False, markup=False)
+            if event.kind == "step" and event.time - last_step >= interval:
+                last_step = event.time
+            elif event.kind not in SHOWN_EVENTS:
+                continue
+            console.print(event_line(event), highlight=False, markup=False, soft_wrap=True)
 
     session.on_change = show
     status = session.run()

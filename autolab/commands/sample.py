@@ -1,7 +1,5 @@
 """`autolab sample`: text from the workspace's last trained model."""
 
-from rich.console import Console
-
 from autolab.errors import UsageError
 from autolab.workspace import load_workspace, prepare_data
 
@@ -36,9 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
-
 def run(args) -> int:
-    from autolab.sampling import sample_texts
+    from autolab.sampling import format_samples, sample_texts
 
     if args.num < 1:
         raise UsageError("-n must be at least 1")
@@ -55,7 +52,5 @@ def run(args) -> int:
     )  # fmt: skip
     if not texts:
         raise UsageError(f"no model in {run_dir}: the run did not finish; run `autolab train`")
-    console = Console()
-    for text in texts:
-        console.print(text, highlight=False, markup=False)
+    print(format_samples(texts))
     return 0

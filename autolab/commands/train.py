@@ -8,6 +8,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.summary import format_summary
+from autolab.views.progress import DEFAULT_INTERVAL, ProgressLines, check_interval
 from autolab.workspace import load_workspace, new_run_dir, prepare_data
 
 
@@ -22,6 +23,13 @@ def register(subparsers) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     parser.add_argument("--seed", type=int, help="default from autolab.toml")
     parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help="with no terminal (a log, a pipe): a progress line every S seconds",
+    )
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
@@ -30,9 +38,10 @@ def run(args) -> int:
     # torch loads here, not at import: `autolab --help` and light commands stay fast.
     from autolab.experiment import run_experiment
     from autolab.harness.settings import RunSettings
-    from autolab.sampling import sample_texts
+    from autolab.sampling import format_samples, sample_texts
 
     console = Console()
+    interval = check_interval(args.progress_interval)
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
@@ -71,11 +80,15 @@ def run(args) -> int:
             step=record.get("step", 0),
             loss=f"{record['loss']:.4f}" if record.get("loss") is not None else "-",
             speed=f"{record.get('tokens_per_sec', 0) / 1000:.1f}k tok/s",
-            left=f"{budget - record.get('training_seconds', 0):.0f}s left",
+            left=f"{max(0.0, budget - record.get('training_seconds', 0)):.0f}s left",
         )
 
-    with progress:
-        result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=show)
+    if console.is_terminal:
+        with progress:
+            result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=show)
+    else:
+        lines = ProgressLines(interval)
+        result = run_experiment(workspace.train_py, settings, data.val_path, on_metrics=lines)
     result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
     if result.status != "ok":
         console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
@@ -88,8 +101,7 @@ def run(args) -> int:
     if args.samples > 0:
         console.print("\n[bold]samples[/]")
         texts = sample_texts(run_dir, data.data_dir, args.samples, seed=settings.seed)
-        for text in texts:
-            console.print(text, highlight=False, markup=False)
+        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

@@ -63,9 +63,10 @@ function dur(s) {
 const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
 const statusPill = (s) => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
 const statusGroup = (s) => (FAILED.includes(s) ? "failed" : s);
+// A baseline's or a re-check's description already says what it is ("baseline (seed 0)",
+// "re-check of exp 5 (seed 1005)"): it is dimmed, not prefixed again.
 function describe(e) {
-  if (e.kind === "recheck" && e.rechecks != null) return `<span class="kind">re-check of #${e.rechecks}:</span>${esc(e.description)}`;
-  if (e.kind === "baseline") return `<span class="kind">baseline:</span>${esc(e.description)}`;
+  if (e.kind !== "candidate") return `<span class="kind">${esc(e.description)}</span>`;
   return esc(e.description);
 }
 function liveNumber() {
