@@ -195,12 +195,6 @@ def show_comparison(console: Console, runs: "list[LoadedRun]", text: str, as_jso
         return 0
     diffs = diff_bits(a, b)
     label_a, label_b = runs[0].run.label, runs[1].run.label
-    if not console.is_terminal:
-        print(f"A {label_a}: {summary_line(a)}\nB {label_b}: {summary_line(b)}")
-        columns = [("A_bits", [t.bits for t in a.tokens]), ("B_bits", [t.bits for t in b.tokens]),
-                   ("B_minus_A", diffs)]  # fmt: skip
-        print(token_table(columns, a.tokens))
-        return 0
     console.print(f"[bold]A[/] {label_a}: {summary_line(a)}")
     console.print(f"[bold]B[/] {label_b}: {summary_line(b)}")
     delta = b.bpb - a.bpb
