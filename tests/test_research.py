@@ -6,6 +6,7 @@ takes a few seconds. Kills are real SIGKILLs of the whole `autolab research` pro
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -345,3 +346,14 @@ def test_bad_input_gets_one_line_and_exit_2(workspace, home, tmp_path):
 
     done = autolab("research", "-C", str(workspace), "--resume", "--tag", "never", home=home)
     assert done.returncode == 2 and "no session" in done.stderr
+
+
+def test_plain_output_has_progress_lines_in_the_events_format(workspace, home):
+    done = autolab("research", "-C", str(workspace), "--tag", "p", "--baseline-runs", "1",
+                   "--max-experiments", "1", "--progress-interval", "0", home=home)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = re.findall(r"^\d\d:\d\d:\d\d  exp 1  step \d+ \(\d+%\)  loss \d", done.stdout, re.M)
+    assert steps, done.stdout
+    assert "exp 1: baseline (seed 0)" in done.stdout
+    done = autolab("research", "-C", str(workspace), "--progress-interval", "-1", home=home)
+    assert done.returncode == 2 and "--progress-interval" in done.stderr
