@@ -118,9 +118,11 @@ def test_samples_without_model(client):
 
 
 def test_stop_creates_the_stop_file(client, workspace):
-    assert client.post("/api/stop").json()["stop_requested"] is True
-    assert (workspace.state_dir / STOP_FILE).is_file()
+    assert client.post("/api/stop").json()["stop_requested"] == "after"
+    assert (workspace.state_dir / STOP_FILE).read_text().startswith("after\n")
     assert client.get("/api/overview").json()["session"]["state"] == "stopping"
+    assert client.post("/api/stop?now=1").json()["stop_requested"] == "now"
+    assert client.post("/api/stop").json()["stop_requested"] == "now"  # never back to "after"
 
 
 def test_refuses_foreign_hosts_and_origins(client, workspace):

@@ -128,14 +128,20 @@ def test_dashboard_follows_a_research_session(tmp_path):
             page.click("a.back")
             page.wait_for_selector("#home:not([hidden])")
 
-            # Stop: armed by a first click, sent by the second; the session ends cancelled.
+            # Stop: armed by a first click, sent by the second. "Stop" waits for the running
+            # experiment and leaves "Stop now" offered; that one ends the session at once.
             research_alive()
             page.wait_for_selector("#stop:not([disabled])", timeout=10_000)
             page.click("#stop")
             page.click("#stop")
+            page.wait_for_selector("#stop[disabled]")
+            if research.poll() is None:
+                page.wait_for_selector("#stop-now:not([disabled])", timeout=10_000)
+                page.click("#stop-now")
+                page.click("#stop-now")
             page.wait_for_selector("#state[data-state='cancelled']", timeout=40_000)
             assert research.wait(30) == 0
-            page.wait_for_selector("#stop[disabled]")
+            page.wait_for_selector("#stop-now[disabled]")
             page.screenshot(path=str(shots / "stopped.png"), full_page=True)
             assert page.evaluate("() => window.__sameLoad") is True
             browser.close()

@@ -121,6 +121,7 @@ class Replay:
             ResultRecord("crash", "NaN loss"),
         )
         self.experiment(4, "candidate", self.candidate, self.base, "stopped", curve([3.0]))
+        self.ledger.end_session(self.session.session_id, "cancelled", "stopped by the user")
         self.event("session_ended", "session cancelled: stopped by the user")
 
 
@@ -180,7 +181,10 @@ def test_mlflow_runs(tmp_path, monkeypatch):
         run.data.tags["mlflow.runName"]: run
         for run in client.search_runs([experiment.experiment_id])
     }
+    parent = runs.pop("session 1")  # the session's run, each experiment's nested under it
     assert sorted(runs) == ["1 baseline (seed 1)", "2 raise LR to 0.02", "3 crashes", "4 stopped"]
+    assert {run.data.tags["mlflow.parentRunId"] for run in runs.values()} == {parent.info.run_id}
+    assert (parent.info.status, parent.data.tags["status"]) == ("KILLED", "cancelled")
     status = {name: (run.info.status, run.data.tags["status"]) for name, run in runs.items()}
     assert list(status.values()) == [("KILLED", "running"), ("FAILED", "crash"),
                                      ("FINISHED", "keep"), ("FINISHED", "keep")]  # fmt: skip

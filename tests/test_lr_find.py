@@ -25,18 +25,53 @@ def test_the_multiplier_rises_exponentially_and_divergence_ends_the_sweep():
     assert test.done(4)
 
 
-def test_the_suggestion_is_where_the_loss_falls_fastest(tmp_path):
-    # A loss that falls fastest around a multiplier of 0.1, bottoms out at 1, then diverges.
+def write_sweep(path, loss_at) -> None:
     lines = []
-    for i in range(200):
-        scale = MIN_SCALE * (MAX_SCALE / MIN_SCALE) ** (i / 199)
-        x = math.log10(scale)
-        loss = 3 - math.tanh(2 * (x + 1)) + (max(0.0, x) ** 2) * 3
-        lines.append(json.dumps({"step": i + 1, "loss": loss, "lr_scale": scale}))
-    (tmp_path / "metrics.jsonl").write_text("\n".join(lines))
+    for i in range(300):
+        scale = MIN_SCALE * (MAX_SCALE / MIN_SCALE) ** (i / 299)
+        lines.append(json.dumps({"step": i + 1, "loss": loss_at(scale), "lr_scale": scale}))
+    path.write_text("\n".join(lines))
+
+
+def names_like(scale: float) -> float:
+    """The shape of the gpt recipe's sweep on names: a steep early fall around x0.02 (easy
+    progress), a slow descent to a minimum near x2, then divergence."""
+    x = math.log10(scale)
+    early = 0.8 * (1 - math.tanh(2.5 * (x + 1.7))) / 2
+    slow = 0.12 * (0.3 - x)
+    return 2.2 + early + slow + 2.0 * max(0.0, x - 0.3) ** 2
+
+
+def test_the_suggestion_is_half_the_lowest_point_on_the_descent(tmp_path):
+    write_sweep(tmp_path / "metrics.jsonl", names_like)
     sweep = read_sweep(tmp_path / "metrics.jsonl")
-    assert 0.03 < sweep.suggested < 0.3
-    assert 0.3 < sweep.lowest < 3
+    assert 0.008 < sweep.steepest < 0.05  # the early fall, which is not suggested
+    assert 1.5 < sweep.lowest < 4
+    assert sweep.suggested == pytest.approx(sweep.lowest / 2)
+    # On the descending part: below the minimum, and lower than at the steepest fall.
+    at = min(range(300), key=lambda i: abs(sweep.scales[i] - sweep.suggested))
+    steep = sweep.scales.index(sweep.steepest)
+    assert sweep.smoothed[at] < sweep.smoothed[steep]
+    assert all(a >= b for a, b in zip(sweep.smoothed[steep:at], sweep.smoothed[steep + 1:at + 1],
+                                      strict=True))  # fmt: skip
+
+
+def test_the_plot_marks_the_suggestion(tmp_path):
+    from autolab.lr_find import sweep_figure
+
+    write_sweep(tmp_path / "metrics.jsonl", names_like)
+    sweep = read_sweep(tmp_path / "metrics.jsonl")
+    fig = sweep_figure(sweep, "t")
+    lines = {line.get_label(): line.get_xdata()[0] for line in fig.axes[0].get_lines()
+             if line.get_label().startswith(("suggested", "lowest"))}  # fmt: skip
+    assert lines == {f"suggested ×{sweep.suggested:.3g} (half the lowest)": sweep.suggested,
+                     f"lowest loss ×{sweep.lowest:.3g}": sweep.lowest}  # fmt: skip
+
+
+def test_a_loss_that_never_falls_is_told(tmp_path):
+    write_sweep(tmp_path / "metrics.jsonl", lambda scale: 3 + scale)
+    with pytest.raises(UsageError, match="the loss never fell"):
+        read_sweep(tmp_path / "metrics.jsonl")
 
 
 def test_a_recipe_that_ignores_lr_scale_is_told(tmp_path):

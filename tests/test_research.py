@@ -6,6 +6,7 @@ takes a few seconds. Kills are real SIGKILLs of the whole `autolab research` pro
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -217,19 +218,48 @@ def test_resume_keeps_half_written_work_aside(workspace, home):
     assert git(workspace, "status", "--porcelain") == ""
 
 
-def test_stop_ends_the_session_cleanly(workspace, home):
+def test_stop_lets_the_running_experiment_finish_and_be_recorded(workspace, home):
     process = start_research(workspace, home, "--tag", "s", "--baseline-runs", "1")
     with ledger_of(workspace) as ledger:
-        wait_for(
+        running = wait_for(
             lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="candidate"
-        )
-        assert autolab("stop", "-C", str(workspace), home=home).returncode == 0
+        )[0]
+        done = autolab("stop", "-C", str(workspace), home=home)
+        assert done.returncode == 0, done.stderr
+        assert "once the running experiment is recorded" in done.stdout
         output, _ = process.communicate(timeout=60)
         assert process.returncode == 0, output
         assert ledger.latest_session().status == "cancelled"
-        assert ledger.experiments()[-1].status == "interrupted"
+        stopped = ledger.experiment(running.number)
+        assert stopped.status not in ("interrupted", "running"), stopped
+        # Nothing new was started after it, but its own re-check, if it needed one.
+        later = [v for v in ledger.experiments() if v.number > running.number]
+        assert all(v.rechecks == running.number for v in later), later
     assert_ledger_and_branch_agree(workspace, "s")
     assert not (workspace / ".autolab" / "stop").exists()
+    done = autolab("stop", "-C", str(workspace), home=home)
+    assert done.returncode == 2
+    assert "no research session is running" in done.stderr and "\n" not in done.stderr.strip()
+
+
+def test_stop_now_interrupts_and_resume_runs_it_again_first(workspace, home):
+    process = start_research(workspace, home, "--tag", "n", "--baseline-runs", "1")
+    with ledger_of(workspace) as ledger:
+        running = wait_for(
+            lambda: [v for v in ledger.unfinished() if v.kind == "candidate"], what="candidate"
+        )[0]
+        assert autolab("stop", "--now", "-C", str(workspace), home=home).returncode == 0
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output
+        assert ledger.latest_session().status == "cancelled"
+        assert ledger.experiment(running.number).status == "interrupted"
+        done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "n",
+                       "--max-experiments", "2", home=home)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        rerun = ledger.experiments()[running.number]  # the first experiment after it
+        assert (rerun.kind, rerun.description) == ("candidate", running.description)
+        assert rerun.status != "interrupted"
+    assert_ledger_and_branch_agree(workspace, "n")
 
 
 def test_ctrl_c_ends_the_session_cleanly(workspace, home):
@@ -320,3 +350,14 @@ def test_bad_input_gets_one_line_and_exit_2(workspace, home, tmp_path):
 
     done = autolab("research", "-C", str(workspace), "--resume", "--tag", "never", home=home)
     assert done.returncode == 2 and "no session" in done.stderr
+
+
+def test_plain_output_has_progress_lines_in_the_events_format(workspace, home):
+    done = autolab("research", "-C", str(workspace), "--tag", "p", "--baseline-runs", "1",
+                   "--max-experiments", "1", "--progress-interval", "0", home=home)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = re.findall(r"^\d\d:\d\d:\d\d  exp 1  step \d+ \(\d+%\)  loss \d", done.stdout, re.M)
+    assert steps, done.stdout
+    assert "exp 1: baseline (seed 0)" in done.stdout
+    done = autolab("research", "-C", str(workspace), "--progress-interval", "-1", home=home)
+    assert done.returncode == 2 and "--progress-interval" in done.stderr

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--port", type=int, default=8765, help="port (default: 8765; 0: any)")
     parser.add_argument(
         "--token",
-        help="required on every request; generated when --host is not a local address",
+        help="required on every request (default: none on a local address, generated on any other)",
     )
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)

@@ -15,9 +15,11 @@ def register(subparsers) -> None:
         "--follow, keep printing new ones until the latest session ends.",
     )
     parser.add_argument("-f", "--follow", action="store_true", help="wait for new events")
-    parser.add_argument("--experiment", type=int, metavar="N", help="only experiment N's events")
     parser.add_argument(
-        "--last", type=int, default=20, metavar="N", help="start with the last N events (20)"
+        "--experiment", type=int, metavar="N", help="only experiment N's events (default: all)"
+    )
+    parser.add_argument(
+        "--last", type=int, default=20, metavar="N", help="start with the last N events"
     )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")

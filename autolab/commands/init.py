@@ -14,7 +14,12 @@ def register(subparsers) -> None:
     )
     parser.add_argument("directory", nargs="?", default="autolab-workspace", metavar="DIR")
     parser.add_argument("--dataset", default="names", help="dataset name or local path")
-    parser.add_argument("--from", dest="source", metavar="PATH", help="local file/folder for it")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="PATH",
+        help="local file/folder for it (default: its usual source)",
+    )
     parser.add_argument("--tokenizer", default="char", help="char | byte | bpe:N")
     parser.add_argument("--recipe", default="gpt", help="gpt | mlp")
     parser.add_argument("--budget", default="60s", help="training time per run (30s, 5m)")

@@ -31,14 +31,25 @@ def register(subparsers) -> None:
         "`autolab train`), or a run directory; default best, or last with no research yet.",
     )
     parser.add_argument("--prompt", default="", help="text whose next token to show")
-    parser.add_argument("--top", type=int, default=10, help="how many next tokens (default 10)")
+    parser.add_argument("--top", type=int, default=10, help="how many next tokens")
     parser.add_argument(
-        "--text", metavar="FILE_OR_TEXT", help="a file (or - for stdin, or the text itself)"
+        "--text",
+        metavar="FILE_OR_TEXT",
+        help="a file (or - for stdin, or the text itself); default: none, show next tokens",
     )
     parser.add_argument("--surprisal", action="store_true", help="colour --text by loss")
-    parser.add_argument("--experiment", "-e", metavar="RUN", help="N, best, baseline or last")
     parser.add_argument(
-        "--compare", nargs=2, metavar=("A", "B"), help="with --text: per-token B minus A"
+        "--experiment",
+        "-e",
+        metavar="RUN",
+        help="N, best, baseline or last (default: best after research, else the last "
+        "`autolab train` run)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("A", "B"),
+        help="with --text: per-token B minus A (default: no comparison)",
     )
     parser.add_argument("--json", action="store_true", help="print the numbers as JSON")
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
@@ -150,6 +161,10 @@ def show_surprisal(console: Console, run: "LoadedRun", text: str, as_json: bool)
         out = surprisal_json(run.run, result)
         sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\n")
         return 0
+    if not console.is_terminal:  # a pipe or a log: colours mean nothing there, numbers do
+        print(f"{run.run.label}: {summary_line(result)}")
+        print(token_table([("bits", [tok.bits for tok in result.tokens])], result.tokens))
+        return 0
     worst = math.log2(run.tokenizer.vocab_size)
     coloured = Text()
     for tok in result.tokens:
@@ -229,6 +244,17 @@ def changes_tables(a, b, diffs: list[float | None]) -> list[Table]:
             )
         tables.append(table)
     return tables
+
+
+def token_table(columns: list[tuple[str, list]], tokens) -> str:
+    """Tab-separated: position, the token (escaped: \\n, \\t), then each column's bits ("-"
+    where the token is not scored, e.g. the first)."""
+    lines = ["\t".join(["#", "token", *(name for name, _ in columns)])]
+    for j, tok in enumerate(tokens):
+        label = tok.text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        values = ["-" if v[j] is None else f"{v[j]:.3f}" for _, v in columns]
+        lines.append("\t".join([str(j), label, *values]))
+    return "\n".join(lines)
 
 
 def summary_line(result) -> str:

@@ -60,8 +60,11 @@ def run(args) -> int:
     sweep = read_sweep(run_dir / "metrics.jsonl")
     out = args.out or workspace.state_dir / "lr-find.png"
     plot_sweep(sweep, out, f"{workspace.root.name}: learning-rate range test")
-    table = Table(title=f"suggested multiplier ×{sweep.suggested:.3g} "
-                  f"(lowest loss at ×{sweep.lowest:.3g})")  # fmt: skip
+    console.print(
+        f"suggested multiplier ×{sweep.suggested:.3g}: half the lowest-loss point "
+        f"×{sweep.lowest:.3g} (the loss fell fastest at ×{sweep.steepest:.3g}, early progress)"
+    )
+    table = Table()
     table.add_column("constant")
     table.add_column("now", justify="right")
     table.add_column("suggested", justify="right")

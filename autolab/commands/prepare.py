@@ -6,9 +6,10 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from autolab.data import load_tokenizer, prepare, read_tokens
-from autolab.data.sources import SOURCES
+from autolab.data.sources import SOURCES, check_format_flags
 
 TOP_TOKENS = 20
 
@@ -29,7 +30,12 @@ def register(subparsers) -> None:
         "(default: names)",
     )
     p.add_argument("--tokenizer", default="char", help="char, byte or bpe:N (default: char)")
-    p.add_argument("--from", dest="source_path", metavar="PATH", help="read a local copy")
+    p.add_argument(
+        "--from",
+        dest="source_path",
+        metavar="PATH",
+        help="read a local copy (default: the dataset's usual source)",
+    )
     p.add_argument("--lines", action="store_true", help=".txt: one document per line")
     p.add_argument("--field", help=".jsonl: the field holding the text (default: text)")
     p.add_argument("--column", help=".parquet: the column holding the text (default: text)")
@@ -55,6 +61,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     console = Console(highlight=False)
     start = time.perf_counter()
+    source = Path(args.source_path).expanduser() if args.source_path else None
+    check_format_flags(args.dataset, source, bool(args.field), bool(args.column))
     prepared = prepare(
         dataset=args.dataset,
         tokenizer=args.tokenizer,
@@ -68,7 +76,7 @@ def run(args) -> int:
     seconds = time.perf_counter() - start
     meta = prepared.meta
     how = "cached" if prepared.cached else f"prepared in {seconds:.1f}s"
-    console.print(f"[bold]{meta['dataset']}[/]: {how}")
+    console.print(Text.assemble((meta["dataset"], "bold"), f": {how}"))
     console.print(f"source: {meta['source']}", soft_wrap=True)
     console.print(
         f"tokenizer {meta['tokenizer']}, vocabulary {meta['vocab_size']:,}, "

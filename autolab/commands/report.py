@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         "--out", type=Path, metavar="DIR", help="where to write (default .autolab/report)"
     )
     parser.add_argument(
-        "--samples", type=int, default=5, metavar="N", help="samples from the best model (5)"
+        "--samples", type=int, default=5, metavar="N", help="samples from the best model"
     )
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)

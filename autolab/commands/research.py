@@ -11,6 +11,7 @@ from rich.live import Live
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
+from autolab.views.progress import DEFAULT_INTERVAL, check_interval
 
 AGENTS = ("search", "llm", "command")
 
@@ -26,8 +27,12 @@ def register(subparsers) -> None:
     session = parser.add_argument_group("session")
     session.add_argument("--agent", default="search", choices=AGENTS, help="who proposes changes")
     session.add_argument("--budget", help="training time per experiment; default autolab.toml")
-    session.add_argument("--max-experiments", type=int, metavar="N", help="stop after N changes")
-    session.add_argument("--hours", type=float, metavar="H", help="stop after H hours")
+    session.add_argument(
+        "--max-experiments", type=int, metavar="N", help="stop after N changes (default: no limit)"
+    )
+    session.add_argument(
+        "--hours", type=float, metavar="H", help="stop after H hours (default: no limit)"
+    )
     session.add_argument("--tag", help="branch autolab/<tag> (default: today's date, e.g. nov23)")
     session.add_argument("--resume", action="store_true", help="continue the session of --tag")
     session.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
@@ -41,10 +46,18 @@ def register(subparsers) -> None:
     session.add_argument("-C", "--workspace", default=".", metavar="DIR")
     session.add_argument("--plain", action="store_true", help="print lines, no live view")
     session.add_argument(
+        "--progress-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help="printing lines (--plain, a log, a pipe): the running experiment's step line "
+        "every S seconds",
+    )
+    session.add_argument(
         "--notify-cmd",
         metavar="CMD",
         help="shell command run with a JSON payload on stdin at the session end, on a new best "
-        "and on a crash streak",
+        "and on a crash streak (default: none)",
     )
     policy = parser.add_argument_group("keep or discard")
     policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
@@ -53,36 +66,27 @@ def register(subparsers) -> None:
     policy.add_argument("--min-delta", type=float, default=0.002, help="smallest gain that counts")
     llm = parser.add_argument_group("llm researcher")
     llm.add_argument(
-        "--llm-base-url", help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1"
+        "--llm-base-url",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:11434/v1 (default: "
+        "$AUTOLAB_LLM_BASE_URL, else [llm] base_url in autolab.toml)",
     )
-    llm.add_argument("--llm-model")
+    llm.add_argument(
+        "--llm-model",
+        help="model name (default: $AUTOLAB_LLM_MODEL, else [llm] model in autolab.toml)",
+    )
     llm.add_argument("--llm-api-key", help="default $AUTOLAB_LLM_API_KEY or $OPENAI_API_KEY")
     command = parser.add_argument_group("command researcher")
     command.add_argument(
         "--agent-command",
         metavar="TEMPLATE",
-        help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}"',
+        help='shell command with {prompt} or {prompt_file}, e.g. "claude -p {prompt}" '
+        "(default: [command] template in autolab.toml)",
     )
     command.add_argument("--agent-timeout", default="15m", help="time limit per agent call")
     trackers = parser.add_argument_group("trackers (optional extras)")
-    trackers.add_argument(
-        "--wandb",
-        nargs="?",
-        const="autolab",
-        metavar="PROJECT",
-        help="each experiment a W&B run in PROJECT (default autolab), grouped by tag; "
-        "WANDB_MODE=offline keeps it local",
-    )
-    trackers.add_argument(
-        "--mlflow",
-        metavar="URI",
-        help="each experiment an MLflow run, e.g. sqlite:///path/mlflow.db or http://host:5000",
-    )
-    trackers.add_argument(
-        "--tensorboard",
-        metavar="DIR",
-        help="TensorBoard event files in DIR/<tag>/exp<N> (outside the workspace or in .autolab/)",
-    )
+    from autolab.exporters import add_tracker_flags
+
+    add_tracker_flags(trackers)
     parser.set_defaults(func=run)
 
 
@@ -122,6 +126,7 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
+    check_interval(args.progress_interval)
     if args.baseline_runs < 1:
         raise UsageError("--baseline-runs must be at least 1")
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
@@ -156,14 +161,14 @@ def run(args) -> int:
 
         session.listeners.append(CommandNotifier(args.notify_cmd))
 
-    def request_stop(signum, frame):
-        session.stopping = True
+    def request_stop(signum, frame):  # Ctrl-C interrupts the running experiment too
+        session.stopping = session.interrupting = True
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
     console = Console()
     if args.plain or not sys.stdout.isatty():
-        status = _run_plain(session, console)
+        status = _run_plain(session, console, args.progress_interval)
     else:
         from autolab.research.view import render
 
@@ -185,17 +190,22 @@ def run(args) -> int:
 SHOWN_EVENTS = ("created", "verdict", "note", "alert", "session_started", "session_ended")
 
 
-def _run_plain(session, console) -> str:
-    """Without a terminal: the session's events as lines, as they are recorded."""
-    last_id = 0
+def _run_plain(session, console, interval: float) -> str:
+    """Without a terminal: the session's events as lines, as they are recorded, and the running
+    experiment's step line every `interval` seconds."""
+    from autolab.views.events import event_line
+
+    last_id, last_step = 0, 0.0
 
     def show() -> None:
-        nonlocal last_id
+        nonlocal last_id, last_step
         for event in session.ledger.events(after_id=last_id, session_id=session.session_id):
             last_id = event.id
-            if event.kind in SHOWN_EVENTS:
-                stamp = time.strftime("%H:%M:%S", time.localtime(event.time))
-                console.print(f"{stamp}  {event.message}", highlight=False, markup=False)
+            if event.kind == "step" and event.time - last_step >= interval:
+                last_step = event.time
+            elif event.kind not in SHOWN_EVENTS:
+                continue
+            console.print(event_line(event), highlight=False, markup=False, soft_wrap=True)
 
     session.on_change = show
     status = session.run()

@@ -85,10 +85,7 @@ def results_table(views: list[ExperimentView]) -> Table:
 
 
 def describe(v: ExperimentView) -> str:
-    """The description on one line, marked when the run is a baseline or a re-check."""
+    """The description on one line, dimmed for a baseline or a re-check (whose description
+    already says so: "baseline (seed 0)", "re-check of exp 5 (seed 1005)")."""
     text = escape(" ".join(v.description.split()))
-    if v.kind == "recheck" and v.rechecks is not None:
-        return f"[dim]re-check of #{v.rechecks}:[/] {text}"
-    if v.kind != "candidate":
-        return f"[dim]{v.kind}:[/] {text}"
-    return text
+    return text if v.kind == "candidate" else f"[dim]{text}[/]"

@@ -1,7 +1,5 @@
 """`autolab sample`: text from the workspace's last trained model."""
 
-from rich.console import Console
-
 from autolab.errors import UsageError
 from autolab.workspace import load_workspace, prepare_data
 
@@ -15,10 +13,18 @@ def register(subparsers) -> None:
     )
     parser.add_argument("-n", "--num", type=int, default=10, help="how many samples")
     parser.add_argument("--prompt", default="", help="text to continue")
-    parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--top-k", type=int, default=None)
-    parser.add_argument("--tokens", type=int, default=None, help="max new tokens per sample")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature")
+    parser.add_argument(
+        "--top-k", type=int, default=None, help="sample from the K likeliest (default: all)"
+    )
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=None,
+        help="max new tokens per sample (default: a line's worth (40) on one-per-line data, "
+        "else 300)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed")
     parser.add_argument(
         "--experiment",
         metavar="SEL",
@@ -28,9 +34,8 @@ def register(subparsers) -> None:
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
-
 def run(args) -> int:
-    from autolab.sampling import sample_texts
+    from autolab.sampling import format_samples, sample_texts
 
     if args.num < 1:
         raise UsageError("-n must be at least 1")
@@ -47,7 +52,5 @@ def run(args) -> int:
     )  # fmt: skip
     if not texts:
         raise UsageError(f"no model in {run_dir}: the run did not finish; run `autolab train`")
-    console = Console()
-    for text in texts:
-        console.print(text, highlight=False, markup=False)
+    print(format_samples(texts))
     return 0

@@ -1,5 +1,6 @@
 """`autolab train`: run the workspace's train.py once, with a live progress bar, then score it."""
 
+import contextlib
 import time
 
 from rich.console import Console
@@ -9,6 +10,7 @@ from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.summary import format_summary
+from autolab.views.progress import DEFAULT_INTERVAL, ProgressLines, check_interval
 from autolab.workspace import load_workspace, new_run_dir, prepare_data, sizing_note
 
 
@@ -23,6 +25,13 @@ def register(subparsers) -> None:
     parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     parser.add_argument("--seed", type=int, help="default from autolab.toml")
     parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=DEFAULT_INTERVAL,
+        metavar="S",
+        help="with no terminal (a log, a pipe): a progress line every S seconds",
+    )
     add_isolation_argument(parser)
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
@@ -32,9 +41,10 @@ def run(args) -> int:
     # torch loads here, not at import: `autolab --help` and light commands stay fast.
     from autolab.experiment import run_experiment
     from autolab.harness.settings import RunSettings
-    from autolab.sampling import sample_texts
+    from autolab.sampling import format_samples, sample_texts
 
     console = Console()
+    interval = check_interval(args.progress_interval)
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
@@ -76,12 +86,13 @@ def run(args) -> int:
             step=record.get("step", 0),
             loss=f"{record['loss']:.4f}" if record.get("loss") is not None else "-",
             speed=f"{record.get('tokens_per_sec', 0) / 1000:.1f}k tok/s",
-            left=f"{budget - record.get('training_seconds', 0):.0f}s left",
+            left=f"{max(0.0, budget - record.get('training_seconds', 0)):.0f}s left",
         )
 
-    with progress:
+    watch = show if console.is_terminal else ProgressLines(interval)
+    with progress if console.is_terminal else contextlib.nullcontext():
         result = run_experiment(
-            workspace.train_py, settings, data.val_path, on_metrics=show, isolation=isolation
+            workspace.train_py, settings, data.val_path, on_metrics=watch, isolation=isolation
         )
     result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
     if result.status != "ok":
@@ -95,8 +106,7 @@ def run(args) -> int:
     if args.samples > 0:
         console.print("\n[bold]samples[/]")
         texts = sample_texts(run_dir, data.data_dir, args.samples, seed=settings.seed)
-        for text in texts:
-            console.print(text, highlight=False, markup=False)
+        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 

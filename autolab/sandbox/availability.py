@@ -72,8 +72,10 @@ def add_isolation_argument(parser) -> None:
 
 
 def isolation_from_args(args) -> str:
-    """The isolation for this command, warning once on stderr when the sandbox is missing."""
-    return choose_isolation(args.isolation, warn_on_stderr)
+    """The isolation for this command, warning once on stderr when the sandbox is missing
+    (the choice is written back to `args`, so asking again does not warn again)."""
+    args.isolation = choose_isolation(args.isolation, warn_on_stderr)
+    return args.isolation
 
 
 def warn_on_stderr(message: str) -> None:

@@ -63,9 +63,10 @@ function dur(s) {
 const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
 const statusPill = (s) => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
 const statusGroup = (s) => (FAILED.includes(s) ? "failed" : s);
+// A baseline's or a re-check's description already says what it is ("baseline (seed 0)",
+// "re-check of exp 5 (seed 1005)"): it is dimmed, not prefixed again.
 function describe(e) {
-  if (e.kind === "recheck" && e.rechecks != null) return `<span class="kind">re-check of #${e.rechecks}:</span>${esc(e.description)}`;
-  if (e.kind === "baseline") return `<span class="kind">baseline:</span>${esc(e.description)}`;
+  if (e.kind !== "candidate") return `<span class="kind">${esc(e.description)}</span>`;
   return esc(e.description);
 }
 function liveNumber() {
@@ -243,12 +244,18 @@ function renderHeader() {
   else now = o.ledger ? "" : "waiting for `autolab research` in this workspace";
   $("#now").textContent = now || "—";
   $("#now").title = now;
-  const stop = $("#stop");
-  const canStop = state === "running";
-  stop.disabled = !canStop;
-  if (!canStop) disarm();
-  if (state === "stopping" || o.stop_requested && state === "running") stop.textContent = "Stopping…";
-  else if (!stop.classList.contains("armed")) stop.textContent = "Stop";
+  // "Stop" lets the running experiment finish and be recorded; "Stop now" interrupts it, and
+  // stays offered while a stop after the experiment is pending.
+  const asked = o.stop_requested;  // null | "after" | "now"
+  const alive = state === "running" || state === "stopping";
+  for (const [id, when] of [["stop", "after"], ["stop-now", "now"]]) {
+    const b = $("#" + id);
+    const can = alive && !asked || alive && when === "now" && asked === "after";
+    b.disabled = !can;
+    if (!can) disarm(id);
+    if (asked === when && alive) b.textContent = STOPPING[when];
+    else if (!b.classList.contains("armed")) b.textContent = STOP_LABEL[when];
+  }
   const sel = $("#session");
   sel.hidden = (o.sessions || []).length < 2;
   const want = (o.sessions || []).map((x) => `${x.id}:${x.tag}:${x.state}`).join("|");
@@ -711,24 +718,26 @@ function route() {
   else { S.detail = null; renderProgress(); renderAllCurves(); }
 }
 
-let armTimer = null;
-function disarm() {
-  const b = $("#stop");
-  b.classList.remove("armed");
-  clearTimeout(armTimer);
+const STOP_LABEL = { after: "Stop", now: "Stop now" };
+const STOPPING = { after: "Stopping after this experiment…", now: "Stopping now…" };
+const armTimers = {};
+function disarm(id) {
+  $("#" + id).classList.remove("armed");
+  clearTimeout(armTimers[id]);
 }
-async function onStop() {
-  const b = $("#stop");
+// A first click arms the button, a second within 4 s sends the request.
+async function onStop(id, when) {
+  const b = $("#" + id);
   if (!b.classList.contains("armed")) {
     b.classList.add("armed");
-    b.textContent = "Confirm stop";
-    armTimer = setTimeout(() => { disarm(); b.textContent = "Stop"; }, 4000);
+    b.textContent = when === "now" ? "Confirm: interrupt it" : "Confirm stop";
+    armTimers[id] = setTimeout(() => { disarm(id); b.textContent = STOP_LABEL[when]; }, 4000);
     return;
   }
-  disarm();
+  disarm(id);
   b.disabled = true;
-  b.textContent = "Stopping…";
-  const r = await fetch(url("/api/stop"), { method: "POST" });
+  b.textContent = STOPPING[when];
+  const r = await fetch(url("/api/stop", { now: when === "now" ? 1 : null }), { method: "POST" });
   if (!r.ok) { b.textContent = "Stop failed"; b.disabled = false; }
 }
 
@@ -756,7 +765,8 @@ function init() {
   $("#status-filter").addEventListener("change", (ev) => { S.filter.status = ev.target.value; renderTable(); });
   $("#show-steps").addEventListener("change", renderEvents);
   $("#xaxis").addEventListener("change", (ev) => { S.xaxis = ev.target.value; renderAllCurves(); });
-  $("#stop").addEventListener("click", onStop);
+  $("#stop").addEventListener("click", () => onStop("stop", "after"));
+  $("#stop-now").addEventListener("click", () => onStop("stop-now", "now"));
   $("#banner-close").addEventListener("click", () => {
     S.dismissed = Number($("#banner").dataset.id || 0);
     localStorage.setItem("autolab.dismissed", String(S.dismissed));
