@@ -41,7 +41,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "index", "index_select", "index_put", "gather", "scatter", "scatter_add",
         "masked_fill", "where", "take_along_dim",
     ),
-    # Element-wise arithmetic and comparisons.
+    # Element-wise arithmetic and comparisons (`mask & other` exports as `__and__`).
     "elementwise": (
         "add", "sub", "rsub", "mul", "div", "neg", "reciprocal", "pow", "square", "sqrt",
         "rsqrt", "exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "abs", "sign",
@@ -51,7 +51,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "fmin", "lerp", "addcmul", "addcdiv", "hypot", "logaddexp", "logit", "xlogy",
         "nan_to_num", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite",
         "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and",
-        "bitwise_or", "bitwise_xor", "bitwise_not", "cumsum", "cumprod", "logcumsumexp",
+        "bitwise_or", "bitwise_xor", "bitwise_not", "__and__", "__or__", "__xor__", "cumsum",
+        "cumprod", "logcumsumexp",
     ),
     # Activation functions.
     "activations": (
