@@ -221,3 +221,33 @@ def test_a_crash_reports_the_end_of_its_traceback(tmp_path, names):
     result = run(tmp_path, names, variant("#TRAIN", "raise RuntimeError('boom from train.py')\n"))
     assert result.status == "crash"
     assert "boom from train.py" in result.reason
+
+
+def test_a_model_with_a_custom_operator_is_refused_by_name(tmp_path, names):
+    """The operator reads a file when it runs; the evaluator refuses it before anything runs."""
+    source = variant(
+        "#FINISH",
+        """
+        @torch.library.custom_op("cheat::read_file", mutates_args=())
+        def read_file(x: torch.Tensor) -> torch.Tensor:
+            return x + 0.0 * len(open(__file__).read())
+
+        @read_file.register_fake
+        def _(x):
+            return torch.empty_like(x)
+
+        class ReadsAFile(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, idx):
+                return read_file(self.inner(idx))
+
+        model = ReadsAFile(model)
+        """,
+    )
+    result = run(tmp_path, names, source)
+    assert result.status == "invalid"
+    assert result.reason.startswith("handed-over program refused: operator")
+    assert "torch.ops.cheat.read_file.default" in result.reason and "\n" not in result.reason
