@@ -163,6 +163,20 @@ def test_an_aten_operator_that_reads_a_file_is_refused_before_loading(tmp_path):
         load_model(run_dir)
 
 
+def test_a_second_entry_of_the_same_name_is_refused(tmp_path):
+    """zipfile reads the last of two same-named entries and torch's reader the first: one
+    could hold the graph checked and the other the graph run."""
+    run_dir = handed_over(Bigram(), tmp_path)
+    with zipfile.ZipFile(run_dir / MODEL_FILE) as archive:
+        name = next(n for n in archive.namelist() if n.endswith("models/model.json"))
+        graph = archive.read(name)
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        with zipfile.ZipFile(run_dir / MODEL_FILE, "a") as archive:
+            archive.writestr(name, graph)
+    with pytest.raises(RefusedProgram, match="names an entry twice"):
+        load_model(run_dir)
+
+
 class Touch:
     """A pickle that runs code when loaded: it creates a file."""
 

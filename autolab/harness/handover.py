@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from autolab.harness.program_check import check_archive, check_program
+from autolab.harness.program_check import check_program, checked_archive
 
 MODEL_FILE = "model.pt2"
 MODEL_INFO_FILE = "model.json"
@@ -81,8 +81,7 @@ def load_model(run_dir: Path, device: str = "cpu"):
     """
     run_dir = Path(run_dir)
     info = json.loads((run_dir / MODEL_INFO_FILE).read_text())
-    check_archive(run_dir / MODEL_FILE)
-    program = torch.export.load(run_dir / MODEL_FILE)
+    program = torch.export.load(checked_archive(run_dir / MODEL_FILE))
     check_program(program)
     module = program.module()
     module.to(device)

@@ -4,7 +4,7 @@
 sample`, `inspect`) treats it as hostile. torch.export.load is not safe on such a file: it
 unpickles weights marked `use_pickle` and sample inputs that fail the safe unpickler, loads
 compiled AOTInductor libraries, exec's the archive's `guards_code` and hands symbolic shape
-expressions to sympy's eval. So, before torch sees the file, `check_archive` reads the zip and
+expressions to sympy's eval. So, before torch sees the file, `checked_archive` reads the zip and
 its JSON itself and refuses all of these, and every operator the graph names must be on the
 allow-list (autolab.harness.allowed_ops). After loading, `check_program` checks the resolved
 graph again and refuses writes into the program's own weights or inputs: a program that keeps
@@ -58,25 +58,37 @@ def operator_refusal(name: str) -> str | None:
     return f"operator {name} is not on the allow-list of tensor operators"
 
 
-def check_archive(path: Path) -> None:
-    """Raise RefusedProgram unless the archive holds only a graph of allowed ops and raw weights."""
-    with zipfile.ZipFile(path) as archive:
+def checked_archive(path: Path) -> io.BytesIO:
+    """The archive, checked, rebuilt in memory: torch then reads exactly the entries checked.
+
+    Raises RefusedProgram unless it holds only a graph of allowed operators and raw weights.
+    Rebuilding leaves no room for a zip that reads one way here and another way in torch's
+    own reader (duplicate names, a second directory).
+    """
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(path) as archive, zipfile.ZipFile(rebuilt, "w") as copy:
         names = archive.namelist()
+        if len(set(names)) != len(names):
+            raise RefusedProgram("the archive names an entry twice")
         for name in names:
             inner = name.split("/", 1)[1] if "/" in name else name
             if name.endswith("/") or not _ENTRY.fullmatch(inner):
                 raise RefusedProgram(f"the archive holds {inner!r}: not weights or a graph")
+            data = archive.read(name)
             if inner.endswith("_config.json"):
-                for key, payload in json.loads(archive.read(name))["config"].items():
+                for key, payload in json.loads(data)["config"].items():
                     if payload.get("use_pickle"):
                         raise RefusedProgram(f"{key} is stored as a pickle, which runs code")
             elif inner.startswith("data/sample_inputs/"):
                 try:  # torch retries a failed safe load with the unsafe one; refuse first
-                    torch.load(io.BytesIO(archive.read(name)), weights_only=True)
+                    torch.load(io.BytesIO(data), weights_only=True)
                 except Exception as err:  # any failure of the safe unpickler is a refusal
                     raise RefusedProgram(f"sample inputs are not plain tensors: {err}") from err
             elif inner.startswith("models/"):
-                _check_graph_json(json.loads(archive.read(name)))
+                _check_graph_json(json.loads(data))
+            copy.writestr(name, data)
+    rebuilt.seek(0)
+    return rebuilt
 
 
 def _check_graph_json(program: dict) -> None:
