@@ -17,9 +17,11 @@ import torch.nn.functional as F
 
 import autolab.recipes.gpt as gpt
 import autolab.recipes.mlp as mlp
+from autolab.errors import UsageError
 from autolab.harness.allowed_ops import ALLOWED_ATEN
 from autolab.harness.handover import MODEL_FILE, export_model, load_model
 from autolab.harness.program_check import RefusedProgram
+from autolab.sampling import load_run
 
 VOCAB = 27
 
@@ -138,6 +140,13 @@ def test_a_custom_operator_that_reads_a_file_is_refused_by_name(tmp_path):
 def test_a_higher_order_operator_is_refused_by_name(tmp_path):
     with pytest.raises(RefusedProgram, match=r"torch\.ops\.higher_order\.cond is not allowed"):
         load_model(handed_over(Branches(), tmp_path))
+
+
+def test_sample_and_inspect_say_the_refusal_in_one_line(tmp_path):
+    run_dir = handed_over(Branches(), tmp_path)
+    with pytest.raises(UsageError, match=r"is refused: higher-order operator .*cond") as caught:
+        load_run(run_dir, tmp_path)
+    assert "\n" not in str(caught.value)
 
 
 def test_state_kept_between_calls_is_refused(tmp_path):
