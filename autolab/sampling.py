@@ -9,6 +9,7 @@ from autolab.data import load_tokenizer
 from autolab.errors import UsageError
 from autolab.harness.data import read_meta
 from autolab.harness.handover import MODEL_FILE, load_model
+from autolab.harness.program_check import RefusedProgram
 
 
 def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
@@ -22,6 +23,8 @@ def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
     export_log.setLevel(logging.ERROR)
     try:
         model, info = load_model(run_dir, device)
+    except RefusedProgram as err:
+        raise UsageError(f"the model in {run_dir} is refused: {err}") from err
     except Exception as err:  # torch.export.load raises many kinds on a damaged archive
         said = str(err).strip()
         first = f": {said.splitlines()[0][:200]}" if said else ""

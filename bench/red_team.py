@@ -31,6 +31,7 @@ SESSIONS = [
     ["edit_autolab"], ["edit_torch"], ["ledger"], ["public_data"], ["sealed_read"],
     ["sealed_overwrite"], ["rebuild_split"], ["plant_state", "warm_start"], ["survivor"],
     ["runner_pipes"], ["network"], ["secrets"], ["early_work"], ["late_work"], ["kill_runner"],
+    ["lookahead"], ["custom_op"],
 ]  # fmt: skip
 DAMAGING = {"edit_autolab", "edit_torch"}  # not run with process isolation
 

@@ -255,3 +255,33 @@ def test_a_changed_sealed_split_is_invalid_and_says_so(tmp_path):
     assert result.status == "invalid"
     assert "the sealed data changed (val.bin" in result.reason
     assert result.flags["sealed_changed"]
+
+
+def test_a_model_with_a_custom_operator_is_refused_by_name(tmp_path, names):
+    """The operator reads a file when it runs; the evaluator refuses it before anything runs."""
+    source = variant(
+        "#FINISH",
+        """
+        @torch.library.custom_op("cheat::read_file", mutates_args=())
+        def read_file(x: torch.Tensor) -> torch.Tensor:
+            return x + 0.0 * len(open(__file__).read())
+
+        @read_file.register_fake
+        def _(x):
+            return torch.empty_like(x)
+
+        class ReadsAFile(torch.nn.Module):
+            def __init__(self, inner):
+                super().__init__()
+                self.inner = inner
+
+            def forward(self, idx):
+                return read_file(self.inner(idx))
+
+        model = ReadsAFile(model)
+        """,
+    )
+    result = run(tmp_path, names, source)
+    assert result.status == "invalid"
+    assert result.reason.startswith("handed-over program refused: operator")
+    assert "torch.ops.cheat.read_file.default" in result.reason and "\n" not in result.reason

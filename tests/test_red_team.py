@@ -4,9 +4,11 @@ Each attack (tests/red_team/) tries one way to a false score: rewrite the refere
 torch, reach the ledger, change the files the evaluator reads, read or replace the sealed
 split, rebuild it from the raw text, carry weights from one experiment to the next, leave a
 process behind, kill or open the runner's processes, work outside the clock, call out over the
-network, read the runner's secrets. All of them run in ONE real session, as an agent would
-hand them over, and every one must end crash/invalid/timeout with a reason, never keep, with
-the session going on to the next. Then the test checks that nothing they aimed at changed.
+network, read the runner's secrets, hand over a model that reads the next token except where a
+fixed probe would look, or one whose graph calls an operator of its own. All of them run in ONE
+real session, as an agent would hand them over, and every one must end crash/invalid/timeout
+with a reason, never keep, with the session going on to the next. Then the test checks that
+nothing they aimed at changed.
 """
 
 import hashlib
@@ -45,6 +47,8 @@ EXPECTED = {
     "early_work": ("timeout", "time limit"),
     "late_work": ("timeout", "time limit"),
     "kill_runner": ("invalid", "died while it ran"),
+    "lookahead": ("invalid", "non-causal"),
+    "custom_op": ("invalid", "handed-over program refused: operator torch.ops.red_team.peek"),
 }
 ATTACKS = list(EXPECTED)
 

@@ -8,7 +8,8 @@ It also probes causality and checks the outputs are well-formed. It prints one J
 What it does not protect against: a training process that finds the validation shards on disk
 by searching for them (the runner detects reads of the shard file; see autolab.experiment), or
 that rebuilds the split from the public source text itself. It runs with the same user rights
-as the experiment; it is an integrity check, not a security sandbox.
+as the experiment; it is an integrity check, not a security sandbox. The program it loads is
+refused unless it holds only tensor operators and raw weights (autolab.harness.program_check).
 """
 
 import argparse
@@ -18,15 +19,19 @@ import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from autolab.evaluation.causality import find_cross_row_leak, find_lookahead
+from autolab.evaluation.causality import find_leak, probe_rows
 from autolab.harness.data import read_meta, read_token_bytes, read_tokens
-from autolab.harness.evaluate import evaluate_bpb
-from autolab.harness.handover import load_model
+from autolab.harness.evaluate import EVAL_MAX_TOKENS, evaluate_bpb
+from autolab.harness.handover import EXPORT_BATCH, load_model
+from autolab.harness.program_check import RefusedProgram
 
-PROBE_LEN = 64
+
+def first_line(err: Exception) -> str:
+    """An exception as one line for a verdict's reason (torch's messages run to many)."""
+    lines = str(err).strip().splitlines()
+    return (lines[0] if lines else type(err).__name__)[:250]
 
 
 def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> dict:
@@ -34,26 +39,28 @@ def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> 
     meta = read_meta(data_dir)
     try:
         model, info = load_model(run_dir, device)
+    except RefusedProgram as err:
+        return {"status": "invalid", "reason": f"handed-over program refused: {err}"[:300]}
     except Exception as err:  # the handover is the experiment's output: any failure is data
-        return {"status": "invalid", "reason": f"handed-over model unreadable: {err}"[:300]}
+        return {"status": "invalid", "reason": f"handed-over model unreadable: {first_line(err)}"}
     if info.get("vocab_size") != meta["vocab_size"]:
         return {"status": "invalid", "reason": "model vocabulary does not match the data"}
     val = read_tokens(val_path, meta)
     context_len = int(info["context_len"])
-    probe = torch.from_numpy(np.asarray(val[: min(PROBE_LEN, context_len)], dtype=np.int64))
+    # Where the probes look is drawn from a secret of this process's own, never from anything
+    # in the run directory or the environment, which the experiment could have written.
+    generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
+    batch = int(info.get("batch", EXPORT_BATCH))
+    rows = probe_rows(val[: EVAL_MAX_TOKENS + 1], context_len, batch, generator)
     try:
-        logits = model(probe.unsqueeze(0).to(device))
-        if tuple(logits.shape) != (1, probe.shape[0], meta["vocab_size"]):
-            return {"status": "invalid", "reason": f"model returned shape {tuple(logits.shape)}"}
-        leak = find_lookahead(model, probe.to(device), meta["vocab_size"])
-        if leak:
-            return {"status": "invalid", "reason": f"non-causal: {leak}"}
-        leak = find_cross_row_leak(model, probe.to(device), meta["vocab_size"])
-        if leak:
-            return {"status": "invalid", "reason": f"reads other rows: {leak}"}
+        base = model(rows.to(device)).float()
+        if tuple(base.shape) != (*rows.shape, meta["vocab_size"]):
+            return {"status": "invalid", "reason": f"model returned shape {tuple(base.shape)}"}
+        if leak := find_leak(model, rows, base, meta["vocab_size"], generator):
+            return {"status": "invalid", "reason": leak}
         val_bpb = evaluate_bpb(model, val, read_token_bytes(data_dir), context_len, device)
     except Exception as err:
-        return {"status": "invalid", "reason": f"handed-over model failed: {err}"[:300]}
+        return {"status": "invalid", "reason": f"handed-over model failed: {first_line(err)}"}
     if not math.isfinite(val_bpb):
         return {"status": "invalid", "reason": f"val_bpb is {val_bpb}"}
     return {"status": "ok", "val_bpb": val_bpb, "eval_seconds": time.time() - started}

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from autolab.harness.program_check import check_program, checked_archive
+
 MODEL_FILE = "model.pt2"
 MODEL_INFO_FILE = "model.json"
 EXPORT_BATCH = 16  # rows per call of the program; the evaluator scores this many windows at once
@@ -72,10 +74,15 @@ class FixedShapeModel(torch.nn.Module):
 
 
 def load_model(run_dir: Path, device: str = "cpu"):
-    """The exported program as a callable module on `device`, plus its info dict."""
+    """The exported program as a callable module on `device`, plus its info dict.
+
+    Raises RefusedProgram (autolab.harness.program_check) before anything in the file runs if
+    it holds more than tensor operators and raw weights.
+    """
     run_dir = Path(run_dir)
     info = json.loads((run_dir / MODEL_INFO_FILE).read_text())
-    program = torch.export.load(run_dir / MODEL_FILE)
+    program = torch.export.load(checked_archive(run_dir / MODEL_FILE))
+    check_program(program)
     module = program.module()
     module.to(device)
     if "batch" in info:  # exported for one shape; older runs' programs took any shape
