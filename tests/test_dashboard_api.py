@@ -94,7 +94,8 @@ def test_experiments_rows(client):
         "keep", "discard", "crash", "keep", "running"
     ]  # fmt: skip
     assert rows[1]["delta"] == 0.0  # the one baseline run is the reference
-    assert rows[2]["delta"] == pytest.approx(0.1) and rows[2]["delta_best_before"] == rows[2]["delta"]
+    assert rows[2]["delta"] == pytest.approx(0.1)
+    assert rows[2]["delta_best_before"] == rows[2]["delta"]
     assert rows[4]["delta"] == pytest.approx(-0.5) and rows[4]["is_best"]
     assert rows[5]["delta"] is None and rows[5]["best_before"] == 3.5
     assert rows[3]["val_bpb"] is None and rows[3]["reason"] == "exit code 1"

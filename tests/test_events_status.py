@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from autolab.track.ledger import EventRow, ExperimentRecord, Ledger, ResultRecord
-from autolab.views.events import event_line, event_style, follow
 from autolab.track.standings import KILLED_REASON
+from autolab.views.events import event_line, event_style, follow
 from autolab.views.status import session_status
 
 # The CLI as a person runs it; the commands are added to cli.COMMANDS if it lacks them yet.

@@ -34,7 +34,8 @@ BEST, BEST_NUMBER = 1.950, 8
 DELTAS = {1: -0.005, 2: 0.005, 3: 0.015, 4: -0.008, 5: -0.006, 6: None, 7: None, 8: -0.055,
           9: -0.015}  # fmt: skip
 COUNTS = {"kept": 2, "discarded": 2, "crashed": 1, "timed_out": 0, "invalid": 1,
-          "interrupted": 0, "running": 0, "rechecks": 1, "baseline_runs": 2, "failed": 2}  # fmt: skip
+          "interrupted": 0, "running": 0, "rechecks": 1, "baseline_runs": 2,
+          "failed": 2}  # fmt: skip
 
 
 def dead_pid() -> int:
@@ -229,7 +230,7 @@ def test_a_row_written_behind_the_loops_back_is_one_line(golden, tmp_path):
     copy = tmp_path / "ws"
     subprocess.run(["cp", "-r", str(golden.root), str(copy)], check=True)
     conn = sqlite3.connect(copy / ".autolab" / "ledger.db")
-    conn.execute("INSERT INTO experiments (number, kind, description) VALUES (10, 'candidate', 'x')")
+    conn.execute("INSERT INTO experiments (number, kind) VALUES (10, 'candidate')")
     conn.commit()
     conn.close()
     with Ledger.for_workspace(copy) as ledger:

@@ -124,9 +124,8 @@ def test_report_of_a_synthetic_session(synthetic, tmp_path):
     assert "| 2 | raise LR | 1.4500 | -0.0500 | -0.0500 |" in markdown
     assert "| 6 | deeper <model> & more | 1.4000 | -0.0500 | -0.1000 |" in markdown
     assert "| best val_bpb | 1.4000 (exp 6, Δ -0.1000 vs reference) |" in markdown
-    assert "| experiments | 2 kept, 2 discarded, 1 crashed, 1 timed out (plus 1 baseline run) |" in (
-        markdown
-    )
+    counts = "2 kept, 2 discarded, 1 crashed, 1 timed out (plus 1 baseline run)"
+    assert f"| experiments | {counts} |" in markdown
     # Every experiment tried, with its verdict and Δ, not only the keeps.
     assert "| 3 | 1 | candidate | discard | 1.4700 | -0.0300 | +0.0200 | tie weights |  |" in (
         markdown

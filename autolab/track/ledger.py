@@ -290,8 +290,11 @@ def _experiment_view(row: sqlite3.Row) -> ExperimentView:
     d["flags"] = _loads(d.pop("flags_json"))
     if not d.pop("has_result"):
         d["status"] = "running"
-    d["reason"] = d["reason"] or ""
-    d["hardware"] = d["hardware"] or ""
+    # Text columns read as "" when NULL: a row written outside autolab may leave them empty,
+    # and a view must name it, not crash on it.
+    for key in ("reason", "hardware", "description", "commit_sha", "parent_commit", "researcher",
+                "kind"):  # fmt: skip
+        d[key] = d[key] or ""
     return ExperimentView(**d)
 
 
