@@ -6,8 +6,13 @@ failures pile up (alert crash_streak), with one JSON object on stdin:
 
     {"event": "session_ended" | "new_best" | "crash_streak", "message": "...",
      "workspace": "/path", "session": 1, "experiment": 7 | null, "val_bpb": 1.23 | null,
-     "best_val_bpb": 1.23 | null, "baseline_val_bpb": 1.25 | null,
+     "best_val_bpb": 1.23 | null, "best_experiment": 7 | null, "baseline_val_bpb": 1.25 | null,
+     "delta": -0.02 | null, "counts": {"kept": 1, "discarded": 3, ...},
      "time": "2026-11-23T08:01:12+01:00"}
+
+best_val_bpb is the best kept candidate's score, or the reference (baseline_val_bpb, the mean
+of the baseline runs) while nothing was kept (best_experiment null); delta is best − reference,
+negative is better.
 
 The same event name and message are in $AUTOLAB_EVENT and $AUTOLAB_MESSAGE, for one-liners
 such as `notify-send autolab "$AUTOLAB_MESSAGE"`. The command runs in the workspace, in its own
@@ -19,6 +24,7 @@ import json
 import os
 import signal
 import subprocess
+from dataclasses import asdict
 from datetime import datetime
 
 from autolab.track.ledger import EventRow
@@ -42,8 +48,10 @@ def notice_name(event: EventRow) -> str | None:
 
 
 def payload(event: EventRow, session) -> dict:
-    """The JSON object the command reads; `session` is the ResearchSession (or alike)."""
-    noise = getattr(session, "noise", None)
+    """The JSON object the command reads; `session` is the ResearchSession (or alike, with a
+    `standings()`): the numbers are the branch's standings, as every view tells them."""
+    standings = session.standings()
+    ref = standings.reference
     return {
         "event": notice_name(event),
         "message": event.message,
@@ -51,8 +59,11 @@ def payload(event: EventRow, session) -> dict:
         "session": event.session_id if event.session_id is not None else session.session_id,
         "experiment": event.number,
         "val_bpb": event.data.get("val_bpb"),
-        "best_val_bpb": session.best_bpb,
-        "baseline_val_bpb": noise.baseline_bpb if noise else None,
+        "best_val_bpb": standings.best_score,
+        "best_experiment": standings.best_number,
+        "baseline_val_bpb": ref.bpb if ref else None,
+        "delta": standings.delta,
+        "counts": {**asdict(standings.counts), "failed": standings.counts.failed},
         "time": datetime.fromtimestamp(event.time).astimezone().isoformat(timespec="seconds"),
     }
 

@@ -78,10 +78,12 @@ def client(workspace):
 def test_overview(client):
     o = client.get("/api/overview").json()
     assert o["session"]["state"] == "running"
-    assert o["best"]["number"] == 4 and o["best"]["val_bpb"] == 3.5
-    assert o["baseline_bpb"] == 4.0 and o["gain"] == pytest.approx(0.5)
-    assert o["counts"] == {"total": 5, "candidates": 4, "keep": 2, "discard": 1, "failed": 1,
-                           "running": 1}  # fmt: skip
+    assert o["best"]["number"] == 4 and o["best"]["score"] == 3.5
+    assert o["reference"]["bpb"] == 4.0 and o["delta"] == pytest.approx(-0.5)
+    assert o["counts"] == {"total": 5, "kept": 1, "discarded": 1, "crashed": 1, "timed_out": 0,
+                           "invalid": 0, "interrupted": 0, "running": 1, "rechecks": 0,
+                           "baseline_runs": 1, "failed": 1}  # fmt: skip
+    assert o["failed_statuses"] == ["crash", "timeout", "invalid"]  # the page reads them here
     assert o["running"]["number"] == 5 and o["running"]["loss"] == 3.3
     assert [a["message"] for a in o["alerts"]] == ["new best 3.5"]
 
@@ -91,9 +93,11 @@ def test_experiments_rows(client):
     assert [rows[n]["shown_status"] for n in range(1, 6)] == [
         "keep", "discard", "crash", "keep", "running"
     ]  # fmt: skip
-    assert rows[1]["delta"] is None  # nothing kept before the baseline
+    assert rows[1]["delta"] == 0.0  # the one baseline run is the reference
     assert rows[2]["delta"] == pytest.approx(0.1)
-    assert rows[4]["delta"] == pytest.approx(-0.5)
+    assert rows[2]["delta_best_before"] == rows[2]["delta"]
+    assert rows[4]["delta"] == pytest.approx(-0.5) and rows[4]["is_best"]
+    assert rows[5]["delta"] is None and rows[5]["best_before"] == 3.5
     assert rows[3]["val_bpb"] is None and rows[3]["reason"] == "exit code 1"
 
 

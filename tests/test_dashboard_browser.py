@@ -143,6 +143,19 @@ def test_dashboard_follows_a_research_session(tmp_path):
             assert research.wait(30) == 0
             page.wait_for_selector("#stop-now[disabled]")
             page.screenshot(path=str(shots / "stopped.png"), full_page=True)
+
+            # The header's best and Δ are the API's standings, never recomputed by the page.
+            def header_matches():
+                o = page.evaluate("() => getJSON('/api/overview')")
+                best = f"{o['best']['score']:.4f}" if o["best"] else "—"
+                d = o["delta"]
+                sign = "—" if d is None else "−" if d < 0 else "+" if d > 0 else "±"
+                delta = "—" if d is None else f"{sign}{abs(d):.4f}"
+                return page.text_content("#best") == best and page.text_content(
+                    "#gain"
+                ).startswith(delta)
+
+            wait_for(header_matches, 10, "the header's best and Δ to match /api/overview")
             assert page.evaluate("() => window.__sameLoad") is True
             browser.close()
     finally:

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from autolab.track.ledger import EventRow, ExperimentRecord, Ledger, ResultRecord
+from autolab.track.standings import KILLED_REASON
 from autolab.views.events import event_line, event_style, follow
-from autolab.views.status import KILLED, session_status
+from autolab.views.status import session_status
 
 # The CLI as a person runs it; the commands are added to cli.COMMANDS if it lacks them yet.
 RUNNER = """
@@ -216,8 +217,8 @@ def test_status_of_a_running_session(ws):
     assert status.state == "running" and status.pid == os.getpid()
     assert status.running.number == 3 and status.running.description == "wider MLP"
     assert status.running.progress == 0.5 and status.running.loss == 2.25
-    assert status.counts == {"keep": 1}
-    assert status.best_bpb == 1.8 and status.gain == pytest.approx(0.2)
+    assert status.counts.by_status() == {"keep": 1}
+    assert status.best_bpb == 1.8 and status.delta == pytest.approx(-0.2)
     # 3 candidates still to run (one of them under way) at 100 s each.
     assert 200 < status.remaining_seconds <= 300
 
@@ -234,7 +235,7 @@ def test_status_of_a_killed_session(ws):
         session = new_session(ledger, pid=dead_pid())
         experiment(ledger, session, 1, "baseline")
         status = session_status(ledger)
-    assert (status.state, status.reason) == ("failed", KILLED)
+    assert (status.state, status.reason) == ("killed", KILLED_REASON)
     assert status.running is None and status.remaining_seconds is None
 
 
@@ -243,8 +244,8 @@ def test_status_of_ended_sessions(ws):
         finished_session(ledger)
         status = session_status(ledger)
         assert status.state == "succeeded"
-        assert status.counts == {"keep": 1, "discard": 1, "crash": 1}
-        assert (status.best_number, status.baseline_bpb, status.noise_spread) == (2, 2.0, 0.01)
+        assert status.counts.by_status() == {"keep": 1, "discard": 1, "crash": 1}
+        assert (status.best_number, status.reference_bpb, status.noise_spread) == (2, 2.0, 0.01)
         session = new_session(ledger, pid=os.getpid())
         ledger.end_session(session, "cancelled", "stopped by the user")
         status = session_status(ledger)

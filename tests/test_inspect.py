@@ -121,9 +121,11 @@ def researched(trained, tmp_path_factory):
     ws = tmp_path_factory.mktemp("researched") / "ws"
     log_probs = copy_with_bigram(trained, ws)
     with Ledger.for_workspace(ws) as ledger:
+        session = ledger.start_session("t", "autolab/t", "search", 2, "cpu", {})
         for number, kind, status, bpb in LEDGER:
-            ledger.add_experiment(ExperimentRecord(number, None, kind, f"c{number}", kind))
+            ledger.add_experiment(ExperimentRecord(number, session, kind, f"c{number}", kind))
             ledger.add_result(number, ResultRecord(status, val_bpb=bpb))
+        ledger.record_noise(session, 3.7, 0.0, 1)
     return {**trained, "ws": ws, "workspace": load_workspace(ws), "bigram": log_probs}
 
 

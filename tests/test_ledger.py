@@ -125,8 +125,8 @@ def test_unfinished_and_session_filter(ledger):
     assert ledger.experiment(2).reason == "loop killed"
 
 
-def test_best(ledger):
-    assert ledger.best() is None
+def test_standings_best_is_a_kept_candidate_never_a_baseline(ledger):
+    assert ledger.standings().best_number is None
     s1 = ledger.start_session("a", "b", "search", 60, "cpu", {})
     s2 = ledger.start_session("b", "b", "search", 60, "cpu", {})
     add(ledger, 1, "baseline", s1, ResultRecord(status="keep", val_bpb=1.50))
@@ -135,8 +135,9 @@ def test_best(ledger):
     add(ledger, 4, "candidate", s1, ResultRecord(status="crash"))
     add(ledger, 5, "candidate", s1)
     add(ledger, 6, "baseline", s2, ResultRecord(status="keep", val_bpb=1.45))
-    assert ledger.best().number == 3
-    assert ledger.best(s2).number == 6
+    assert ledger.standings("a").best_number == 3
+    assert ledger.standings("b").best_number is None  # a baseline run is no improvement
+    assert ledger.standings().tag == "b"  # the latest session's branch
 
 
 def test_sessions_with_end_and_noise(ledger):
@@ -225,7 +226,7 @@ READER = textwrap.dedent(
     with Ledger(sys.argv[1]) as ledger:
         end = time.monotonic() + float(sys.argv[2])
         while time.monotonic() < end:
-            ledger.experiments(); ledger.events(last=20); ledger.sessions(); ledger.best()
+            ledger.experiments(); ledger.events(last=20); ledger.sessions(); ledger.standings()
             ledger.unfinished(); ledger.next_number()
             if queries % 50 == 0:
                 ledger.add_event("note", "reader was here")  # views may write the odd note
@@ -261,3 +262,99 @@ def test_one_writer_and_reader_processes(tmp_path):
             assert int(out) > 0
         assert len(ledger.experiments()) == number - 1 > 1
         assert ledger.unfinished() == []
+
+
+# --- integrity: the schema's objects, the hash chain, the v1 migration ---------------------------
+
+
+def test_a_trigger_or_an_extra_table_is_refused_in_one_line(tmp_path):
+    Ledger.for_workspace(tmp_path).close()
+    conn = sqlite3.connect(ledger_path(tmp_path))
+    conn.execute("CREATE TRIGGER keep_all AFTER INSERT ON results BEGIN"
+                 " UPDATE results SET status = 'keep'; END")  # fmt: skip
+    conn.commit()
+    with pytest.raises(LedgerError, match="trigger keep_all, which autolab did not create"):
+        Ledger.for_workspace(tmp_path)
+    conn.execute("DROP TRIGGER keep_all")
+    conn.execute("CREATE VIEW best AS SELECT * FROM results")
+    conn.commit()
+    conn.close()
+    done = subprocess.run([sys.executable, "-m", "autolab", "status", "-C", str(tmp_path)],
+                          capture_output=True, text=True)  # fmt: skip
+    assert done.returncode == 2 and "view best" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_the_chain_names_an_edited_a_deleted_and_an_inserted_row(ledger):
+    session = ledger.start_session("a", "b", "search", 60, "cpu", {})
+    add(ledger, 1, "baseline", session, ResultRecord(status="keep", val_bpb=1.5))
+    add(ledger, 2, "candidate", session, ResultRecord(status="discard", val_bpb=1.6))
+    ledger.add_metrics(2, [{"step": 1, "loss": float("nan")}, {"step": 2, "loss": 1.0}])
+    ledger.add_event("note", "hello", session)
+    assert ledger.verify() == []  # a NaN stored as NULL, 12.0 stored as 12: still intact
+    conn = sqlite3.connect(ledger.path)
+    conn.execute("UPDATE results SET val_bpb = 0.1, status = 'keep' WHERE number = 2")
+    conn.commit()
+    assert ledger.verify() == ["results row of experiment 2 was edited after autolab wrote it"]
+    conn.execute("INSERT INTO experiments (number, kind, description) VALUES (3, 'candidate', 'x')")
+    conn.commit()
+    assert "experiments row of experiment 3 was inserted outside autolab" in ledger.verify()
+    conn.execute("DELETE FROM events")
+    conn.commit()
+    assert any("deleted" in p for p in ledger.verify())
+    conn.close()
+
+
+V1_SCHEMA = """
+CREATE TABLE sessions (id INTEGER PRIMARY KEY, tag TEXT, branch TEXT, researcher TEXT,
+    budget_seconds REAL, started REAL, hardware TEXT, config_json TEXT);
+CREATE TABLE session_ends (session_id INTEGER PRIMARY KEY, ended REAL, status TEXT, reason TEXT);
+CREATE TABLE noise (session_id INTEGER, baseline_bpb REAL, spread REAL, runs INTEGER, created REAL);
+CREATE TABLE experiments (number INTEGER PRIMARY KEY, session_id INTEGER, kind TEXT,
+    parent_commit TEXT, commit_sha TEXT, description TEXT, researcher TEXT, seed INTEGER,
+    params_json TEXT, created REAL, llm_prompt_tokens INTEGER, llm_completion_tokens INTEGER,
+    llm_cost_usd REAL, rechecks INTEGER);
+CREATE TABLE results (number INTEGER PRIMARY KEY, status TEXT, reason TEXT, val_bpb REAL,
+    reported_val_bpb REAL, peak_memory_mb REAL, wall_seconds REAL, training_seconds REAL,
+    total_seconds REAL, tokens_per_sec REAL, num_steps INTEGER, num_params_M REAL, hardware TEXT,
+    flags_json TEXT, finished REAL);
+CREATE TABLE metrics (number INTEGER, step INTEGER, progress REAL, loss REAL, lr REAL,
+    tokens_per_sec REAL, memory_mb REAL, training_seconds REAL, time REAL);
+CREATE INDEX metrics_number_step ON metrics (number, step);
+CREATE TABLE events (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, session_id INTEGER,
+    number INTEGER, kind TEXT, message TEXT, data_json TEXT);
+CREATE INDEX events_number ON events (number);
+INSERT INTO sessions VALUES (1, 'old', 'autolab/old', 'search', 60, 0, 'cpu',
+    '{"k": 2.0, "min_delta": 0.002, "greedy": false}');
+INSERT INTO noise VALUES (1, 2.0, 0.01, 2, 0);
+INSERT INTO experiments (number, session_id, kind, description) VALUES
+    (1, 1, 'baseline', 'b1'), (2, 1, 'baseline', 'b2'), (3, 1, 'candidate', 'win'),
+    (4, 1, 'recheck', 're-check of 3');
+INSERT INTO results (number, status, val_bpb, flags_json) VALUES
+    (1, 'keep', 1.99, '{}'), (2, 'keep', 2.01, '{}'), (4, 'keep', 1.99, '{}'),
+    (3, 'keep', 1.97, '{"recheck_scores": [1.97, 1.99], "mean_bpb": 1.98}');
+PRAGMA user_version = 1;
+"""
+
+
+def test_a_v1_ledger_is_migrated_its_chain_starting_there(tmp_path):
+    path = ledger_path(tmp_path)
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+    with Ledger(path) as ledger:
+        assert ledger.experiment(3).score == pytest.approx(1.98)  # the re-check mean, typed
+        assert ledger.experiment(1).score == pytest.approx(1.99)
+        standings = ledger.standings("old")
+        assert standings.best_number == 3 and standings.delta == pytest.approx(-0.02)
+        assert ledger.verify() == []  # the old rows are before the chain
+        ledger.add_event("note", "after the migration")
+        assert ledger.verify() == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.execute("UPDATE events SET message = 'edited'")
+    conn.commit()
+    conn.close()
+    with Ledger(path) as ledger:
+        assert ledger.verify() == ["events row 1 was edited after autolab wrote it"]

@@ -10,7 +10,8 @@ import pytest
 
 from autolab.notify import CommandNotifier, NotifyError
 from autolab.research.loop import ResearchSession
-from autolab.track.ledger import EventRow, Ledger
+from autolab.track.ledger import EventRow, ExperimentRecord, Ledger, NoiseRow, ResultRecord
+from autolab.track.standings import compute
 
 
 def appender(path: Path) -> str:
@@ -20,9 +21,19 @@ def appender(path: Path) -> str:
 
 
 def fake_session(root: Path, best=1.5, baseline=1.6):
-    noise = SimpleNamespace(baseline_bpb=baseline, spread=0.01) if baseline else None
+    """A session whose branch has one baseline run and, when best is given, one keep."""
+    noise = NoiseRow(baseline, 0.01, 1, 0.0) if baseline else None
+    views = []
+    with Ledger.for_workspace(root / "scratch") as ledger:
+        ledger.add_experiment(ExperimentRecord(1, None, "baseline", "a" * 40, "baseline"))
+        ledger.add_result(1, ResultRecord("keep", val_bpb=baseline))
+        if best is not None:
+            ledger.add_experiment(ExperimentRecord(7, None, "candidate", "b" * 40, "better"))
+            ledger.add_result(7, ResultRecord("keep", val_bpb=best))
+        views = ledger.experiments()
+    standings = compute(views, noise, {})
     return SimpleNamespace(
-        workspace=SimpleNamespace(root=root), session_id=3, best_bpb=best, noise=noise
+        workspace=SimpleNamespace(root=root), session_id=3, standings=lambda: standings
     )
 
 
@@ -51,7 +62,12 @@ def test_payloads_of_the_three_notices(tmp_path):
         "experiment": 7,
         "val_bpb": 1.5,
         "best_val_bpb": 1.5,
+        "best_experiment": 7,
         "baseline_val_bpb": 1.6,
+        "delta": pytest.approx(-0.1),
+        "counts": {"kept": 1, "discarded": 0, "crashed": 0, "timed_out": 0, "invalid": 0,
+                   "interrupted": 0, "running": 0, "rechecks": 0, "baseline_runs": 1,
+                   "failed": 0},  # fmt: skip
         "time": first["time"],
     }
     assert first["time"].startswith(time.strftime("%Y-%m-%dT", time.localtime(1_700_000_000)))
@@ -95,15 +111,12 @@ def test_the_loop_records_a_notifier_failure_as_a_note(tmp_path):
     with Ledger.for_workspace(tmp_path) as ledger:
         session = ResearchSession.__new__(ResearchSession)
         session.ledger, session.session_id = ledger, None
-        session.workspace, session.best_bpb, session.noise = (
-            SimpleNamespace(root=tmp_path),
-            1.4,
-            None,
-        )
+        session.workspace, session.noise = SimpleNamespace(root=tmp_path), None
+        session.options = SimpleNamespace(tag=None)  # the ledger's latest branch: none yet
         session.listeners = [CommandNotifier(appender(out)), CommandNotifier("exit 1")]
         session._event("session_ended", "session succeeded")
         notes = [e.message for e in ledger.events() if e.kind == "note"]
-    assert read(out)[0]["event"] == "session_ended" and read(out)[0]["best_val_bpb"] == 1.4
+    assert read(out)[0]["event"] == "session_ended" and read(out)[0]["best_val_bpb"] is None
     assert notes == [
         "listener CommandNotifier('exit 1') failed: notify command exited with 1: exit 1"
     ]  # noqa: E501

@@ -13,7 +13,7 @@ from autolab import gitrepo
 from autolab.report.build import build_report
 from autolab.report.chart import progress_chart
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
-from autolab.views.status import score
+from autolab.track.standings import compute
 
 RUNNER = """
 import sys
@@ -67,11 +67,12 @@ def test_report_of_a_real_session(researched):
     with Ledger.for_workspace(ws) as ledger:
         session = ledger.latest_session()
         views = ledger.experiments(session.id)
+        standings = ledger.standings()
     kept = [v for v in views if v.kind == "candidate" and v.status == "keep"]
-    best = min(score(v) for v in (kept or [v for v in views if v.kind == "baseline"]))
     markdown = (out / "report.md").read_text()
     for text in (page, markdown):
-        assert f"{best:.4f}" in text and f"{session.noise.baseline_bpb:.4f}" in text
+        assert f"{standings.best_score:.4f}" in text
+        assert f"{session.noise.baseline_bpb:.4f}" in text
         assert "3 samples from exp" in text
         assert ("diff --git a/train.py" in text) == bool(kept)
 
@@ -120,18 +121,22 @@ def test_report_of_a_synthetic_session(synthetic, tmp_path):
     assert "deeper &lt;model&gt; &amp; more" in page  # escaped
     assert '<span class="del">-LR = 1e-3  # learning rate</span>' in page
     assert '<span class="add">+DEPTH = 4</span>' in page
-    assert "| 2 | raise LR | 1.4500 | +0.0500 | +0.0500 |" in markdown
-    assert "| 6 | deeper <model> & more | 1.4000 | +0.0500 | +0.1000 |" in markdown
-    assert "| best val_bpb | 1.4000 (exp 6, +0.1000 vs baseline) |" in markdown
-    assert (
-        "| experiments | 2 keep, 2 discard, 1 crash, 1 timeout (plus 1 baseline run) |" in markdown
+    assert "| 2 | raise LR | 1.4500 | -0.0500 | -0.0500 |" in markdown
+    assert "| 6 | deeper <model> & more | 1.4000 | -0.0500 | -0.1000 |" in markdown
+    assert "| best val_bpb | 1.4000 (exp 6, Δ -0.1000 vs reference) |" in markdown
+    counts = "2 kept, 2 discarded, 1 crashed, 1 timed out (plus 1 baseline run)"
+    assert f"| experiments | {counts} |" in markdown
+    # Every experiment tried, with its verdict and Δ, not only the keeps.
+    assert "| 3 | 1 | candidate | discard | 1.4700 | -0.0300 | +0.0200 | tie weights |  |" in (
+        markdown
     )
+    assert "| 4 | 1 | candidate | crash |  |  |  | bad idea | CUDA error |" in markdown
     assert "6,000 prompt + 1,200 completion, $0.06" in markdown
     assert "+DEPTH = 4" in markdown and "-LR = 1e-3" in markdown
 
 
 def test_chart_of_an_empty_session(tmp_path):
-    path = progress_chart([], None, tmp_path / "empty.png")
+    path = progress_chart([], compute([], None, {}), tmp_path / "empty.png")
     assert png_size(path)[0] > 800
 
 

@@ -36,8 +36,12 @@ def fill(ledger):
         ("e5f6g7h", "candidate", "multi line\n with\ta tab", "interrupted", None, None),
         ("f6g7h8i", "candidate", "still running", None, None, None),
     ]
+    session = ledger.start_session("t", "autolab/t", "search", 300, "cpu", {})
+    ledger.record_noise(session, 0.9979, 0.0, 1)  # the reference: the one baseline run
     for number, (commit, kind, description, status, val_bpb, memory_mb) in enumerate(rows, 1):
-        ledger.add_experiment(ExperimentRecord(number, None, kind, commit + "0" * 33, description))
+        ledger.add_experiment(
+            ExperimentRecord(number, session, kind, commit + "0" * 33, description)
+        )
         if status is not None:
             result = ResultRecord(status, val_bpb=val_bpb, peak_memory_mb=memory_mb)
             result.wall_seconds = 330.0

@@ -57,7 +57,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from autolab.inspect.select import load_selected, select_run
+    from autolab.inspect.select import load_selected, same_model, select_run
     from autolab.workspace import load_workspace, prepare_data
 
     if args.text is None and (args.surprisal or args.compare):
@@ -69,6 +69,8 @@ def run(args) -> int:
     workspace = load_workspace(args.workspace)
     selectors = args.compare or [args.experiment]
     runs = [select_run(workspace, s) for s in selectors]  # fail fast, before loading data
+    if args.compare and (same := same_model(selectors, runs)):
+        raise UsageError(same)
     data_dir = prepare_data(workspace).data_dir
     loaded = [load_selected(selected, data_dir) for selected in runs]
     console = Console(highlight=False)

@@ -177,12 +177,10 @@ def run(args) -> int:
             status = session.run()
             live.update(render(session))
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
-    best = session.best_bpb
+    from autolab.research.view import standings_text
+
     summary = f"session {status}; results in {workspace.root / 'results.tsv'}"
-    if best is not None and session.noise:
-        summary += (
-            f"; best val_bpb {best:.4f} ({session.noise.baseline_bpb - best:+.4f} vs baseline)"
-        )
+    summary += f"; {standings_text(session.standings())}"
     console.print(summary, highlight=False)
     return 0 if status in ("succeeded", "cancelled") else 1
 

@@ -12,6 +12,8 @@ from rich.table import Table
 
 from autolab.track.ledger import ExperimentView, Ledger, require_ledger
 from autolab.track.results_tsv import format_results_tsv
+from autolab.track.standings import Standing, Standings, by_number, every_branch
+from autolab.views.integrity import TAMPERED_EXIT, chain_warnings, disagreements
 
 STATUS_STYLES = {
     "keep": "green",
@@ -44,37 +46,88 @@ def run(args: argparse.Namespace) -> int:
     require_ledger(workspace)
     with Ledger.for_workspace(workspace) as ledger:
         views = ledger.experiments()
+        branches = every_branch(ledger)
+        warnings = chain_warnings(ledger)
+        warnings_exit = TAMPERED_EXIT if warnings else 0
+        warnings += disagreements(ledger, workspace.resolve())
+    standing = by_number(branches)
     if args.tsv:
         sys.stdout.write(format_results_tsv(views))
     elif args.json:
-        sys.stdout.write(json.dumps([v.to_dict() for v in views], indent=2) + "\n")
+        rows = [experiment_json(v, standing.get(v.number)) for v in views]
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
-        Console().print(results_table(views))
-    return 0
+        console = Console()
+        console.print(results_table(views, standing))
+        for st in branches.values():
+            console.print(standing_line(st), highlight=False)
+        if views:
+            console.print("Δ ref: val_bpb − the reference; Δ prev: − the best before it; "
+                          "negative is better; ★ the best", style="dim", highlight=False)
+    for line in warnings:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False,
+                                   soft_wrap=True)  # fmt: skip
+    return warnings_exit
 
 
-def results_table(views: list[ExperimentView]) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+def experiment_json(view: ExperimentView, standing: Standing | None) -> dict:
+    """The ledger's fields and the experiment's standing (Δ against its branch's reference)."""
+    row = view.to_dict()
+    row.update(
+        delta=standing.delta if standing else None,
+        best_before=standing.best_before if standing else None,
+        delta_best_before=standing.delta_best_before if standing else None,
+        is_best=standing.is_best if standing else False,
+    )
+    return row
+
+
+def signed(value: float | None, digits: int = 4) -> str:
+    """Δ as text: "-0.0123" (better) or "+0.0040"; "" when there is none."""
+    return "" if value is None else f"{value:+.{digits}f}"
+
+
+def standing_line(st: Standings) -> str:
+    """ "autolab/x: reference 2.9169 ± 0.0030 (keep band 0.0060); best exp 7 2.9000 (Δ -0.0169)
+    ; 1 kept, 2 discarded (2 baseline runs, 1 re-check)"."""
+    from autolab.views.status import counts_line, runs_line
+
+    parts = [f"autolab/{st.tag}:"]
+    ref = st.reference
+    if ref is None:
+        parts.append("no reference yet (the baseline runs have not finished)")
+    else:
+        parts.append(f"reference {ref.bpb:.4f} ± {ref.spread:.4f} (keep band {ref.band:.4f});")
+        if st.best_number is None:
+            parts.append("nothing kept, the best is the reference;")
+        else:
+            parts.append(f"best exp {st.best_number} {st.best_score:.4f} "
+                         f"(Δ {signed(st.delta)});")  # fmt: skip
+    parts.append(f"{counts_line(st.counts)} ({runs_line(st.counts)})")
+    return " ".join(parts)
+
+
+def results_table(views: list[ExperimentView], standing: dict[int, Standing]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
     table.add_column("#", justify="right")
     table.add_column("status")
-    for name in ("val_bpb", "vs best", "mem GB", "min"):
+    # Δ ref: score - the reference; Δ prev: score - the best before it. Negative is better.
+    for name in ("val_bpb", "Δ ref", "Δ prev", "mem GB", "min"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("description", min_width=24, overflow="fold")
-    best = None  # lowest val_bpb kept so far, in number order
     for v in views:
-        change = ""
-        if v.val_bpb is not None and best is not None:
-            delta = v.val_bpb - best
-            change = f"[green]{delta:+.4f}[/]" if delta < 0 else f"{delta:+.4f}"
-        if v.status == "keep" and v.val_bpb is not None:
-            best = v.val_bpb if best is None else min(best, v.val_bpb)
-        seconds = v.wall_seconds if v.wall_seconds is not None else v.total_seconds
+        row = standing.get(v.number)
         style = STATUS_STYLES.get(v.status, "")
+        status = f"[{style}]{v.status}[/]" if style else v.status
+        number = f"[bold green]★[/]{v.number}" if row is not None and row.is_best else str(v.number)
+        seconds = v.wall_seconds if v.wall_seconds is not None else v.total_seconds
+        score = row.score if row is not None else None
         table.add_row(
-            str(v.number),
-            f"[{style}]{v.status}[/]" if style else v.status,
-            "" if v.val_bpb is None else f"{v.val_bpb:.6f}",
-            change,
+            number,
+            status,
+            "" if score is None else f"{score:.6f}",
+            _delta_cell(row.delta if row else None),
+            _delta_cell(row.delta_best_before if row else None),
             "" if v.peak_memory_mb is None else f"{v.peak_memory_mb / 1024:.1f}",
             "" if seconds is None else f"{seconds / 60:.1f}",
             describe(v),
@@ -82,6 +135,10 @@ def results_table(views: list[ExperimentView]) -> Table:
     if not views:
         table.caption = "no experiments yet"
     return table
+
+
+def _delta_cell(delta: float | None) -> str:
+    return f"[green]{delta:+.4f}[/]" if delta is not None and delta < 0 else signed(delta)
 
 
 def describe(v: ExperimentView) -> str:

@@ -8,12 +8,14 @@ from pathlib import Path
 
 from autolab.errors import UsageError
 
-STATE_STYLES = {
+STATE_STYLES = {  # one per track.standings.SESSION_STATES
     "queued": "yellow",
     "running": "bold blue",
+    "stopping": "bold yellow",
     "succeeded": "bold green",
     "failed": "bold red",
     "cancelled": "bold yellow",
+    "killed": "bold red",
 }
 
 
@@ -21,8 +23,10 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "status",
         help="show the state of the latest research session",
-        description="Show the latest research session as a job: queued, running, succeeded, "
-        "failed or cancelled; the running experiment, the results so far and the time left.",
+        description="Show the latest research session as a job (queued, running, stopping, "
+        "succeeded, failed, cancelled or killed), the running experiment, the time left, and "
+        "its branch's standing across every session --resume continued: reference, best, Δ "
+        "and counts. Exits 3 when the ledger was changed outside autolab.",
     )
     parser.add_argument("--json", action="store_true", help="print the status as JSON")
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
@@ -31,14 +35,21 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from autolab.track.ledger import Ledger, require_ledger
+    from autolab.views.integrity import TAMPERED_EXIT, chain_warnings, disagreements
     from autolab.views.status import session_status
+    from autolab.workspace import STATE_DIR, STOP_FILE
 
     workspace = Path(args.workspace)
     require_ledger(workspace)
+    stop_requested = (workspace / STATE_DIR / STOP_FILE).exists()
     with Ledger.for_workspace(workspace) as ledger:
-        status = session_status(ledger)
+        status = session_status(ledger, stop_requested=stop_requested)
+        warnings = chain_warnings(ledger)
+        code = TAMPERED_EXIT if warnings else 0
+        warnings += disagreements(ledger, workspace.resolve())
     if status is None:
         raise UsageError(
             f"no research session in {workspace.resolve()} yet: run `autolab research`"
@@ -47,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(status.to_dict(), indent=2) + "\n")
     else:
         Console(highlight=False).print(render_status(status))
-    return 0
+    for line in warnings:
+        Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False,
+                                   soft_wrap=True)  # fmt: skip
+    return code
 
 
 def render_status(status):
@@ -87,13 +101,19 @@ def render_status(status):
             detail += f"  loss {run.loss:.4f}"
         progress.add_row(ProgressBar(total=1.0, completed=run.progress or 0, width=30), detail)
         grid.add_row("", progress)
-    grid.add_row("experiments", f"{counts_line(status.counts)}  ({runs_line(status)})")
-    if status.baseline_bpb is not None:
-        grid.add_row("baseline", f"{status.baseline_bpb:.4f} ± {status.noise_spread:.4f}")
-    if status.best_bpb is not None:
+    if len(status.session_ids) > 1:
+        grid.add_row("sessions", f"{', '.join(map(str, status.session_ids))} on this branch "
+                                 "(continued with --resume): the numbers below cover them all")
+    grid.add_row("experiments", f"{counts_line(status.counts)}  ({runs_line(status.counts)})")
+    if status.reference_bpb is not None:
+        grid.add_row("reference", f"{status.reference_bpb:.4f} ± {status.noise_spread:.4f} "
+                                  f"(mean of the baseline runs; keep band {status.band:.4f})")
+    if status.best_number is not None:
         best = Text(f"{status.best_bpb:.4f}", style="bold green")
-        best.append(f"  ({status.gain:+.4f} vs baseline)  exp {status.best_number}: ")
+        best.append(f"  (Δ {status.delta:+.4f} vs reference)  exp {status.best_number}: ")
         best.append(" ".join(status.best_description.split()), style="")
         grid.add_row("best", best)
+    elif status.reference_bpb is not None:
+        grid.add_row("best", "the reference: no change kept yet")
     title = f"autolab session {status.session_id} · {status.branch} · {status.researcher}"
     return Panel(Group(grid), title=title, border_style=style.split()[-1] if style else "")

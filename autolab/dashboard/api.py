@@ -15,11 +15,18 @@ from pathlib import Path
 
 from autolab import gitrepo, stop_request
 from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
-from autolab.processes import process_alive
-from autolab.track.ledger import ExperimentView, Ledger, SessionView, ledger_path
+from autolab.track.ledger import FAILED_STATUSES, ExperimentView, Ledger, SessionView, ledger_path
+from autolab.track.standings import (
+    LIVE_STATES,
+    SESSION_STATES,
+    Standings,
+    read_standings,
+)
+from autolab.track.standings import (
+    session_state as standings_session_state,
+)
 from autolab.workspace import TRAIN_FILE, Workspace
 
-FAILED = ("crash", "timeout", "invalid")
 ALERTS_KEPT = 20  # per session, for the banner
 LOG_TAIL_BYTES = 64 * 1024
 LOG_TAIL_LINES = 200
@@ -79,14 +86,12 @@ class Dashboard:
             return ledger.latest_session()
         return next((s for s in ledger.sessions() if s.id == session_id), None)
 
-    def session_state(self, session: SessionView) -> str:
-        """running | stopping | succeeded | failed | cancelled | killed (open, process gone)."""
-        if session.status:
-            return session.status
+    def session_state(self, session: SessionView) -> tuple[str, str]:
+        """(state, reason), in track.standings' one vocabulary; the pid from the events scan."""
         pid = self._pids.get(session.id) or session.config.get("pid")
-        if not process_alive(pid):
-            return "killed"
-        return "stopping" if self.stop_requested() else "running"
+        return standings_session_state(
+            self.ledger(), session, self.stop_requested(), int(pid) if pid else None
+        )
 
     def stop_requested(self) -> str | None:
         """None, "after" (the running experiment is recorded first) or "now"."""
@@ -102,9 +107,13 @@ class Dashboard:
             "sessions": [],
             "session": None,
             "counts": {},
-            "baseline_bpb": None,
+            "reference": None,
             "best": None,
-            "gain": None,
+            "delta": None,
+            "session_ids": [],
+            # The page's vocabularies come from here, never from a copy in app.js.
+            "failed_statuses": list(FAILED_STATUSES),
+            "session_states": list(SESSION_STATES),
             "running": None,
             "alerts": [],
             "stop_requested": self.stop_requested(),
@@ -118,36 +127,26 @@ class Dashboard:
         session = self.resolve_session(ledger, session_id)
         base["ledger"] = True
         base["sessions"] = [
-            {"id": s.id, "tag": s.tag, "branch": s.branch, "state": self.session_state(s)}
+            {"id": s.id, "tag": s.tag, "branch": s.branch, "state": self.session_state(s)[0]}
             for s in sessions
         ]
         if session is None:
             return base
-        state = self.session_state(session)
-        views = ledger.experiments(session.id)
-        counts = {"total": len(views), "candidates": 0}
-        for v in views:
-            status = v.status if v.status not in FAILED else "failed"
-            counts[status] = counts.get(status, 0) + 1
-            counts["candidates"] += v.kind == "candidate"
-        best = ledger.best(session.id)
-        baseline = session.noise.baseline_bpb if session.noise else None
+        state, reason = self.session_state(session)
+        standings = read_standings(ledger, session.tag)
+        views = ledger.experiments(session_ids=standings.session_ids)
         running = next((v for v in reversed(views) if v.status == "running"), None)
         base.update(
             session={
                 **_clean(session.to_dict()),
                 "state": state,
+                "state_reason": reason,
                 "pid": self._pids.get(session.id) or session.config.get("pid"),
             },
-            counts=counts,
-            baseline_bpb=baseline,
-            best=None
-            if best is None
-            else {"number": best.number, "val_bpb": best.val_bpb, "description": best.description},
-            gain=None if best is None or baseline is None else baseline - best.val_bpb,
             alerts=list(self._alerts.get(session.id, [])),
+            **standing_fields(standings, len(views)),
         )
-        if running is not None and state in ("running", "stopping"):
+        if running is not None and state in LIVE_STATES:
             last = ledger.metrics(running.number)[-1:]
             base["running"] = {
                 "number": running.number,
@@ -164,8 +163,10 @@ class Dashboard:
         session = self.resolve_session(ledger, session_id)
         if session is None:
             return []
-        alive = self.session_state(session) in ("running", "stopping")
-        return experiment_rows(ledger.experiments(session.id), alive)
+        alive = self.session_state(session)[0] in LIVE_STATES
+        standings = read_standings(ledger, session.tag)
+        return experiment_rows(ledger.experiments(session_ids=standings.session_ids), standings,
+                               alive)  # fmt: skip
 
     def experiment(self, number: int) -> dict | None:
         """One experiment with all the page shows: verdict, diff, log tail, events."""
@@ -174,10 +175,9 @@ class Dashboard:
         if view is None:
             return None
         session = self.resolve_session(ledger, view.session_id) if view.session_id else None
-        alive = session is not None and self.session_state(session) in ("running", "stopping")
-        row = experiment_rows([view], alive)[0]
-        previous = [v for v in ledger.experiments(view.session_id) if v.number < number]
-        row["delta"] = _delta(view, _best_kept(previous))
+        alive = session is not None and self.session_state(session)[0] in LIVE_STATES
+        standings = read_standings(ledger, session.tag if session else None)
+        row = experiment_rows([view], standings, alive)[0]
         run_dir = self.workspace.runs_dir / str(number)
         row.update(
             base_commit=session.config.get("base_commit", "") if session else "",
@@ -271,33 +271,47 @@ class Dashboard:
         return self._surprisal.score(self.ledger(), number, text, compare)
 
 
-def experiment_rows(views: list[ExperimentView], session_alive: bool) -> list[dict]:
-    """Experiments as table rows: the ledger's fields plus the change against the best kept
-    before each one (as `autolab results`), and "running" shown as "interrupted" once the
+def standing_fields(standings: Standings, total: int) -> dict:
+    """The header's numbers, from the branch's standings (`track.standings`)."""
+    ref = standings.reference
+    counts = {**_clean(standings.to_dict()["counts"]), "total": total}
+    best = None
+    if standings.best_score is not None:
+        best = {"number": standings.best_number, "score": standings.best_score,
+                "description": standings.best_description,
+                "is_reference": standings.best_number is None}  # fmt: skip
+    return {
+        "reference": None if ref is None else _clean(vars(ref)),
+        "best": best,
+        "delta": standings.delta,
+        "counts": counts,
+        "session_ids": standings.session_ids,
+    }
+
+
+def experiment_rows(
+    views: list[ExperimentView], standings: Standings, session_alive: bool
+) -> list[dict]:
+    """Experiments as table rows: the ledger's fields plus their standing (score, Δ against the
+    reference and against the best before each), and "running" shown as "interrupted" once the
     session's process is gone (what `--resume` will record)."""
-    rows, best = [], None
+    rows = []
     for view in views:
         row = _clean(view.to_dict())
-        row["delta"] = _delta(view, best)
+        standing = standings.row(view.number)
+        row.update(
+            delta=standing.delta if standing else None,
+            best_before=standing.best_before if standing else None,
+            delta_best_before=standing.delta_best_before if standing else None,
+            is_best=bool(standing and standing.is_best),
+        )
+        row["score"] = standing.score if standing else None
         row["seconds"] = view.wall_seconds if view.wall_seconds is not None else view.total_seconds
         row["shown_status"] = view.status
         if view.status == "running" and not session_alive:
             row["shown_status"] = "interrupted"
-        if view.status == "keep" and view.val_bpb is not None:
-            best = view.val_bpb if best is None else min(best, view.val_bpb)
-        rows.append(row)
+        rows.append(_clean(row))
     return rows
-
-
-def _best_kept(views: list[ExperimentView]) -> float | None:
-    scores = [v.val_bpb for v in views if v.status == "keep" and v.val_bpb is not None]
-    return min(scores) if scores else None
-
-
-def _delta(view: ExperimentView, best: float | None) -> float | None:
-    if view.val_bpb is None or best is None:
-        return None
-    return view.val_bpb - best
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

@@ -4,7 +4,7 @@ Routes (all GET but the last; JSON unless said):
   /                                 the page (static/index.html)
   /static/...                       app.js, style.css; /static/vendor/plotly.min.js comes from
                                     the installed `plotly` wheel, never from a CDN
-  /api/overview[?session=ID]        session state, best, gain over the baseline, counts, alerts
+  /api/overview[?session=ID]        session state, reference, best, Δ, counts, alerts
   /api/experiments[?session=ID]     the table rows
   /api/experiments/N                one experiment: verdict, diff against its parent, log tail
   /api/experiments/N/metrics        its training curve

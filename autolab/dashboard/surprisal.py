@@ -56,11 +56,12 @@ def compare_choices(ledger: Ledger, view: ExperimentView, runs_dir: Path) -> dic
         if view.parent_commit and v.commit_sha == view.parent_commit and v.status == "keep"
         and v.number < view.number
     ]  # fmt: skip
-    best = ledger.best(view.session_id) if view.session_id is not None else ledger.best()
+    tag = next((s.tag for s in ledger.sessions() if s.id == view.session_id), None)
+    best = ledger.standings(tag).best_number
     if parents:
         default = parents[-1].number
-    elif best is not None and best.number in numbers:
-        default = best.number
+    elif best is not None and best in numbers:
+        default = best
     else:
         default = None
     choices = [

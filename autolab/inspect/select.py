@@ -33,10 +33,11 @@ class LoadedRun:
 
 
 def default_selector(workspace: Workspace) -> str:
-    """`best` once the ledger holds a kept experiment, else the last `autolab train` run."""
+    """`best` once the latest branch has a reference (its baseline runs), else the last
+    `autolab train` run."""
     if ledger_path(workspace.root).is_file():
         with Ledger.for_workspace(workspace.root) as ledger:
-            if ledger.best() is not None:
+            if ledger.standings().best_score is not None:
                 return "best"
     return "last"
 
@@ -62,12 +63,14 @@ def _from_ledger(workspace: Workspace, selector: str) -> SelectedRun:
             "use --experiment last for the `autolab train` run, or run `autolab research`"
         )
     with Ledger.for_workspace(workspace.root) as ledger:
-        if selector == "best":
-            view, what = ledger.best(), "best"
-            if view is None:
-                raise UsageError("no kept experiment in the ledger yet: use --experiment N or last")
-        elif selector == "baseline":
-            view, what = _latest_baseline(ledger.experiments()), "baseline"
+        standings = ledger.standings()
+        branch = ledger.experiments(session_ids=standings.session_ids)
+        if selector == "best" and standings.best_number is not None:
+            view, what = ledger.experiment(standings.best_number), "best"
+        elif selector in ("best", "baseline"):
+            # Nothing kept: the best is the reference, whose model is the latest baseline run.
+            view = _latest_baseline(branch)
+            what = "baseline" if selector == "baseline" else "best = baseline, nothing kept"
             if view is None:
                 raise UsageError("no baseline in the ledger yet: run `autolab research` first")
         else:
@@ -76,7 +79,8 @@ def _from_ledger(workspace: Workspace, selector: str) -> SelectedRun:
                 last = ledger.next_number() - 1
                 known = f"experiments are 1 to {last}" if last else "the ledger has none yet"
                 raise UsageError(f"no experiment {selector} in the ledger ({known})")
-    score = f", {view.val_bpb:.4f} bpb" if view.val_bpb is not None else ""
+    row = standings.row(view.number)
+    score = f", {row.score:.4f} bpb" if row is not None and row.score is not None else ""
     status = what or view.status
     label = f"exp {view.number} ({status}{score})"
     run_dir = workspace.runs_dir / str(view.number)
@@ -116,3 +120,15 @@ def load_selected(selected: SelectedRun, data_dir: Path) -> LoadedRun:
             f"the workspace's data has {tokenizer.vocab_size}): autolab.toml changed since"
         )
     return LoadedRun(selected, model, info, tokenizer, meta)
+
+
+def same_model(selectors: list[str], runs: list[SelectedRun]) -> str | None:
+    """Why two selected runs are one model (a one-line refusal for --compare), or None."""
+    if len(runs) != 2 or runs[0].run_dir != runs[1].run_dir:
+        return None
+    if set(selectors) == {"best", "baseline"}:
+        return (
+            "best and baseline are the same model: nothing was kept on this branch, so the best "
+            "is the reference; compare the baseline with an experiment number instead"
+        )
+    return f"{selectors[0]} and {selectors[1]} are the same run ({runs[0].label})"

@@ -1,8 +1,10 @@
 """The session report: progress.png, report.md and a self-contained report.html.
 
-Everything comes from the ledger, git and the best run's exported model: the baseline and the
-best score, each kept change with its gain, the cumulative diff of train.py from the session's
-base commit to the best commit, samples from the best model, the setup and the LLM spend.
+Everything comes from the ledger, git and the best run's exported model: the branch's standings
+(`track.standings`: reference, best, Δ, counts) across every session `--resume` continued,
+every experiment tried with its verdict and Δ, each kept change, the cumulative diff of train.py
+from the branch's base commit to the best commit, samples from the best model, the setup and
+the LLM spend.
 report.html embeds the chart as base64 and its CSS inline; it loads nothing from anywhere.
 """
 
@@ -17,14 +19,13 @@ from autolab import gitrepo
 from autolab.durations import format_duration
 from autolab.errors import UsageError
 from autolab.report.chart import progress_chart
-from autolab.track.ledger import RESULT_STATUSES, ExperimentView, Ledger, SessionView
+from autolab.track.ledger import ExperimentView, Ledger, SessionView
+from autolab.track.standings import Standings, read_standings
 from autolab.views.status import (
     SessionStatus,
-    best_experiment,
     counts_line,
     format_seconds,
     runs_line,
-    score,
     session_status,
 )
 from autolab.workspace import STATE_DIR, TRAIN_FILE
@@ -38,9 +39,9 @@ HTML_FILE = "report.html"
 class KeptChange:
     number: int
     description: str
-    val_bpb: float
-    gain: float  # over the best before it
-    total_gain: float  # over the baseline
+    score: float
+    delta_best_before: float  # score - the best before it: negative is better
+    delta: float  # score - the reference
 
 
 @dataclass
@@ -48,7 +49,8 @@ class ReportData:
     workspace: Path
     session: SessionView
     status: SessionStatus
-    views: list[ExperimentView]
+    standings: Standings
+    views: list[ExperimentView]  # the branch's, every session
     kept: list[KeptChange]
     best: ExperimentView | None
     diff: str
@@ -70,7 +72,7 @@ def build_report(
     out = Path(out_dir) if out_dir else root / STATE_DIR / "report"
     out.mkdir(parents=True, exist_ok=True)
     png = _replace_into(out / CHART_FILE, lambda tmp: progress_chart(
-        data.views, data.status.baseline_bpb, tmp))  # fmt: skip
+        data.views, data.standings, tmp))  # fmt: skip
     md = _replace_into(out / MARKDOWN_FILE, lambda tmp: tmp.write_text(render_markdown(data)))
     page = render_html(data, png.read_bytes())
     html_path = _replace_into(out / HTML_FILE, lambda tmp: tmp.write_text(page))
@@ -93,18 +95,20 @@ def collect(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
     if session is None:
         raise UsageError(f"no research session in {root} yet: run `autolab research` first")
     status = session_status(ledger, session)
-    views = ledger.experiments(session.id)
-    best = best_experiment(views)
+    standings = read_standings(ledger, session.tag)
+    views = ledger.experiments(session_ids=standings.session_ids)
+    best = best_view(views, standings)
     diff, diff_note = _diff(root, session.config.get("base_commit"), best)
     samples, samples_note = _samples(root, best, num_samples)
-    counts = {s: status.counts[s] for s in RESULT_STATUSES if s in status.counts}
+    counts = standings.counts.by_status()
     candidates = [v for v in views if v.kind == "candidate"]
     return ReportData(
         workspace=root,
         session=session,
         status=status,
+        standings=standings,
         views=views,
-        kept=kept_changes(views, status.baseline_bpb),
+        kept=kept_changes(standings, views),
         best=best,
         diff=diff,
         diff_note=diff_note,
@@ -119,20 +123,25 @@ def collect(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
     )
 
 
-def kept_changes(views: list[ExperimentView], baseline_bpb: float | None) -> list[KeptChange]:
-    """Kept candidates in order, each with its gain over the best before it."""
-    if baseline_bpb is None:
-        return []
-    changes, best = [], baseline_bpb
-    for v in views:
-        if v.kind == "candidate" and v.status == "keep" and score(v) is not None:
-            changes.append(
-                KeptChange(
-                    v.number, v.description, score(v), best - score(v), baseline_bpb - score(v)
-                )  # fmt: skip
-            )
-            best = min(best, score(v))
-    return changes
+def best_view(views: list[ExperimentView], standings: Standings) -> ExperimentView | None:
+    """The best's run: the best kept candidate, else the latest baseline run (whose model
+    stands for the reference)."""
+    if standings.best_number is not None:
+        return next(v for v in views if v.number == standings.best_number)
+    baselines = [v for v in views if v.kind == "baseline" and v.status == "keep"]
+    return baselines[-1] if baselines and standings.reference else None
+
+
+def kept_changes(standings: Standings, views: list[ExperimentView]) -> list[KeptChange]:
+    """Kept candidates in order, each with its Δ against the best before it and the reference."""
+    descriptions = {v.number: v.description for v in views}
+    return [
+        KeptChange(r.number, descriptions[r.number], r.score, r.delta_best_before,
+                   r.delta)  # fmt: skip
+        for r in standings.rows
+        if r.kind == "candidate" and r.status == "keep" and r.score is not None
+        and r.delta is not None and r.delta_best_before is not None
+    ]
 
 
 def _diff(root: Path, base: str | None, best: ExperimentView | None) -> tuple[str, str]:
@@ -175,9 +184,13 @@ def _bpb(value: float | None) -> str:
 def facts(data: ReportData) -> list[tuple[str, str]]:
     """The setup and the outcome as (label, value) rows, shared by both renderings."""
     s, st = data.session, data.status
-    counts = counts_line(data.counts)
+    counts = counts_line(data.standings.counts)
+    ref = data.standings.reference
+    ids = data.standings.session_ids
     rows = [
         ("session", f"{s.id} on {s.branch} ({st.state}{': ' + st.reason if st.reason else ''})"),
+        ("sessions", ", ".join(map(str, ids)) + (" (continued with --resume; this report covers"
+                                                 " them all)" if len(ids) > 1 else "")),
         ("started", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started))),
         ("duration", format_seconds(st.elapsed_seconds)),
         ("researcher", s.researcher),
@@ -188,12 +201,11 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
             if s.budget_seconds
             else "-",
         ),  # fmt: skip
-        ("experiments", f"{counts} (plus {runs_line(st)})"),
+        ("experiments", f"{counts} (plus {runs_line(data.standings.counts)})"),
         (
-            "baseline val_bpb",
-            f"{_bpb(st.baseline_bpb)} ± {_bpb(st.noise_spread)}"
-            if st.baseline_bpb is not None
-            else "-",
+            "reference val_bpb",
+            f"{ref.bpb:.4f} ± {ref.spread:.4f} (mean of {ref.runs} baseline runs; keep band "
+            f"{ref.band:.4f})" if ref is not None else "-",
         ),  # fmt: skip
         ("best val_bpb", _best_line(data)),
     ]
@@ -213,10 +225,39 @@ def _hardware(data: ReportData) -> str:
 
 
 def _best_line(data: ReportData) -> str:
-    st = data.status
-    if st.best_bpb is None:
+    st = data.standings
+    if st.best_score is None:
         return "-"
-    return f"{st.best_bpb:.4f} (exp {st.best_number}, {st.gain:+.4f} vs baseline)"
+    if st.best_number is None:
+        return f"{st.best_score:.4f}: the reference, no change was kept"
+    return f"{st.best_score:.4f} (exp {st.best_number}, Δ {st.delta:+.4f} vs reference)"
+
+
+def _signed(value: float | None) -> str:
+    return "" if value is None else f"{value:+.4f}"
+
+
+def experiment_rows(data: ReportData) -> list[tuple[str, ...]]:
+    """Every experiment tried, as (#, session, kind, verdict, val_bpb, Δ ref, vs best before,
+    description, reason): shared by both renderings."""
+    rows = []
+    for v in data.views:
+        r = data.standings.row(v.number)
+        star = " ★" if r and r.is_best else ""
+        what = f"re-check of #{v.rechecks}" if v.kind == "recheck" else v.kind
+        rows.append((
+            str(v.number), str(v.session_id or ""), what, v.status + star,
+            _bpb(r.score) if r and r.score is not None else "",
+            _signed(r.delta if r else None),
+            _signed(r.delta_best_before if r else None),
+            " ".join(v.description.split()),
+            " ".join(v.reason.split()),
+        ))  # fmt: skip
+    return rows
+
+
+EXPERIMENT_HEADER = ("#", "session", "kind", "verdict", "val_bpb", "Δ ref", "vs best before",
+                     "description", "reason")  # fmt: skip
 
 
 def render_markdown(data: ReportData) -> str:
@@ -224,16 +265,23 @@ def render_markdown(data: ReportData) -> str:
     lines = [f"# autolab report: {data.session.branch}", "", f"![progress]({CHART_FILE})", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {_md_cell(v)} |" for k, v in facts(data)]
-    lines += ["", "## Kept changes", ""]
+    lines += ["", "Δ is val_bpb minus the reference (the mean of the baseline runs): negative is "
+              "better. A re-checked experiment's val_bpb is the mean over its runs.", ""]
+    lines += ["## Kept changes", ""]
     if data.kept:
-        lines += ["| # | change | val_bpb | gain | total gain |", "|---:|---|---:|---:|---:|"]
+        lines += ["| # | change | val_bpb | vs best before | Δ ref |", "|---:|---|---:|---:|---:|"]
         for c in data.kept:
             lines.append(
-                f"| {c.number} | {_md_cell(c.description)} | {c.val_bpb:.4f} | "
-                f"{c.gain:+.4f} | {c.total_gain:+.4f} |"
+                f"| {c.number} | {_md_cell(c.description)} | {c.score:.4f} | "
+                f"{c.delta_best_before:+.4f} | {c.delta:+.4f} |"
             )
     else:
-        lines.append("No change beat the baseline by more than the noise.")
+        lines.append("No change beat the reference by more than the noise.")
+    lines += ["", "## Every experiment", ""]
+    lines += ["| " + " | ".join(EXPERIMENT_HEADER) + " |",
+              "|" + "|".join("---:" if i < 2 or 4 <= i <= 6 else "---"
+                             for i in range(len(EXPERIMENT_HEADER))) + "|"]  # fmt: skip
+    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in experiment_rows(data)]
     lines += ["", "## Diff", "", data.diff_note, ""]
     if data.diff:
         lines += ["```diff", data.diff, "```", ""]
@@ -283,8 +331,8 @@ def render_html(data: ReportData, png: bytes) -> str:
         f"<title>autolab report: {e(data.session.branch)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>autolab report: {e(data.session.branch)}</h1>",
-        f'<p>best val_bpb <span class="good">{_bpb(st.best_bpb)}</span>'
-        f" against a baseline of {_bpb(st.baseline_bpb)}</p>",
+        f'<p>best val_bpb <span class="good">{e(_best_line(data))}</span>'
+        f" against a reference of {_bpb(st.reference_bpb)}</p>",
         f'<img alt="val_bpb per experiment" src="data:image/png;base64,{image}">',
         '<table class="facts">',
         *(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts(data)),
@@ -293,18 +341,28 @@ def render_html(data: ReportData, png: bytes) -> str:
     ]
     if data.kept:
         parts.append(
-            "<table><tr><th>#</th><th>change</th><th>val_bpb</th><th>gain</th>"
-            "<th>total gain</th></tr>"
+            "<table><tr><th>#</th><th>change</th><th>val_bpb</th><th>vs best before</th>"
+            "<th>Δ ref</th></tr>"
         )
         for c in data.kept:
             parts.append(
                 f'<tr><td class="n">{c.number}</td><td>{e(c.description)}</td>'
-                f'<td class="n">{c.val_bpb:.4f}</td><td class="n">{c.gain:+.4f}</td>'
-                f'<td class="n">{c.total_gain:+.4f}</td></tr>'
+                f'<td class="n">{c.score:.4f}</td><td class="n">{c.delta_best_before:+.4f}</td>'
+                f'<td class="n">{c.delta:+.4f}</td></tr>'
             )
         parts.append("</table>")
     else:
-        parts.append('<p class="note">No change beat the baseline by more than the noise.</p>')
+        parts.append('<p class="note">No change beat the reference by more than the noise.</p>')
+    parts += ["<h2>Every experiment</h2>",
+              '<p class="note">Δ is val_bpb minus the reference: negative is better.</p>',
+              "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in EXPERIMENT_HEADER) + "</tr>"]
+    for row in experiment_rows(data):
+        cells = "".join(
+            f'<td class="n">{e(c)}</td>' if i < 2 or 4 <= i <= 6 else f"<td>{e(c)}</td>"
+            for i, c in enumerate(row)
+        )
+        parts.append(f"<tr>{cells}</tr>")
+    parts.append("</table>")  # fmt: skip
     parts += ["<h2>Diff</h2>", f'<p class="note">{e(data.diff_note)}</p>']
     if data.diff:
         parts.append(f"<pre>{_diff_html(data.diff)}</pre>")

@@ -1,16 +1,20 @@
 """progress.png: val_bpb per experiment, as autoresearch's progress chart draws it.
 
-Kept experiments are green points joined by a running-best step line and annotated with their
-descriptions; discards are faint grey points; crash, timeout and invalid runs, which have no
-score, are red x marks along the top edge. Discards far worse than the baseline are pinned to
-the top edge as grey triangles so that they do not squash the interesting part of the axis.
+Every number is the branch's standing (`track.standings`): the reference is a dashed line, the
+running best a green step line from the reference through each kept candidate (labelled with its
+description), with the keep band shaded below it; baseline runs are blue diamonds (measurements
+of the reference, not improvements); discards are faint grey points; crash, timeout and invalid
+runs, which have no score, are red x marks along the top edge. Discards far worse than the
+reference are pinned to the top edge as grey triangles so that they do not squash the axis.
+Each session continued with --resume is marked on the x axis where it starts.
 """
 
 import textwrap
 from pathlib import Path
 
-from autolab.track.ledger import ExperimentView
-from autolab.views.status import FAILED, plural, score
+from autolab.track.ledger import FAILED_STATUSES, ExperimentView
+from autolab.track.standings import Standings
+from autolab.views.status import plural
 
 KEEP_COLOR = "#2ca02c"
 DISCARD_COLOR = "#b0b0b0"
@@ -19,22 +23,34 @@ EDGE = 0.965  # height of the marks along the top edge, in axes units
 LABEL_WIDTH = 38  # characters of a kept experiment's description shown by its point
 
 
-def progress_chart(views: list[ExperimentView], baseline_bpb: float | None, path: Path) -> Path:
-    """Draw the chart of `views` (one session's experiments) to `path` (PNG)."""
+BASELINE_COLOR = "#6f7fd8"
+
+
+def progress_chart(views: list[ExperimentView], standings: Standings, path: Path) -> Path:
+    """Draw the chart of `views` (a branch's experiments) to `path` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    rows = {r.number: r for r in standings.rows}
+
+    def score(v: ExperimentView) -> float | None:
+        return rows[v.number].score if v.number in rows else None
+
+    ref = standings.reference
+    baseline_bpb = ref.bpb if ref else None
     runs = [v for v in views if v.kind != "recheck"]  # a re-check shares its candidate's point
-    scored = [v for v in runs if v.status in ("keep", "discard") and score(v) is not None]
-    kept = [v for v in scored if v.status == "keep"]
+    scored = [v for v in runs if score(v) is not None]
+    kept = [v for v in scored if v.status == "keep" and v.kind == "candidate"]
+    baselines = [v for v in scored if v.kind == "baseline"]
     discarded = [v for v in scored if v.status == "discard"]
-    failed = [v for v in runs if v.status in FAILED]
+    failed = [v for v in runs if v.status in FAILED_STATUSES]
 
     fig, ax = plt.subplots(figsize=(12, 6), dpi=120)
-    low, high = _limits([score(v) for v in kept], [score(v) for v in discarded], baseline_bpb)
+    low, high = _limits([score(v) for v in kept + baselines], [score(v) for v in discarded],
+                        baseline_bpb)  # fmt: skip
     ax.set_ylim(low, high)
     if runs:
         ax.set_xlim(min(v.number for v in runs) - 0.7, max(v.number for v in runs) + 0.7)
@@ -53,11 +69,15 @@ def progress_chart(views: list[ExperimentView], baseline_bpb: float | None, path
         ax.scatter([v.number for v in failed], [EDGE] * len(failed), s=40, marker="x",
                    c=FAIL_COLOR, transform=ax.get_xaxis_transform(), clip_on=False,
                    label="crash / timeout / invalid", zorder=3)  # fmt: skip
-    if kept:
-        _running_best(ax, kept, max(v.number for v in runs))
+    if baselines:
+        ax.scatter([v.number for v in baselines], [score(v) for v in baselines], s=36,
+                   marker="D", c=BASELINE_COLOR, label="baseline run", zorder=3)  # fmt: skip
+    if ref is not None and runs:
+        _running_best(ax, kept, score, ref.bpb, ref.band, max(v.number for v in runs))
+    _session_marks(ax, views)
     if baseline_bpb is not None:
         ax.axhline(baseline_bpb, color="#888888", lw=0.8, ls="--", zorder=1)
-        ax.annotate("baseline", (1.0, baseline_bpb), xycoords=("axes fraction", "data"),
+        ax.annotate("reference", (1.0, baseline_bpb), xycoords=("axes fraction", "data"),
                     xytext=(-4, 3), textcoords="offset points", ha="right", va="bottom",
                     fontsize=8, color="#666666")  # fmt: skip
 
@@ -84,29 +104,42 @@ def progress_chart(views: list[ExperimentView], baseline_bpb: float | None, path
     return path
 
 
-def _running_best(ax, kept: list[ExperimentView], last_number: int) -> None:
-    """The best score so far as a step line, kept points in green, their descriptions beside."""
-    xs, ys, best = [], [], None
+def _running_best(ax, kept, score, reference: float, band: float, last_number: int) -> None:
+    """The best so far as a step line from the reference, the keep band shaded below it, kept
+    points in green with their descriptions beside."""
+    xs, ys, best = [0.5], [reference], reference
     for v in kept:
-        if best is None or score(v) < best:
-            best = score(v)
+        best = min(best, score(v))
         xs.append(v.number)
         ys.append(best)
     xs.append(last_number + 0.5)
     ys.append(best)
     ax.step(xs, ys, where="post", color=KEEP_COLOR, lw=1.8, alpha=0.85, label="running best",
             zorder=3)  # fmt: skip
+    if band > 0:
+        ax.fill_between(xs, [y - band for y in ys], ys, step="post", color=KEEP_COLOR,
+                        alpha=0.10, lw=0, label=f"keep band ({band:.4f})", zorder=1)  # fmt: skip
+    if not kept:
+        return
     ax.scatter([v.number for v in kept], [score(v) for v in kept], s=46, c=KEEP_COLOR,
                edgecolors="white", linewidths=0.8, label="kept", zorder=4)  # fmt: skip
     for v in kept:
-        if v.kind != "candidate":
-            continue
         label = textwrap.shorten(" ".join(v.description.split()), LABEL_WIDTH, placeholder="…")
         # Up and to the right: the step line leaves a kept point horizontally to the right and
         # reaches it from above on the left, so this corner is free.
         ax.annotate(label, (v.number, score(v)), xytext=(5, 5), textcoords="offset points",
                     fontsize=8, color="#1a6e1a", rotation=25, rotation_mode="anchor",
                     ha="left", va="bottom")  # fmt: skip
+
+
+def _session_marks(ax, views: list[ExperimentView]) -> None:
+    """A dotted vertical line where each session continued with --resume starts."""
+    for before, v in zip(views, views[1:], strict=False):
+        if v.session_id != before.session_id:
+            ax.axvline(v.number - 0.5, color="#999999", lw=0.8, ls=":", zorder=1)
+            ax.annotate(f"session {v.session_id}", (v.number - 0.5, 0.01),
+                        xycoords=("data", "axes fraction"), xytext=(3, 0),
+                        textcoords="offset points", fontsize=8, color="#777777")  # fmt: skip
 
 
 def _limits(kept: list[float], discarded: list[float], baseline: float | None):

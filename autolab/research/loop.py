@@ -30,15 +30,21 @@ from autolab.research.integrity import PackageGuard
 from autolab.research.policy import Noise, Policy
 from autolab.research.proposal import Outcome, Proposal, ResearchContext
 from autolab.sandbox.availability import choose_isolation
-from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
+from autolab.track.ledger import (
+    FAILED_STATUSES,
+    ExperimentRecord,
+    Ledger,
+    LedgerError,
+    ResultRecord,
+)
 from autolab.track.results_tsv import write_results_tsv
+from autolab.track.standings import Standings
 from autolab.workers import Workers
 from autolab.workspace import PROGRAM_FILE, TRAIN_FILE, Workspace, prepare_data
 
 MAX_SKIPS_IN_A_ROW = 5
 EXHAUSTED = object()  # what _propose returns when the researcher has nothing left to try
 CRASH_STREAK_ALERT = 3
-FAILED = ("crash", "timeout", "invalid")
 
 
 @dataclass
@@ -86,7 +92,6 @@ class ResearchSession:
         self.session_id: int | None = None
         self.session_ids: list[int] = []  # this session and the earlier ones it continues
         self.noise: Noise | None = None
-        self.best_bpb: float | None = None
         self.base_commit = ""
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
@@ -103,6 +108,15 @@ class ResearchSession:
     @property
     def branch(self) -> str:
         return git_branch.branch_name(self.options.tag)
+
+    def standings(self) -> Standings:
+        """The branch's numbers, as every view reads them (`track.standings`)."""
+        return self.ledger.standings(self.options.tag)
+
+    @property
+    def best_bpb(self) -> float | None:
+        """What a candidate must beat: the best kept candidate's score, else the reference."""
+        return self.standings().best_score
 
     def start(self) -> None:
         """A new session on a new branch `autolab/<tag>` from the current HEAD."""
@@ -153,7 +167,7 @@ class ResearchSession:
             raise UsageError(f"no session with tag {self.options.tag!r} to resume")
         check_clean(self.repo, allow=True)
         session = sessions[-1]
-        self.session_ids = [s.id for s in sessions]
+        self.session_ids = self.ledger.standings(self.options.tag).session_ids
         self.base_commit = session.config["base_commit"]
         git_branch.checkout(self.repo, self.branch)
         if session.status is None:
@@ -196,7 +210,6 @@ class ResearchSession:
         if session.noise:
             noise = session.noise
             self.noise = Noise(noise.baseline_bpb, noise.spread, noise.runs)
-        self.best_bpb = self._best_from_ledger()
         self.candidates_run = sum(1 for e in experiments if e.kind == "candidate")
         self._event(
             "session_started",
@@ -308,7 +321,6 @@ class ResearchSession:
         self.ledger.record_noise(
             self.session_id, self.noise.baseline_bpb, self.noise.spread, len(scores)
         )
-        self.best_bpb = self.noise.baseline_bpb
         band = self.options.policy.band(self.noise)
         self._event(
             "note",
@@ -319,24 +331,33 @@ class ResearchSession:
     # -- candidates ----------------------------------------------------------------------------
 
     def _context(self) -> ResearchContext:
+        standings = self.standings()
+        rows = {r.number: r for r in standings.rows}
         history = [
             Outcome(
                 e.number, e.description, e.status, e.val_bpb, e.params or None, e.reason,
                 parent_params=self._params_at(e.parent_commit),
+                kind=e.kind, score=rows[e.number].score, delta=rows[e.number].delta,
+                num_steps=e.num_steps, tokens_per_sec=e.tokens_per_sec,
+                peak_memory_mb=e.peak_memory_mb,
             )
             for e in self._experiments()
-            if e.status != "running"
+            if e.status != "running" and e.number in rows
         ]  # fmt: skip
-        failures = [e for e in self._experiments() if e.status in FAILED]
+        failures = [e for e in self._experiments() if e.status in FAILED_STATUSES]
+        ref = standings.reference
         return ResearchContext(
             workspace=self.repo,
             best_source=self.workspace.train_py.read_text(),
             program=(self.repo / PROGRAM_FILE).read_text(),
             history=history,
-            best_val_bpb=self.best_bpb,
-            baseline_val_bpb=self.noise.baseline_bpb if self.noise else None,
+            best_val_bpb=standings.best_score,
+            baseline_val_bpb=ref.bpb if ref else None,
             last_failure_log=self._log_tail(failures[-1].number) if failures else None,
             budget_seconds=self.options.budget_seconds,
+            noise_spread=ref.spread if ref else None,
+            keep_band=ref.band if ref else None,
+            device=self.options.device,
         )
 
     def _params_at(self, commit: str) -> dict | None:
@@ -384,9 +405,10 @@ class ResearchSession:
             "candidate", commit, proposal.description, self.options.seed, proposal, parent
         )
         verdict, reason = self._verdict(result)
+        score = result.val_bpb
         if verdict == "recheck":
-            verdict, reason = self._recheck(number, commit, proposal, parent, result)
-        self._finish(number, commit, parent, result, verdict, reason)
+            verdict, reason, score = self._recheck(number, commit, proposal, parent, result)
+        self._finish(number, commit, parent, result, verdict, reason, score)
 
     def _verdict(self, result: ExperimentResult) -> tuple[str, str]:
         if result.status != "ok":
@@ -406,25 +428,23 @@ class ResearchSession:
         )
         if again.status != "ok":
             self._record(again_number, again, again.status, again.reason)
-            return "discard", f"its re-run ended {again.status}: {again.reason}"
+            return "discard", f"its re-run ended {again.status}: {again.reason}", first.val_bpb
         scores = [first.val_bpb, again.val_bpb]
         verdict, reason = self.options.policy.decide_recheck(scores, self.best_bpb)
         self._record(again_number, again, verdict, reason)
         first.flags["recheck_scores"] = scores
-        first.flags["mean_bpb"] = sum(scores) / len(scores)
-        return verdict, reason
+        return verdict, reason, sum(scores) / len(scores)
 
-    def _finish(self, number, commit, parent, result, verdict, reason) -> None:
-        self._record(number, result, verdict, reason)  # before any reset
+    def _finish(self, number, commit, parent, result, verdict, reason, score) -> None:
+        previous = self.best_bpb
+        self._record(number, result, verdict, reason, score)  # before any reset
         git_branch.preserve(self.repo, number, commit)
         if verdict == "keep":
-            previous = self.best_bpb
-            self.best_bpb = result.flags.get("mean_bpb", result.val_bpb)
             self._event(
                 "alert",
-                f"new best {self.best_bpb:.4f} (was {previous:.4f})",
+                f"new best {score:.4f} (was {previous:.4f})",
                 number,
-                {"alert": "new_best", "val_bpb": self.best_bpb},
+                {"alert": "new_best", "val_bpb": score},
             )
         else:
             git_branch.reset_to(self.repo, parent)
@@ -432,7 +452,7 @@ class ResearchSession:
 
     def _crash_streak_alert(self, number: int) -> None:
         recent = [e.status for e in self._experiments()][-CRASH_STREAK_ALERT:]
-        if len(recent) == CRASH_STREAK_ALERT and all(s in FAILED for s in recent):
+        if len(recent) == CRASH_STREAK_ALERT and all(s in FAILED_STATUSES for s in recent):
             self._event(
                 "alert",
                 f"{CRASH_STREAK_ALERT} failed experiments in a row",
@@ -594,7 +614,9 @@ class ResearchSession:
 
     # -- recording -----------------------------------------------------------------------------
 
-    def _record(self, number: int, result: ExperimentResult, status: str, reason: str) -> None:
+    def _record(
+        self, number: int, result: ExperimentResult, status: str, reason: str, score=None
+    ) -> None:
         if status == "ok":
             status = "keep"
         reported = result.reported
@@ -614,15 +636,11 @@ class ResearchSession:
                 num_params_M=_number(reported.get("num_params_M")),
                 hardware=str(reported.get("device", self.options.device)),
                 flags={**result.flags, "isolation": result.isolation or self.isolation},
+                score=score,
             ),
         )
-        score = f" {result.val_bpb:.4f}" if result.val_bpb is not None else ""
-        self._event(
-            "verdict",
-            f"exp {number} {status}{score}: {reason}",
-            number,
-            {"status": status, "val_bpb": result.val_bpb},
-        )
+        message, _, data = verdict_event(self.standings(), number, status, reason)
+        self._event("verdict", message, number, {**data, "val_bpb": result.val_bpb})
         write_results_tsv(self.ledger, self.repo / "results.tsv")
         self.live = LiveState(phase="recorded")
         self.on_change()
@@ -670,18 +688,23 @@ class ResearchSession:
             for e in self._experiments()
         )
 
-    def _best_from_ledger(self) -> float | None:
-        best = self.noise.baseline_bpb if self.noise else None
-        for view in self._experiments():
-            if view.status == "keep" and view.kind == "candidate":
-                best = view.flags.get("mean_bpb", view.val_bpb)
-        return best
-
     def _log_tail(self, number: int, lines: int = 30) -> str | None:
         log = self.workspace.runs_dir / str(number) / "run.log"
         if not log.is_file():
             return None
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def verdict_event(standings: Standings, number: int, status: str, reason: str):
+    """(message, number, data) of a verdict event: the score and Δ the standings give."""
+    row = standings.row(number)
+    score = row.score if row else None
+    delta = row.delta if row else None
+    text = f" {score:.4f}" if score is not None else ""
+    text += f" (Δ {delta:+.4f} vs reference)" if delta is not None else ""
+    data = {"status": status, "score": score, "delta": delta,
+            "delta_best_before": row.delta_best_before if row else None}  # fmt: skip
+    return f"exp {number} {status}{text}: {reason}", number, data
 
 
 def source_hash(source: str) -> str:

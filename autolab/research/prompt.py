@@ -7,11 +7,11 @@ of the last failed run's log, and what to reply.
 
 from autolab.durations import format_duration
 from autolab.research.proposal import Outcome, ResearchContext
+from autolab.track.ledger import FAILED_STATUSES
 
 RECENT_ROWS = 30  # most recent experiments shown in full; the baseline and the best always are
 FAILURE_LOG_LINES = 60
 FAILURE_LOG_CHARS = 4000
-FAILED = ("crash", "timeout", "invalid")
 
 REPLY_FORMAT = """\
 Propose ONE change to train.py that you expect to lower val_bpb. Reply in this format:
@@ -53,12 +53,21 @@ def build_prompt(
 
 
 def _standing(context: ResearchContext) -> str:
+    device = f" on {context.device}" if context.device else ""
     lines = [
-        f"Each run trains for {format_duration(context.budget_seconds)} of wall-clock time; "
-        "val_bpb is measured afterwards by autolab (lower is better).",
-        f"Baseline val_bpb: {_bpb(context.baseline_val_bpb)}. "
-        f"Current best val_bpb: {_bpb(context.best_val_bpb)}.",
-    ]
+        f"Each run trains for {format_duration(context.budget_seconds)} of wall-clock time"
+        f"{device}; val_bpb is measured afterwards by autolab (lower is better).",
+        f"Reference val_bpb (mean of the baseline runs): {_bpb(context.baseline_val_bpb)}"
+        + (f", run-to-run spread {context.noise_spread:.6f}" if context.noise_spread is not None
+           else "")
+        + f". Current best val_bpb: {_bpb(context.best_val_bpb)}.",
+    ]  # fmt: skip
+    if context.keep_band is not None:
+        lines.append(
+            f"A change is kept outright when it beats the best by more than {context.keep_band:.6f}"
+            " (the noise band); a smaller win is re-run with another seed and kept only if the "
+            "mean still wins. Δ is val_bpb minus the reference: negative is better."
+        )
     return "\n".join(lines)
 
 
@@ -68,10 +77,12 @@ def history_table(history: list[Outcome], recent: int = RECENT_ROWS) -> str:
         return "No experiments yet: the current train.py is the baseline."
     rows = sorted(history, key=lambda o: o.number)
     shown = set(range(max(0, len(rows) - recent), len(rows))) | {0}
-    kept = [i for i, o in enumerate(rows) if o.status == "keep" and o.val_bpb is not None]
+    kept = [i for i, o in enumerate(rows) if o.status == "keep" and o.kind == "candidate"
+            and _score(o) is not None]  # fmt: skip
     if kept:
-        shown.add(min(kept, key=lambda i: rows[i].val_bpb))
-    lines = [f"{'#':>4}  {'status':<11} {'val_bpb':>9}  description"]
+        shown.add(min(kept, key=lambda i: _score(rows[i])))
+    lines = [f"{'#':>4}  {'status':<11} {'val_bpb':>9} {'Δ ref':>8} {'steps':>6} {'tok/s':>7} "
+             f"{'mem MB':>7}  description"]  # fmt: skip
     previous = -1
     for i in sorted(shown):
         if i > previous + 1:
@@ -81,15 +92,30 @@ def history_table(history: list[Outcome], recent: int = RECENT_ROWS) -> str:
     return "\n".join(lines)
 
 
+def _score(outcome: Outcome) -> float | None:
+    """The standings' score. An Outcome made by hand (a test, another tool) may carry only the
+    sealed val_bpb: for keep and discard that is the score unless it was re-checked."""
+    if outcome.score is not None or outcome.status not in ("keep", "discard"):
+        return outcome.score
+    return outcome.val_bpb
+
+
 def _row(outcome: Outcome) -> str:
     text = " ".join(outcome.description.split())[:120]
-    if outcome.status in FAILED and outcome.reason:
+    if outcome.kind != "candidate":
+        text = f"[{outcome.kind}] {text}"
+    if outcome.status in FAILED_STATUSES and outcome.reason:
         text += " -- " + " ".join(outcome.reason.split())[:100]
-    return f"{outcome.number:>4}  {outcome.status:<11} {_bpb(outcome.val_bpb):>9}  {text}"
+    delta = "-" if outcome.delta is None else f"{outcome.delta:+.4f}"
+    steps = "-" if outcome.num_steps is None else str(int(outcome.num_steps))
+    rate = "-" if not outcome.tokens_per_sec else f"{outcome.tokens_per_sec:.0f}"
+    memory = "-" if outcome.peak_memory_mb is None else f"{outcome.peak_memory_mb:.0f}"
+    return (f"{outcome.number:>4}  {outcome.status:<11} {_bpb(_score(outcome)):>9} {delta:>8} "
+            f"{steps:>6} {rate:>7} {memory:>7}  {text}")  # fmt: skip
 
 
 def _failure(context: ResearchContext) -> str:
-    failed = [o for o in context.history if o.status in FAILED]
+    failed = [o for o in context.history if o.status in FAILED_STATUSES]
     head = ""
     if failed:
         last = max(failed, key=lambda o: o.number)

@@ -36,6 +36,12 @@ class Outcome:
     params: dict | None = None
     reason: str = ""  # why it crashed / was invalid
     parent_params: dict | None = None  # the constants of the train.py it changed
+    kind: str = "candidate"  # baseline | candidate | recheck
+    score: float | None = None  # what its verdict used (track.standings): None unless scored
+    delta: float | None = None  # score - reference: negative is better
+    num_steps: int | None = None
+    tokens_per_sec: float | None = None
+    peak_memory_mb: float | None = None
 
 
 @dataclass
@@ -48,3 +54,6 @@ class ResearchContext:
     baseline_val_bpb: float | None = None
     last_failure_log: str | None = None  # the tail of the last crashed run's log
     budget_seconds: float = 60.0
+    noise_spread: float | None = None  # of the baseline runs
+    keep_band: float | None = None  # a single run must beat the best by more to be kept
+    device: str = ""

@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autolab.commands.results import results_table
+from autolab.track.standings import Standings
 
 RECENT_ROWS = 12
 
@@ -30,18 +31,26 @@ def render(session) -> Panel:
         )
     else:
         head.add_row(Text(live.phase, style="bold"), Text(live.description))
-    views = session.ledger.experiments(session.session_id) if session.session_id else []
-    standing = Text()
-    if session.noise:
-        standing.append(f"baseline {session.noise.baseline_bpb:.4f} ± {session.noise.spread:.4f}")
-    if session.best_bpb is not None and session.noise:
-        gain = session.noise.baseline_bpb - session.best_bpb
-        standing.append(f"   best {session.best_bpb:.4f}", style="bold green")
-        standing.append(f"  ({gain:+.4f} vs baseline)")
+    standings = session.standings()
+    views = session.ledger.experiments(session_ids=standings.session_ids)
+    standing = Text(standings_text(standings))
     done = sum(1 for v in views if v.status != "running")
     standing.append(f"   {done} experiments done")
+    rows = {r.number: r for r in standings.rows}
     return Panel(
-        Group(head, Text(), results_table(views[-RECENT_ROWS:]), standing),
+        Group(head, Text(), results_table(views[-RECENT_ROWS:], rows), standing),
         title=f"autolab research · {session.branch} · {session.researcher.name}",
         border_style="blue",
     )
+
+
+def standings_text(st: Standings) -> str:
+    """ "reference 2.9169 ± 0.0030   best 2.9000 (Δ -0.0169, exp 7)": the live view's and the
+    research command's last line."""
+    ref = st.reference
+    if ref is None:
+        return "measuring the reference (baseline runs)"
+    text = f"reference {ref.bpb:.4f} ± {ref.spread:.4f}"
+    if st.best_number is None:
+        return text + "   best = reference (nothing kept yet)"
+    return text + f"   best {st.best_score:.4f} (Δ {st.delta:+.4f}, exp {st.best_number})"

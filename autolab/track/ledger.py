@@ -11,10 +11,14 @@ Rules every writer keeps:
   and may add the odd event. WAL lets readers run while the writer writes.
 
 The file is `<workspace>/.autolab/ledger.db`. Schema changes bump SCHEMA_VERSION, kept in
-`PRAGMA user_version`.
+`PRAGMA user_version`; an older ledger is migrated when opened (v1 -> v2 adds the `score` and
+`chain` columns). Every row is chained by hash to the one written before it, and the file may
+hold only the objects SCHEMA creates: see `chain` for what that catches. Opening a ledger that
+holds anything else (a trigger, a view, a table) is refused.
 """
 
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -23,11 +27,16 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+from autolab.errors import UsageError
+from autolab.track import chain
+
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
 KINDS = ("baseline", "candidate", "recheck")
 RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
+SCORED_STATUSES = ("keep", "discard")  # the results that have a score
+FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it
 SESSION_STATUSES = ("succeeded", "failed", "cancelled")
 EVENT_KINDS = (
     "created",
@@ -55,34 +64,50 @@ METRIC_KEYS = (
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY, tag TEXT, branch TEXT, researcher TEXT, budget_seconds REAL,
-    started REAL, hardware TEXT, config_json TEXT);
+    started REAL, hardware TEXT, config_json TEXT, chain TEXT);
 CREATE TABLE IF NOT EXISTS session_ends (
-    session_id INTEGER PRIMARY KEY, ended REAL, status TEXT, reason TEXT);
+    session_id INTEGER PRIMARY KEY, ended REAL, status TEXT, reason TEXT, chain TEXT);
 CREATE TABLE IF NOT EXISTS noise (
-    session_id INTEGER, baseline_bpb REAL, spread REAL, runs INTEGER, created REAL);
+    session_id INTEGER, baseline_bpb REAL, spread REAL, runs INTEGER, created REAL, chain TEXT);
 CREATE TABLE IF NOT EXISTS experiments (
     number INTEGER PRIMARY KEY, session_id INTEGER, kind TEXT, parent_commit TEXT,
     commit_sha TEXT, description TEXT, researcher TEXT, seed INTEGER, params_json TEXT,
     created REAL, llm_prompt_tokens INTEGER, llm_completion_tokens INTEGER, llm_cost_usd REAL,
-    rechecks INTEGER);
+    rechecks INTEGER, chain TEXT);
 CREATE TABLE IF NOT EXISTS results (
     number INTEGER PRIMARY KEY, status TEXT, reason TEXT, val_bpb REAL, reported_val_bpb REAL,
     peak_memory_mb REAL, wall_seconds REAL, training_seconds REAL, total_seconds REAL,
     tokens_per_sec REAL, num_steps INTEGER, num_params_M REAL, hardware TEXT, flags_json TEXT,
-    finished REAL);
+    finished REAL, score REAL, chain TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
     number INTEGER, step INTEGER, progress REAL, loss REAL, lr REAL, tokens_per_sec REAL,
-    memory_mb REAL, training_seconds REAL, time REAL);
+    memory_mb REAL, training_seconds REAL, time REAL, chain TEXT);
 CREATE INDEX IF NOT EXISTS metrics_number_step ON metrics (number, step);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, session_id INTEGER, number INTEGER,
-    kind TEXT, message TEXT, data_json TEXT);
+    kind TEXT, message TEXT, data_json TEXT, chain TEXT);
 CREATE INDEX IF NOT EXISTS events_number ON events (number);
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+# The objects SCHEMA creates, as sqlite_master lists them: the only ones a ledger may hold.
+KNOWN_OBJECTS = {
+    (kind.lower(), name)
+    for kind, name in re.findall(r"CREATE (TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA)
+}
+# v1 -> v2: the score as a column (it was flags["mean_bpb"] for a re-checked keep), and the
+# chain, which starts at the migration.
+MIGRATE_V1 = """
+ALTER TABLE results ADD COLUMN score REAL;
+UPDATE results SET score = COALESCE(json_extract(flags_json, '$.mean_bpb'), val_bpb)
+    WHERE status IN ('keep', 'discard');
+""" + "".join(f"ALTER TABLE {t} ADD COLUMN chain TEXT;\n" for t in chain.CHAINED_TABLES) + """
+CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
-class LedgerError(Exception):
-    """A write the ledger refuses: it would rewrite history or break a reference."""
+class LedgerError(UsageError):
+    """A write the ledger refuses (it would rewrite history or break a reference), or a ledger
+    it refuses to open. One line, as every UsageError: the loop and the CLI print it so."""
 
 
 @dataclass
@@ -123,6 +148,9 @@ class ResultRecord:
     hardware: str = ""
     flags: dict = field(default_factory=dict)  # e.g. {"reported_gap": 0.12}
     finished: float = field(default_factory=time.time)
+    # The number the verdict used: the mean over its re-check when it had one, else val_bpb
+    # (filled in by add_result). Only keep and discard have one.
+    score: float | None = None
 
 
 @dataclass
@@ -157,6 +185,7 @@ class ExperimentView:
     hardware: str
     flags: dict
     finished: float | None
+    score: float | None  # see ResultRecord.score
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -261,13 +290,17 @@ def _experiment_view(row: sqlite3.Row) -> ExperimentView:
     d["flags"] = _loads(d.pop("flags_json"))
     if not d.pop("has_result"):
         d["status"] = "running"
-    d["reason"] = d["reason"] or ""
-    d["hardware"] = d["hardware"] or ""
+    # Text columns read as "" when NULL: a row written outside autolab may leave them empty,
+    # and a view must name it, not crash on it.
+    for key in ("reason", "hardware", "description", "commit_sha", "parent_commit", "researcher",
+                "kind"):  # fmt: skip
+        d[key] = d[key] or ""
     return ExperimentView(**d)
 
 
 def _session_view(row: sqlite3.Row) -> SessionView:
     d = dict(row)
+    d.pop("chain")
     noise = [d.pop(k) for k in ("baseline_bpb", "spread", "runs", "noise_created")]
     d["noise"] = None if noise[2] is None else NoiseRow(*noise)
     d["config"] = _loads(d.pop("config_json"))
@@ -298,11 +331,23 @@ class Ledger:
         self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._refuse_foreign_objects()
         self._migrate()
 
     @classmethod
     def for_workspace(cls, workspace: str | Path) -> "Ledger":
         return cls(ledger_path(workspace))
+
+    def _refuse_foreign_objects(self) -> None:
+        """A trigger could rewrite every verdict as it is written: refuse before any write."""
+        foreign = chain.foreign_objects(self._conn, KNOWN_OBJECTS)
+        if foreign:
+            self.close()
+            raise LedgerError(
+                f"{self.path} holds {', '.join(foreign[:3])}, which autolab did not create: "
+                "something other than autolab changed it; move it aside (or restore a copy) "
+                "and start again"
+            )
 
     def _migrate(self) -> None:
         version = self._conn.execute("PRAGMA user_version").fetchone()[0]
@@ -314,11 +359,18 @@ class Ledger:
                 f"{self.path} has schema v{version}, newer than this autolab's "
                 f"v{SCHEMA_VERSION}: upgrade autolab"
             )
+        script = MIGRATE_V1 if version == 1 else SCHEMA
         with self._write() as conn:
-            for statement in SCHEMA.split(";"):
+            for statement in script.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            chain.start(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    def verify(self) -> list[str]:
+        """Rows that do not match the hash chain, one line each; empty when intact."""
+        with self._lock:
+            return chain.verify(self._conn)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -357,13 +409,11 @@ class Ledger:
         hardware: str,
         config: dict,
     ) -> int:
+        row = {"tag": tag, "branch": branch, "researcher": researcher,
+               "budget_seconds": budget_seconds, "started": time.time(), "hardware": hardware,
+               "config_json": _dumps(config)}  # fmt: skip
         with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO sessions (tag, branch, researcher, budget_seconds, started, hardware,"
-                " config_json) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (tag, branch, researcher, budget_seconds, time.time(), hardware, _dumps(config)),
-            )
-            return cur.lastrowid
+            return chain.insert(conn, "sessions", row)
 
     def end_session(self, session_id: int, status: str, reason: str = "") -> None:
         _check(status, SESSION_STATUSES, "session status")
@@ -374,19 +424,15 @@ class Ledger:
             ).fetchone()
             if ended:
                 raise LedgerError(f"session {session_id} already ended ({ended[0]})")
-            conn.execute(
-                "INSERT INTO session_ends (session_id, ended, status, reason) VALUES (?, ?, ?, ?)",
-                (session_id, time.time(), status, reason),
-            )
+            chain.insert(conn, "session_ends", {"session_id": session_id, "ended": time.time(),
+                                                "status": status, "reason": reason})  # fmt: skip
 
     def record_noise(self, session_id: int, baseline_bpb: float, spread: float, runs: int) -> None:
         with self._write() as conn:
             self._require(conn, "sessions", "id", session_id, "session")
-            conn.execute(
-                "INSERT INTO noise (session_id, baseline_bpb, spread, runs, created)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (session_id, baseline_bpb, spread, runs, time.time()),
-            )
+            chain.insert(conn, "noise", {"session_id": session_id, "baseline_bpb": baseline_bpb,
+                                         "spread": spread, "runs": runs,
+                                         "created": time.time()})  # fmt: skip
 
     def add_experiment(self, record: ExperimentRecord) -> None:
         _check(record.kind, KINDS, "experiment kind")
@@ -397,17 +443,17 @@ class Ledger:
                 "SELECT 1 FROM experiments WHERE number = ?", (record.number,)
             ).fetchone():
                 raise LedgerError(f"experiment {record.number} already exists")
-            conn.execute(
-                f"INSERT INTO experiments ({', '.join(_EXPERIMENT_COLUMNS)})"
-                f" VALUES ({', '.join('?' * len(_EXPERIMENT_COLUMNS))})",
-                [values[c] for c in _EXPERIMENT_COLUMNS],
-            )
+            chain.insert(conn, "experiments", {c: values[c] for c in _EXPERIMENT_COLUMNS})
 
     def add_result(self, number: int, record: ResultRecord) -> None:
         """Record how experiment `number` ended. Once: the ledger never rewrites a result."""
         _check(record.status, RESULT_STATUSES, "result status")
         values = asdict(record)
         values["flags_json"] = _dumps(values.pop("flags"))
+        if values["score"] is None and record.status in SCORED_STATUSES:
+            values["score"] = record.val_bpb
+        elif record.status not in SCORED_STATUSES:
+            values["score"] = None
         columns = ["number", *_RESULT_COLUMNS]
         values["number"] = number
         with self._write() as conn:
@@ -420,24 +466,17 @@ class Ledger:
                     f"experiment {number} already has a result ({existing[0]});"
                     " the ledger is append-only"
                 )
-            conn.execute(
-                f"INSERT INTO results ({', '.join(columns)})"
-                f" VALUES ({', '.join('?' * len(columns))})",
-                [values[c] for c in columns],
-            )
+            chain.insert(conn, "results", {c: values[c] for c in columns})
 
     def add_metrics(self, number: int, rows: list[dict]) -> None:
         """Batch-insert metric rows (a run's metrics.jsonl lines). Keys outside METRIC_KEYS are
         not stored; missing ones are NULL. SQLite stores a NaN loss as NULL."""
-        values = [[number, *(row.get(k) for k in METRIC_KEYS)] for row in rows]
-        if not values:
+        if not rows:
             return
         with self._write() as conn:
-            conn.executemany(
-                f"INSERT INTO metrics (number, {', '.join(METRIC_KEYS)})"
-                f" VALUES ({', '.join('?' * (len(METRIC_KEYS) + 1))})",
-                values,
-            )
+            for row in rows:
+                values = {"number": number, **{k: row.get(k) for k in METRIC_KEYS}}
+                chain.insert(conn, "metrics", values)
 
     def add_event(
         self,
@@ -448,13 +487,10 @@ class Ledger:
         data: dict | None = None,
     ) -> int:
         _check(kind, EVENT_KINDS, "event kind")
+        row = {"time": time.time(), "session_id": session_id, "number": number, "kind": kind,
+               "message": message, "data_json": _dumps(data)}  # fmt: skip
         with self._write() as conn:
-            cur = conn.execute(
-                "INSERT INTO events (time, session_id, number, kind, message, data_json)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (time.time(), session_id, number, kind, message, _dumps(data)),
-            )
-            return cur.lastrowid
+            return chain.insert(conn, "events", row)
 
     @staticmethod
     def _require(conn, table: str, column: str, value, what: str) -> None:
@@ -466,8 +502,11 @@ class Ledger:
     def next_number(self) -> int:
         return self._read("SELECT COALESCE(MAX(number), 0) + 1 FROM experiments")[0][0]
 
-    def experiments(self, session_id: int | None = None) -> list[ExperimentView]:
-        return self._experiments("TRUE", session_id)
+    def experiments(
+        self, session_id: int | None = None, session_ids: list[int] | None = None
+    ) -> list[ExperimentView]:
+        """All experiments, or those of one session, or of several (a branch's sessions)."""
+        return self._experiments("TRUE", session_id, session_ids)
 
     def experiment(self, number: int) -> ExperimentView | None:
         rows = self._read(_EXPERIMENT_SELECT + " WHERE e.number = ?", (number,))
@@ -477,21 +516,24 @@ class Ledger:
         """Experiments with no result yet: running now, or left behind by a killed loop."""
         return self._experiments("r.number IS NULL", session_id)
 
-    def _experiments(self, condition: str, session_id: int | None) -> list[ExperimentView]:
+    def _experiments(
+        self, condition: str, session_id: int | None, session_ids: list[int] | None = None
+    ) -> list[ExperimentView]:
         sql, params = f"{_EXPERIMENT_SELECT} WHERE {condition}", []
         if session_id is not None:
             sql += " AND e.session_id = ?"
             params.append(session_id)
+        if session_ids is not None:
+            sql += f" AND e.session_id IN ({', '.join('?' * len(session_ids))})"
+            params.extend(session_ids)
         return [_experiment_view(r) for r in self._read(sql + " ORDER BY e.number", params)]
 
-    def best(self, session_id: int | None = None) -> ExperimentView | None:
-        """The kept experiment (baselines are stored as keep) with the lowest sealed val_bpb."""
-        sql = _EXPERIMENT_SELECT + " WHERE r.status = 'keep' AND r.val_bpb IS NOT NULL"
-        params: tuple = ()
-        if session_id is not None:
-            sql, params = sql + " AND e.session_id = ?", (session_id,)
-        rows = self._read(sql + " ORDER BY r.val_bpb, e.number LIMIT 1", params)
-        return _experiment_view(rows[0]) if rows else None
+    def standings(self, tag: str | None = None):
+        """The branch's numbers (reference, best, each Δ, the counts): see `track.standings`.
+        `tag` names the branch; None is the latest session's."""
+        from autolab.track.standings import read_standings
+
+        return read_standings(self, tag)
 
     def sessions(self) -> list[SessionView]:
         return [_session_view(r) for r in self._read(_SESSION_SELECT + " ORDER BY s.id")]

@@ -3,9 +3,10 @@
     commit  val_bpb  memory_gb  status  description
 
 Tab-separated, a header line, then one row per finished experiment in number order: the short
-commit (7 characters), the sealed val_bpb with 6 decimals (0.000000 when there is no score, as
-autoresearch writes for a crash), peak memory in GB with 1 decimal, the status, and the
-description on one line. The file is a view: it is rebuilt from the ledger, never edited.
+commit (7 characters), the score with 6 decimals (`track.standings`: the sealed val_bpb, or the
+mean over its re-check when it had one; 0.000000 when there is none, as autoresearch writes for a
+crash), peak memory in GB with 1 decimal, the status, and the description on one line. The
+file is a view: it is rebuilt from the ledger, never edited.
 """
 
 import math
@@ -24,7 +25,7 @@ def _one_line(text: str) -> str:
 
 
 def format_row(view: ExperimentView) -> str:
-    score = view.val_bpb if view.val_bpb is not None and math.isfinite(view.val_bpb) else 0.0
+    score = view.score if view.score is not None and math.isfinite(view.score) else 0.0
     memory_gb = (view.peak_memory_mb or 0.0) / 1024
     commit = (view.commit_sha or "")[:7]
     return "\t".join(

@@ -1,23 +1,22 @@
 """A research session seen as a hosted training job: its state, progress and standing.
 
-States, derived from the ledger alone (it is append-only, so nothing is ever marked):
-- succeeded / failed / cancelled: the session's end row says so;
-- running: no end row and the session's process is alive (`autolab.processes.process_alive`);
-- queued: as running, but no experiment has been created yet;
-- failed, "autolab was killed": no end row and the process is gone.
-The pid is the one of the latest `session_started` event of the session (a resumed session runs
-in a new process), else the session's config["pid"]. A session with no pid recorded counts as
-alive: there is nothing to tell otherwise.
+The state (one vocabulary, `track.standings.SESSION_STATES`) is the latest session's; the
+standing (reference, best, Δ, counts) is its branch's, across every session `--resume`
+continued: both come from `track.standings`, as in every other view.
 """
 
 import time
 from dataclasses import asdict, dataclass, field
 
 from autolab.processes import process_alive
-from autolab.track.ledger import RESULT_STATUSES, ExperimentView, Ledger, SessionView
-
-FAILED = ("crash", "timeout", "invalid")
-KILLED = "autolab was killed"
+from autolab.track.ledger import ExperimentView, Ledger, SessionView
+from autolab.track.standings import (
+    LIVE_STATES,
+    Counts,
+    read_standings,
+    session_pid,
+    session_state,
+)
 
 
 @dataclass
@@ -40,7 +39,7 @@ class SessionStatus:
     researcher: str
     hardware: str
     budget_seconds: float | None
-    state: str  # queued | running | succeeded | failed | cancelled
+    state: str  # one of track.standings.SESSION_STATES
     reason: str
     pid: int | None
     started: float
@@ -48,19 +47,21 @@ class SessionStatus:
     elapsed_seconds: float
     remaining_seconds: float | None  # an estimate, when the session has hours or max_experiments
     running: RunningExperiment | None
-    counts: dict[str, int]  # candidate experiments by status (running excluded)
-    baseline_runs: int
-    rechecks: int
-    baseline_bpb: float | None
+    session_ids: list[int]  # the branch's sessions, this one last
+    counts: Counts  # the branch's, from track.standings
+    reference_bpb: float | None  # mean of the baseline runs
     noise_spread: float | None
-    best_bpb: float | None
-    best_number: int | None
+    band: float | None  # the keep band
+    best_bpb: float | None  # the best kept candidate's score, else the reference
+    best_number: int | None  # None while nothing was kept
     best_description: str
-    gain: float | None  # baseline_bpb - best_bpb: positive is better
+    delta: float | None  # best_bpb - reference_bpb: negative is better
     config: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["counts"]["failed"] = self.counts.failed
+        return d
 
 
 def format_seconds(seconds: float) -> str:
@@ -79,40 +80,18 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def runs_line(status: "SessionStatus") -> str:
+def runs_line(counts: Counts) -> str:
     """ "2 baseline runs, 1 re-check": the runs that are not candidates."""
-    line = plural(status.baseline_runs, "baseline run")
-    return line + (f", {plural(status.rechecks, 're-check')}" if status.rechecks else "")
+    line = plural(counts.baseline_runs, "baseline run")
+    return line + (f", {plural(counts.rechecks, 're-check')}" if counts.rechecks else "")
 
 
-def counts_line(counts: dict[str, int]) -> str:
-    """ "3 keep, 12 discard, 1 crash", in the ledger's order of statuses."""
-    ordered = [f"{counts[s]} {s}" for s in RESULT_STATUSES if counts.get(s)]
+def counts_line(counts: Counts) -> str:
+    """ "3 kept, 12 discarded, 1 crash": the candidates by verdict, in the ledger's order."""
+    words = {"keep": "kept", "discard": "discarded", "crash": "crashed", "timeout": "timed out",
+             "invalid": "invalid", "interrupted": "interrupted"}  # fmt: skip
+    ordered = [f"{n} {words[s]}" for s, n in counts.by_status().items()]
     return ", ".join(ordered) or "none yet"
-
-
-def session_pid(ledger: Ledger, session: SessionView) -> int | None:
-    started = [
-        e
-        for e in ledger.events(session_id=session.id)
-        if e.kind == "session_started" and e.data.get("pid")
-    ]
-    if started:
-        return int(started[-1].data["pid"])
-    pid = session.config.get("pid")
-    return int(pid) if pid else None
-
-
-def session_state(ledger: Ledger, session: SessionView) -> tuple[str, str]:
-    """(state, reason) of a session; see the module docstring."""
-    if session.status is not None:
-        return session.status, session.reason
-    pid = session_pid(ledger, session)
-    if pid is not None and not process_alive(pid):
-        return "failed", KILLED
-    if not ledger.experiments(session.id):
-        return "queued", "waiting for the first experiment"
-    return "running", ""
 
 
 def session_over(ledger: Ledger, session_id: int, pid: int | None) -> bool:
@@ -122,47 +101,27 @@ def session_over(ledger: Ledger, session_id: int, pid: int | None) -> bool:
     return ended or (pid is not None and not process_alive(pid))
 
 
-def score(view: ExperimentView) -> float | None:
-    """The score the keep decision used: the mean over its re-check when it had one."""
-    return view.flags.get("mean_bpb", view.val_bpb)
-
-
-def best_experiment(views: list[ExperimentView]) -> ExperimentView | None:
-    """The kept candidate with the lowest score, else the best baseline run."""
-    kept = [v for v in views if v.status == "keep" and score(v) is not None]
-    candidates = [v for v in kept if v.kind == "candidate"] or [
-        v for v in kept if v.kind == "baseline"
-    ]
-    return min(candidates, key=lambda v: (score(v), v.number)) if candidates else None
-
-
-def count_by_status(views: list[ExperimentView]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in views:
-        if v.kind == "candidate" and v.status != "running":
-            counts[v.status] = counts.get(v.status, 0) + 1
-    return counts
-
-
 def session_status(
-    ledger: Ledger, session: SessionView | None = None, now: float | None = None
+    ledger: Ledger,
+    session: SessionView | None = None,
+    now: float | None = None,
+    stop_requested: bool = False,
 ) -> SessionStatus | None:
     """The latest session's status (or `session`'s); None when the ledger has no session."""
     session = session or ledger.latest_session()
     if session is None:
         return None
     now = time.time() if now is None else now
-    state, reason = session_state(ledger, session)
+    state, reason = session_state(ledger, session, stop_requested)
     views = ledger.experiments(session.id)
     ended = session.ended
-    if state == "failed" and reason == KILLED:
+    if state == "killed":
         last = ledger.events(session_id=session.id, last=1)
         ended = last[0].time if last else session.started
     elapsed = (ended if ended is not None else now) - session.started
-    running = _running(ledger, views) if state == "running" else None
-    noise = session.noise
-    best = best_experiment(views) if noise else None
-    best_bpb = score(best) if best else None
+    running = _running(ledger, views) if state in LIVE_STATES else None
+    standings = read_standings(ledger, session.tag)
+    ref = standings.reference
     return SessionStatus(
         session_id=session.id,
         tag=session.tag,
@@ -177,18 +136,18 @@ def session_status(
         ended=ended,
         elapsed_seconds=elapsed,
         remaining_seconds=_remaining(session, views, now, running)
-        if state in ("queued", "running")
+        if state in LIVE_STATES
         else None,
         running=running,
-        counts=count_by_status(views),
-        baseline_runs=sum(1 for v in views if v.kind == "baseline"),
-        rechecks=sum(1 for v in views if v.kind == "recheck"),
-        baseline_bpb=noise.baseline_bpb if noise else None,
-        noise_spread=noise.spread if noise else None,
-        best_bpb=best_bpb,
-        best_number=best.number if best else None,
-        best_description=best.description if best else "",
-        gain=noise.baseline_bpb - best_bpb if noise and best_bpb is not None else None,
+        session_ids=standings.session_ids,
+        counts=standings.counts,
+        reference_bpb=ref.bpb if ref else None,
+        noise_spread=ref.spread if ref else None,
+        band=ref.band if ref else None,
+        best_bpb=standings.best_score,
+        best_number=standings.best_number,
+        best_description=standings.best_description,
+        delta=standings.delta,
         config=session.config,
     )
 

@@ -4,7 +4,8 @@
 "use strict";
 
 const TOKEN = new URLSearchParams(location.search).get("token");
-const FAILED = ["crash", "timeout", "invalid"];
+// The failed statuses come from the API (/api/overview's failed_statuses), never a copy here.
+const failedStatuses = () => (S.overview && S.overview.failed_statuses) || [];
 const COLORS = {
   keep: "#3fb96f", discard: "#8a94a3", crash: "#f2555a", timeout: "#e59a3a",
   invalid: "#d266c0", interrupted: "#d9b44a", running: "#5aa7ff", baseline: "#9aa8ff",
@@ -62,7 +63,7 @@ function dur(s) {
 }
 const clock = (t) => new Date(t * 1000).toLocaleTimeString([], { hour12: false });
 const statusPill = (s) => `<span class="status s-${esc(s)}">${esc(s)}</span>`;
-const statusGroup = (s) => (FAILED.includes(s) ? "failed" : s);
+const statusGroup = (s) => (failedStatuses().includes(s) ? "failed" : s);
 // A baseline's or a re-check's description already says what it is ("baseline (seed 0)",
 // "re-check of exp 5 (seed 1005)"): it is dimmed, not prefixed again.
 function describe(e) {
@@ -101,10 +102,11 @@ function plot(el, traces, layout) {
 function renderProgress() {
   const el = $("#progress-chart");
   const exps = S.experiments;
-  const scored = exps.filter((e) => isNum(e.val_bpb));
+  // Every number here is the API's standing of the row: its score and Δ, never recomputed.
+  const scored = exps.filter((e) => isNum(e.score));
   if (!exps.length) { plot(el, [], baseLayout({ annotations: [emptyNote("no experiments yet")] })); return; }
   const pts = (list) => ({
-    x: list.map((e) => e.number), y: list.map((e) => e.val_bpb),
+    x: list.map((e) => e.number), y: list.map((e) => e.score),
     customdata: list.map((e) => [e.shown_status, e.description, e.reason || ""]),
   });
   const hover = "<b>#%{x}</b> %{customdata[0]}  %{y:.4f}<br>%{customdata[1]}<extra></extra>";
@@ -116,32 +118,51 @@ function renderProgress() {
   traces.push({ ...pts(baselines), name: "baseline", mode: "markers", type: "scatter", hovertemplate: hover,
     marker: { color: COLORS.baseline, size: 9, symbol: "diamond" } });
   const kept = scored.filter((e) => e.status === "keep" && e.kind === "candidate");
-  // Running best: a step line through every keep (baselines included), carried to the last run.
-  const keeps = scored.filter((e) => e.status === "keep");
+  // Running best: the reference until a candidate is kept, then each keep's score (the best
+  // before each row, as the API gives it), carried to the last run; below it, the keep band.
+  const ref = S.overview && S.overview.reference;
   const bx = [], by = [];
-  let best = Infinity;
-  for (const e of keeps) if (e.val_bpb < best) { best = e.val_bpb; bx.push(e.number); by.push(best); }
-  if (bx.length) { bx.push(exps[exps.length - 1].number); by.push(best); }
+  for (const e of exps) {
+    if (e.kind === "baseline" || !isNum(e.best_before)) continue;
+    if (!by.length || by[by.length - 1] !== e.best_before) { bx.push(e.number); by.push(e.best_before); }
+  }
+  const best = S.overview && S.overview.best;
+  if (bx.length && best && isNum(best.score)) { bx.push(exps[exps.length - 1].number + 0.5); by.push(best.score); }
+  if (bx.length && ref && isNum(ref.band) && ref.band > 0) {
+    traces.push({ x: bx, y: by.map((y) => y - ref.band), name: "keep band", mode: "lines", type: "scatter", hoverinfo: "skip",
+      line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" }, showlegend: false });
+    traces.push({ x: bx, y: by, name: `keep band (${ref.band.toFixed(4)})`, mode: "lines", type: "scatter", hoverinfo: "skip",
+      fill: "tonexty", fillcolor: "rgba(63,185,111,.10)", line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" } });
+  }
   traces.push({ x: bx, y: by, name: "running best", mode: "lines", type: "scatter", hoverinfo: "skip",
     line: { color: COLORS.keep, width: 2, shape: "hv" } });
-  traces.push({ ...pts(kept), name: "keep", mode: "markers", type: "scatter", hovertemplate: hover,
+  traces.push({ ...pts(kept), name: "keep", mode: "markers+text", type: "scatter", hovertemplate: hover,
+    text: kept.map((e) => (e.description.length > 28 ? e.description.slice(0, 27) + "…" : e.description)),
+    textposition: "top right", textfont: { size: 10, color: COLORS.keep },
     marker: { color: COLORS.keep, size: 10, line: { color: "#0d1014", width: 1.5 } } });
   // Failures have no score: marked along the top edge, coloured by kind.
-  const ys = scored.map((e) => e.val_bpb);
+  const ys = scored.map((e) => e.score);
   const lo = ys.length ? Math.min(...ys) : 0, hi = ys.length ? Math.max(...ys) : 1;
   const pad = Math.max((hi - lo) * 0.08, Math.abs(hi) * 0.004, 0.002);
   const top = hi + 1.5 * pad;
-  const failed = exps.filter((e) => FAILED.includes(e.status) || e.shown_status === "interrupted");
+  const failed = exps.filter((e) => failedStatuses().includes(e.status) || e.shown_status === "interrupted");
   traces.push({ x: failed.map((e) => e.number), y: failed.map(() => top), name: "crash · timeout · invalid",
     mode: "markers", type: "scatter",
     customdata: failed.map((e) => [e.shown_status, e.description, e.reason || ""]),
     hovertemplate: "<b>#%{x}</b> %{customdata[0]}<br>%{customdata[1]}<br><i>%{customdata[2]}</i><extra></extra>",
     marker: { symbol: "x-thin", size: 10, line: { width: 2.5, color: failed.map((e) => COLORS[e.shown_status] || COLORS.crash) } } });
   const shapes = [], annotations = [];
-  const base = S.overview && S.overview.baseline_bpb;
+  const base = ref && ref.bpb;
   if (isNum(base)) {
     shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: base, y1: base, line: { color: "#4a5566", width: 1, dash: "dot" } });
-    annotations.push({ xref: "paper", x: 1, y: base, xanchor: "right", yanchor: "bottom", text: "baseline", showarrow: false, font: { size: 10, color: "#6b7686" } });
+    annotations.push({ xref: "paper", x: 1, y: base, xanchor: "right", yanchor: "bottom", text: "reference", showarrow: false, font: { size: 10, color: "#6b7686" } });
+  }
+  // Each session continued with --resume starts where a dotted line marks it.
+  for (const e of exps) {
+    const prev = exps[exps.indexOf(e) - 1];
+    if (!prev || prev.session_id === e.session_id) continue;
+    shapes.push({ type: "line", yref: "paper", x0: e.number - 0.5, x1: e.number - 0.5, y0: 0, y1: 1, line: { color: "#6b7686", width: 1, dash: "dot" } });
+    annotations.push({ yref: "paper", x: e.number - 0.5, y: 0, yanchor: "bottom", xanchor: "left", text: `session ${e.session_id}`, showarrow: false, font: { size: 10, color: "#6b7686" } });
   }
   const running = exps.filter((e) => e.shown_status === "running");
   for (const e of running) {
@@ -220,17 +241,19 @@ function renderHeader() {
   pill.querySelector("b").textContent = state;
   pill.title = s && s.reason ? s.reason : state === "no ledger" ? "run `autolab research` in this workspace: the dashboard fills in when it starts" : "";
   $("#where").textContent = s ? `${o.workspace} · ${s.branch}` : o.workspace;
-  $("#best").textContent = o.best ? bpb(o.best.val_bpb) : "—";
-  $("#best").title = o.best ? `#${o.best.number}: ${o.best.description}` : "";
+  // Best and Δ as the API's standings give them: Δ = best − reference, negative is better.
+  $("#best").textContent = o.best ? bpb(o.best.score) : "—";
+  $("#best").title = !o.best ? "" : o.best.is_reference ? "nothing kept yet: the best is the reference" : `#${o.best.number}: ${o.best.description}`;
   const gain = $("#gain");
-  if (isNum(o.gain) && isNum(o.baseline_bpb)) {
-    const pct = (100 * o.gain) / o.baseline_bpb;
-    gain.textContent = Math.abs(pct) < 0.05 ? `${signed(-o.gain)}` : `${signed(-o.gain)} (${pct >= 0 ? "−" : "+"}${Math.abs(pct).toFixed(1)}%)`;
-    gain.className = "num " + (o.gain > 0 ? "good" : "");
-    gain.title = `baseline ${bpb(o.baseline_bpb, 6)}`;
+  const ref = o.reference;
+  if (isNum(o.delta) && ref && isNum(ref.bpb)) {
+    const pct = (100 * o.delta) / ref.bpb;
+    gain.textContent = Math.abs(pct) < 0.05 ? `${signed(o.delta)}` : `${signed(o.delta)} (${signed(pct, 1)}%)`;
+    gain.className = "num " + (o.delta < 0 ? "good" : "");
+    gain.title = `reference ${bpb(ref.bpb, 6)} ± ${bpb(ref.spread, 6)} (mean of ${ref.runs} baseline runs; keep band ${bpb(ref.band, 4)})`;
   } else { gain.textContent = "—"; gain.className = "num"; }
   const c = o.counts || {};
-  $("#count").textContent = c.total ? `${c.total}  ·  ${c.keep || 0} kept` : "0";
+  $("#count").textContent = c.total ? `${c.total}  ·  ${c.kept || 0} kept` : "0";
   $("#count").title = Object.entries(c).map(([k, v]) => `${k}: ${v}`).join("\n");
   const r = o.running;
   let now = "";
@@ -239,7 +262,7 @@ function renderHeader() {
     if (isNum(r.progress)) now += `  ·  ${Math.round(100 * r.progress)}%`;
     if (isNum(r.loss)) now += `  ·  loss ${r.loss.toFixed(3)}`;
   } else if (s && s.ended) now = `ended ${clock(s.ended)}${s.reason ? ": " + s.reason : ""}`;
-  else if (s && state === "killed") now = "the research process is gone: `autolab research --resume` continues it";
+  else if (s && state === "killed") now = s.state_reason;
   else if (s) now = state === "running" ? "the researcher is thinking…" : "";
   else now = o.ledger ? "" : "waiting for `autolab research` in this workspace";
   $("#now").textContent = now || "—";
@@ -307,8 +330,8 @@ const COLUMNS = [
   { key: "number", label: "#", cls: "r" },
   { key: "shown_status", label: "status" },
   { key: "description", label: "description" },
-  { key: "val_bpb", label: "val_bpb", cls: "r" },
-  { key: "delta", label: "Δ best", cls: "r" },
+  { key: "score", label: "val_bpb", cls: "r" },
+  { key: "delta", label: "Δ ref", cls: "r" },
   { key: "peak_memory_mb", label: "memory", cls: "r" },
   { key: "seconds", label: "time", cls: "r" },
   { key: "researcher", label: "researcher" },
@@ -344,17 +367,16 @@ function visibleRows() {
 
 function renderTable() {
   const rows = visibleRows();
-  const bestNumber = S.overview && S.overview.best ? S.overview.best.number : null;
   $("#table tbody").innerHTML = rows.map((e) => {
     const d = e.delta;
     const dcls = isNum(d) ? (d < 0 ? "good" : "muted") : "";
-    const cls = [e.number === bestNumber ? "best" : "", e.shown_status === "running" ? "live" : ""].join(" ");
+    const cls = [e.is_best ? "best" : "", e.shown_status === "running" ? "live" : ""].join(" ");
     return `<tr data-n="${e.number}" class="${cls}">
       <td class="cmp"><input type="checkbox" data-n="${e.number}" ${S.compare.has(e.number) ? "checked" : ""} title="overlay its curve"></td>
       <td class="r num">${e.number}</td>
-      <td>${statusPill(e.shown_status)}${e.number === bestNumber ? `<span class="star" title="best">★</span>` : ""}</td>
+      <td>${statusPill(e.shown_status)}${e.is_best ? `<span class="star" title="best">★</span>` : ""}</td>
       <td class="desc" title="${esc(e.reason)}">${describe(e)}</td>
-      <td class="r num" title="${isNum(e.val_bpb) ? e.val_bpb.toFixed(6) : ""}">${isNum(e.val_bpb) ? e.val_bpb.toFixed(4) : ""}</td>
+      <td class="r num" title="${isNum(e.score) ? e.score.toFixed(6) : ""}">${isNum(e.score) ? e.score.toFixed(4) : ""}</td>
       <td class="r num ${dcls}">${signed(d)}</td>
       <td class="r num">${mem(e.peak_memory_mb)}</td>
       <td class="r num">${e.shown_status === "running" ? `<span class="spinner"></span>` : dur(e.seconds)}</td>
@@ -475,7 +497,9 @@ function renderDetail() {
       <dl class="kv">
         <dt>sealed val_bpb</dt><dd class="big">${status === "running" ? `<span class="spinner"></span><span class="muted" style="font-size:14px">training</span>` : bpb(d.val_bpb, 6)}</dd>
         ${kv("reported val_bpb", isNum(d.reported_val_bpb) ? `${bpb(d.reported_val_bpb, 6)}  (${signed(gap, 6)} vs sealed)` : "")}
-        ${kv("vs best before it", isNum(d.delta) ? `<span class="${d.delta < 0 ? "good" : ""}">${signed(d.delta, 6)}</span>` : "")}
+        ${kv("score", isNum(d.score) && d.score !== d.val_bpb ? `${bpb(d.score, 6)}  (mean over its re-check)` : "")}
+        ${kv("Δ vs reference", isNum(d.delta) ? `<span class="${d.delta < 0 ? "good" : ""}">${signed(d.delta, 6)}</span>` : "")}
+        ${kv("vs best before it", isNum(d.delta_best_before) ? `<span class="${d.delta_best_before < 0 ? "good" : ""}">${signed(d.delta_best_before, 6)}</span>` : "")}
         ${kv("peak memory", mem(d.peak_memory_mb))}
         ${kv("wall time", dur(d.wall_seconds))}
         ${kv("training time", dur(d.training_seconds))}
