@@ -19,6 +19,13 @@ STATE_STYLES = {  # one per track.standings.SESSION_STATES
 }
 
 
+ISOLATION_LINES = {
+    "sandbox": "sandbox: each experiment in its own namespaces, out of the referee's reach",
+    "process": "process: no sandbox, the checks catch a cheat but not a hostile program "
+    "(docs/security.md)",
+}
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "status",
@@ -88,6 +95,9 @@ def render_status(status):
     if status.remaining_seconds is not None:
         timing += f", about {format_seconds(status.remaining_seconds)} left"
     grid.add_row("time", timing)
+    isolation = status.config.get("isolation")
+    if isolation:
+        grid.add_row("isolation", ISOLATION_LINES.get(isolation, isolation))
     run = status.running
     if run is not None:
         line = Text(f"exp {run.number}  ", style="bold blue")

@@ -45,7 +45,7 @@ EVENT_KINDS = (
     "evaluation",
     "finished",
     "verdict",
-    "alert",  # data {"alert": "nan" | "crash_streak" | "new_best", ...}
+    "alert",  # data {"alert": "nan" | "crash_streak" | "new_best" | "worker_died", ...}
     "session_started",
     "session_ended",
     "note",
