@@ -41,6 +41,7 @@ test: setup $(VENV)/.installed-trackers
 
 lint: setup
 	$(VENV)/bin/ruff check autolab tests bench
+	$(VENV)/bin/ruff format --check autolab tests bench
 
 bench: setup
 	$(PY) bench/speed.py

@@ -151,9 +151,9 @@ def test_dashboard_follows_a_research_session(tmp_path):
                 d = o["delta"]
                 sign = "—" if d is None else "−" if d < 0 else "+" if d > 0 else "±"
                 delta = "—" if d is None else f"{sign}{abs(d):.4f}"
-                return page.text_content("#best") == best and page.text_content(
-                    "#gain"
-                ).startswith(delta)
+                return page.text_content("#best") == best and page.text_content("#gain").startswith(
+                    delta
+                )
 
             wait_for(header_matches, 10, "the header's best and Δ to match /api/overview")
             assert page.evaluate("() => window.__sameLoad") is True

@@ -70,8 +70,10 @@ def test_export_sends_a_finished_session_to_all_three(researched):
 
     # MLflow: the session's run, the experiments nested under it with their own times.
     client = MlflowClient(tracking_uri=uri)
-    runs = {r.data.tags["mlflow.runName"]: r
-            for r in client.search_runs([client.get_experiment_by_name(TAG).experiment_id])}
+    runs = {
+        r.data.tags["mlflow.runName"]: r
+        for r in client.search_runs([client.get_experiment_by_name(TAG).experiment_id])
+    }
     parent = runs.pop("session 1")
     assert parent.data.tags["status"] == "succeeded" and parent.info.status == "FINISHED"
     assert len(runs) == 2

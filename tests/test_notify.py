@@ -65,9 +65,18 @@ def test_payloads_of_the_three_notices(tmp_path):
         "best_experiment": 7,
         "baseline_val_bpb": 1.6,
         "delta": pytest.approx(-0.1),
-        "counts": {"kept": 1, "discarded": 0, "crashed": 0, "timed_out": 0, "invalid": 0,
-                   "interrupted": 0, "running": 0, "rechecks": 0, "baseline_runs": 1,
-                   "failed": 0},  # fmt: skip
+        "counts": {
+            "kept": 1,
+            "discarded": 0,
+            "crashed": 0,
+            "timed_out": 0,
+            "invalid": 0,
+            "interrupted": 0,
+            "running": 0,
+            "rechecks": 0,
+            "baseline_runs": 1,
+            "failed": 0,
+        },  # fmt: skip
         "time": first["time"],
     }
     assert first["time"].startswith(time.strftime("%Y-%m-%dT", time.localtime(1_700_000_000)))

@@ -62,8 +62,12 @@ def run(args: argparse.Namespace) -> int:
         for st in branches.values():
             console.print(standing_line(st), highlight=False)
         if views:
-            console.print("Δ ref: val_bpb − the reference; Δ prev: − the best before it; "
-                          "negative is better; ★ the best", style="dim", highlight=False)
+            console.print(
+                "Δ ref: val_bpb − the reference; Δ prev: − the best before it; "
+                "negative is better; ★ the best",
+                style="dim",
+                highlight=False,
+            )
     for line in warnings:
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False,
                                    soft_wrap=True)  # fmt: skip

@@ -34,6 +34,7 @@ def register(subparsers) -> None:
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
 
+
 def run(args) -> int:
     from autolab.sampling import format_samples, sample_texts
 

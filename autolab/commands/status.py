@@ -112,12 +112,18 @@ def render_status(status):
         progress.add_row(ProgressBar(total=1.0, completed=run.progress or 0, width=30), detail)
         grid.add_row("", progress)
     if len(status.session_ids) > 1:
-        grid.add_row("sessions", f"{', '.join(map(str, status.session_ids))} on this branch "
-                                 "(continued with --resume): the numbers below cover them all")
+        grid.add_row(
+            "sessions",
+            f"{', '.join(map(str, status.session_ids))} on this branch "
+            "(continued with --resume): the numbers below cover them all",
+        )
     grid.add_row("experiments", f"{counts_line(status.counts)}  ({runs_line(status.counts)})")
     if status.reference_bpb is not None:
-        grid.add_row("reference", f"{status.reference_bpb:.4f} ± {status.noise_spread:.4f} "
-                                  f"(mean of the baseline runs; keep band {status.band:.4f})")
+        grid.add_row(
+            "reference",
+            f"{status.reference_bpb:.4f} ± {status.noise_spread:.4f} "
+            f"(mean of the baseline runs; keep band {status.band:.4f})",
+        )
     if status.best_number is not None:
         best = Text(f"{status.best_bpb:.4f}", style="bold green")
         best.append(f"  (Δ {status.delta:+.4f} vs reference)  exp {status.best_number}: ")

@@ -464,7 +464,7 @@ def load_documents(dataset: str, opts: LoadOptions) -> tuple[str, Documents]:
 
 
 def byte_tokenizer_hint(path: Path | None) -> str:
-    """"use --tokenizer byte", unless the data is too small to train on whatever reads it."""
+    """ "use --tokenizer byte", unless the data is too small to train on whatever reads it."""
     from autolab.data.split import MIN_VAL_TOKENS
 
     if path is None:  # a named dataset's own files: large enough

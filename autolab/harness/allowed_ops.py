@@ -103,4 +103,3 @@ ALLOWED_HIGHER_ORDER = frozenset({"wrap_with_autocast", "wrap_with_set_grad_enab
 
 # Plain Python callables export uses: unpacking the outputs of multi-output operators.
 ALLOWED_PYTHON = {operator.getitem: "getitem"}
-

@@ -136,11 +136,15 @@ def kept_changes(standings: Standings, views: list[ExperimentView]) -> list[Kept
     """Kept candidates in order, each with its Δ against the best before it and the reference."""
     descriptions = {v.number: v.description for v in views}
     return [
-        KeptChange(r.number, descriptions[r.number], r.score, r.delta_best_before,
-                   r.delta)  # fmt: skip
+        KeptChange(
+            r.number, descriptions[r.number], r.score, r.delta_best_before, r.delta
+        )  # fmt: skip
         for r in standings.rows
-        if r.kind == "candidate" and r.status == "keep" and r.score is not None
-        and r.delta is not None and r.delta_best_before is not None
+        if r.kind == "candidate"
+        and r.status == "keep"
+        and r.score is not None
+        and r.delta is not None
+        and r.delta_best_before is not None
     ]
 
 
@@ -189,8 +193,11 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
     ids = data.standings.session_ids
     rows = [
         ("session", f"{s.id} on {s.branch} ({st.state}{': ' + st.reason if st.reason else ''})"),
-        ("sessions", ", ".join(map(str, ids)) + (" (continued with --resume; this report covers"
-                                                 " them all)" if len(ids) > 1 else "")),
+        (
+            "sessions",
+            ", ".join(map(str, ids))
+            + (" (continued with --resume; this report covers them all)" if len(ids) > 1 else ""),
+        ),
         ("started", time.strftime("%Y-%m-%d %H:%M", time.localtime(s.started))),
         ("duration", format_seconds(st.elapsed_seconds)),
         ("researcher", s.researcher),
@@ -205,7 +212,9 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
         (
             "reference val_bpb",
             f"{ref.bpb:.4f} ± {ref.spread:.4f} (mean of {ref.runs} baseline runs; keep band "
-            f"{ref.band:.4f})" if ref is not None else "-",
+            f"{ref.band:.4f})"
+            if ref is not None
+            else "-",
         ),  # fmt: skip
         ("best val_bpb", _best_line(data)),
     ]
@@ -265,8 +274,12 @@ def render_markdown(data: ReportData) -> str:
     lines = [f"# autolab report: {data.session.branch}", "", f"![progress]({CHART_FILE})", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {_md_cell(v)} |" for k, v in facts(data)]
-    lines += ["", "Δ is val_bpb minus the reference (the mean of the baseline runs): negative is "
-              "better. A re-checked experiment's val_bpb is the mean over its runs.", ""]
+    lines += [
+        "",
+        "Δ is val_bpb minus the reference (the mean of the baseline runs): negative is "
+        "better. A re-checked experiment's val_bpb is the mean over its runs.",
+        "",
+    ]
     lines += ["## Kept changes", ""]
     if data.kept:
         lines += ["| # | change | val_bpb | vs best before | Δ ref |", "|---:|---|---:|---:|---:|"]
@@ -353,9 +366,11 @@ def render_html(data: ReportData, png: bytes) -> str:
         parts.append("</table>")
     else:
         parts.append('<p class="note">No change beat the reference by more than the noise.</p>')
-    parts += ["<h2>Every experiment</h2>",
-              '<p class="note">Δ is val_bpb minus the reference: negative is better.</p>',
-              "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in EXPERIMENT_HEADER) + "</tr>"]
+    parts += [
+        "<h2>Every experiment</h2>",
+        '<p class="note">Δ is val_bpb minus the reference: negative is better.</p>',
+        "<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in EXPERIMENT_HEADER) + "</tr>",
+    ]
     for row in experiment_rows(data):
         cells = "".join(
             f'<td class="n">{e(c)}</td>' if i < 2 or 4 <= i <= 6 else f"<td>{e(c)}</td>"

@@ -96,13 +96,17 @@ KNOWN_OBJECTS = {
 }
 # v1 -> v2: the score as a column (it was flags["mean_bpb"] for a re-checked keep), and the
 # chain, which starts at the migration.
-MIGRATE_V1 = """
+MIGRATE_V1 = (
+    """
 ALTER TABLE results ADD COLUMN score REAL;
 UPDATE results SET score = COALESCE(json_extract(flags_json, '$.mean_bpb'), val_bpb)
     WHERE status IN ('keep', 'discard');
-""" + "".join(f"ALTER TABLE {t} ADD COLUMN chain TEXT;\n" for t in chain.CHAINED_TABLES) + """
+"""
+    + "".join(f"ALTER TABLE {t} ADD COLUMN chain TEXT;\n" for t in chain.CHAINED_TABLES)
+    + """
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT);
 """
+)
 
 
 class LedgerError(UsageError):

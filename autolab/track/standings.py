@@ -120,7 +120,7 @@ def read_standings(ledger: Ledger, tag: str | None = None) -> Standings:
     # A session that continues none (no "continues" in its config) starts the branch afresh: a
     # tag used again after its branch was deleted is a new story.
     starts = [i for i, s in enumerate(branch) if "continues" not in s.config]
-    branch = branch[starts[-1]:] if starts else branch
+    branch = branch[starts[-1] :] if starts else branch
     ids = [s.id for s in branch]
     measured = [s for s in branch if s.noise is not None]
     noise = measured[-1].noise if measured else None
@@ -154,8 +154,12 @@ def compute(
         score = v.score if v.status in SCORED_STATUSES else None
         rows.append(
             Standing(
-                number=v.number, kind=v.kind, status=v.status, score=score,
-                delta=_minus(score, ref_bpb), best_before=best_score,
+                number=v.number,
+                kind=v.kind,
+                status=v.status,
+                score=score,
+                delta=_minus(score, ref_bpb),
+                best_before=best_score,
                 delta_best_before=_minus(score, best_score) if v.kind != "baseline" else None,
                 rechecks=v.rechecks,
             )  # fmt: skip
