@@ -3,8 +3,8 @@
     python agent.py ATTACK [ATTACK ...] {prompt_file}
 
 It runs in the agent's sandbox, where train.py and the description file are all it may write,
-so it keeps no count of its own: the attacks already tried are the rows of the prompt's
-results table whose description starts "attack: ".
+so it keeps no count of its own: the attacks already tried are those the prompt names
+("attack: NAME", in its results table), and it hands over the first one not yet tried.
 """
 
 import os
@@ -15,8 +15,8 @@ import sys
 here = pathlib.Path(__file__).parent
 attacks = sys.argv[1:-1]
 prompt = pathlib.Path(sys.argv[-1]).read_text()
-done = len(re.findall(r"^\s*\d+\s+\S+\s+\S+\s+attack: ", prompt, re.MULTILINE))
-name = attacks[done % len(attacks)]
+tried = set(re.findall(r"attack: (\w+)", prompt))
+name = next((a for a in attacks if a not in tried), attacks[-1])
 honest = (here / "_honest.py").read_text()
 parts = {"before": "", "finish": ""}
 where = "before"
