@@ -57,7 +57,8 @@ def check_installed(packages: tuple[str, ...] = CHECKED, cache: Path | None = No
 
 def changed_files(distribution, cache: Path) -> list[str]:
     """Files of `distribution` whose content no longer matches the hash in its RECORD."""
-    cache_path = cache / f"{distribution.name}-{distribution.version}.json"
+    where = hashlib.sha256(str(distribution.locate_file("")).encode()).hexdigest()[:12]
+    cache_path = cache / f"{distribution.name}-{distribution.version}-{where}.json"  # per venv
     try:
         verified = json.loads(cache_path.read_text())
     except (OSError, ValueError):
