@@ -26,6 +26,9 @@ CHROMIUM_ARGS = [
 ]
 
 if not CHROMIUM.exists():
+    # In CI (.ci/run installs it) a missing browser is a failure, not a quiet skip.
+    if os.environ.get("CI") == "true":
+        raise RuntimeError(f"{CHROMIUM} not found under CI=true: .ci/run should install chromium")
     pytest.skip(f"{CHROMIUM} not found: apt-get install chromium", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("uvicorn")
