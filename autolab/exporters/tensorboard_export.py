@@ -62,6 +62,8 @@ class TensorBoardExporter(Exporter):
         view, step = finished.view, finished.last_step
         if view.val_bpb is not None:
             writer.add_scalar("val_bpb", view.val_bpb, step)
+        if view.score is not None:  # the re-check mean for a re-checked keep (track.standings)
+            writer.add_scalar("score", view.score, step)
         _, start, end = hparams(hparam_values(view), {"val_bpb": view.val_bpb or 0.0})
         writer.file_writer.add_summary(start, step)
         writer.file_writer.add_summary(end, step)
@@ -85,7 +87,12 @@ def hparam_values(view) -> dict:
 
 def summary_markdown(view) -> str:
     """The experiment and its verdict as a two-column markdown table (TensorBoard renders it)."""
-    verdict = {"status": view.status, "reason": view.reason, "val_bpb": view.val_bpb}
+    verdict = {
+        "status": view.status,
+        "reason": view.reason,
+        "val_bpb": view.val_bpb,
+        "score": view.score,
+    }
     lines = ["| | |", "|---|---|"]
     for key, value in {**experiment_config(view), **verdict}.items():
         text = str(value).replace("|", "\\|").replace("\n", " ")

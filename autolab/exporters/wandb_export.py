@@ -68,7 +68,14 @@ class WandbExporter(Exporter):
 
     def close(self, run, finished: Finished) -> None:
         view = finished.view
-        run.summary.update({"status": view.status, "reason": view.reason, "val_bpb": view.val_bpb})
+        run.summary.update(
+            {
+                "status": view.status,
+                "reason": view.reason,
+                "val_bpb": view.val_bpb,
+                "score": view.score,  # the re-check mean for a re-checked keep
+            }
+        )
         if finished.diff:
             path = Path(run.dir) / DIFF_FILE
             path.write_text(finished.diff)
