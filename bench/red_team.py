@@ -12,6 +12,7 @@ them, and they would really rewrite this checkout's autolab and the venv's torch
     .venv/bin/python bench/red_team.py          # about 10 minutes on 2 cores
 """
 
+import argparse
 import os
 import re
 import socket
@@ -24,6 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from autolab.errors import UsageError  # noqa: E402
+from autolab.sandbox.availability import ISOLATIONS  # noqa: E402
 from autolab.track.ledger import Ledger  # noqa: E402
 
 RED_TEAM = REPO / "tests" / "red_team"
@@ -61,7 +64,12 @@ def run_session(attacks: list[str], isolation: str, scratch: Path) -> dict[str, 
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     outcomes = {name: f"session ended: exit {done.returncode}" for name in attacks}
-    for view in Ledger.for_workspace(workspace).experiments():
+    try:
+        views = Ledger.for_workspace(workspace).experiments()
+    except UsageError as err:  # the ledger's own check found what the attack left in it
+        views = []
+        outcomes = {name: f"detected: the ledger refuses to open ({err})"[:200] for name in attacks}
+    for view in views:
         name = view.description.removeprefix("attack: ")
         if name in outcomes:
             outcomes[name] = f"{view.status}: {view.reason}"
@@ -88,13 +96,16 @@ def stopped(name: str, outcome: str) -> bool:
         return "[the host's listener" not in outcome
     if name == "public_data" and outcome.startswith("discard"):
         return True  # it wrote the public copy, but the evaluator reads the sealed one
-    return bool(re.match(r"(invalid|timeout)\b", outcome)) or "blocked" in outcome
+    return bool(re.match(r"(invalid|timeout|detected)\b", outcome)) or "blocked" in outcome
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--isolation", choices=ISOLATIONS, action="append", help="(default: both)")
+    isolations = parser.parse_args().isolation or list(ISOLATIONS)
     scratch = Path(tempfile.mkdtemp(prefix="autolab-bench-red-team-"))
     results: dict[str, dict[str, str]] = {}
-    for isolation in ("sandbox", "process"):
+    for isolation in isolations:
         for attacks in SESSIONS:
             if isolation == "process" and DAMAGING & set(attacks):
                 for name in attacks:
@@ -104,7 +115,7 @@ def main() -> None:
                 results.setdefault(name, {})[isolation] = outcome
                 print(f"{isolation:8s} {name:17s} {outcome[:110]}", flush=True)
     print()
-    for isolation in ("sandbox", "process"):
+    for isolation in isolations:
         ran = {
             n: r[isolation]
             for n, r in results.items()
