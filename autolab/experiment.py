@@ -187,7 +187,7 @@ def run_experiment(
             evaluator = SealedEvaluator(
                 settings, val_path, workers.evaluator(), workers.sealed_hashes
             )
-            result = _score_sealed(result, settings, evaluator, max(limit, 120.0))
+            result = _score_sealed(result, settings, evaluator, limit)
     finally:
         process.kill()  # a no-op once it has exited
         if evaluator:

@@ -29,6 +29,9 @@ from autolab.errors import UsageError  # noqa: E402
 from autolab.sandbox.availability import ISOLATIONS  # noqa: E402
 from autolab.track.ledger import Ledger  # noqa: E402
 
+sys.path.insert(0, str(REPO / "tests"))
+from red_team.workspace import make_workspace  # noqa: E402
+
 RED_TEAM = REPO / "tests" / "red_team"
 SESSIONS = [
     ["edit_autolab"], ["edit_torch"], ["ledger"], ["public_data"], ["sealed_read"],
@@ -47,15 +50,7 @@ def run_session(attacks: list[str], isolation: str, scratch: Path) -> dict[str, 
     env["RED_TEAM_PORT"] = str(listener.getsockname()[1])
     workspace = root / "ws"
     cli = [sys.executable, "-m", "autolab"]
-    subprocess.run([*cli, "init", str(workspace), "--budget", "2s"], env=env, check=True,
-                   capture_output=True)  # fmt: skip
-    honest = "".join(
-        line for line in (RED_TEAM / "_honest.py").read_text().splitlines(keepends=True)
-        if not line.startswith("# --- ")
-    )  # fmt: skip
-    (workspace / "train.py").write_text(honest)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "commit", "-qam", "the bigram"], cwd=workspace, check=True)
+    make_workspace(workspace, env, "2s")
     agent = f"{sys.executable} {RED_TEAM / 'agent.py'} {' '.join(attacks)} {{prompt_file}}"
     done = subprocess.run(
         [*cli, "research", "-C", str(workspace), "--agent", "command", "--agent-command", agent,

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
+from red_team.workspace import make_workspace
 
 import autolab.harness.evaluate
 from autolab.sandbox import sandbox_unavailable
@@ -94,15 +95,7 @@ def session(tmp_path_factory):
     root = tmp_path_factory.mktemp("red-team")
     env = {**os.environ, "AUTOLAB_HOME": str(root / "home"), "RED_TEAM_SECRET": "hunter2"}
     workspace = root / "ws"
-    done = cli("init", str(workspace), "--budget", BUDGET, env=env)
-    assert done.returncode == 0, done.stderr
-    honest = "".join(
-        line for line in (RED_TEAM / "_honest.py").read_text().splitlines(keepends=True)
-        if not line.startswith("# --- ")
-    )  # fmt: skip
-    (workspace / "train.py").write_text(honest)
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@localhost"]
-    subprocess.run([*git, "commit", "-qam", "the bigram"], cwd=workspace, check=True)
+    make_workspace(workspace, env, BUDGET)
     listener = Listener()
     env["RED_TEAM_PORT"] = str(listener.port)
     guarded = [Path(autolab.harness.evaluate.__file__), Path(torch_functional())]

@@ -61,6 +61,9 @@ class SandboxLayout:
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()
         self.limits = self.limits or ResourceLimits.default(self.device)
+        # What the sandbox shows of the Python environment: found once, used by the command
+        # line and by reset (which must keep the mount points of any root under /tmp).
+        self.roots = sorted({p for p in python_roots() if not _under(p, SYSTEM_DIRS)})
         for name in (*STAGING_DIRS, "src"):
             (self.staging / name).mkdir(exist_ok=True)
 
@@ -80,7 +83,7 @@ class SandboxLayout:
         # /tmp first: the Python environment may itself live under /tmp (a CI checkout's venv),
         # and is then mounted on top of it.
         args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(self.staging / "tmp"), "/tmp"]
-        roots = sorted({p for p in python_roots() if not _under(p, SYSTEM_DIRS)})
+        roots = self.roots
         for root in roots:
             args += ["--ro-bind", str(root), str(root)]
         args += ["--ro-bind-try", "/sys/devices/system/cpu", "/sys/devices/system/cpu"]
@@ -122,7 +125,7 @@ class SandboxLayout:
         kept: removing one from out here would unmount it inside the running sandbox."""
         tmp_mounts = {
             self.staging / "tmp" / root.relative_to("/tmp")
-            for root in python_roots()
+            for root in self.roots
             if root.is_relative_to("/tmp")
         }
         for name in (*STAGING_DIRS, "src"):
