@@ -50,6 +50,7 @@ from autolab.research.constants import (
     round_float,
 )
 from autolab.research.proposal import Outcome, Proposal, ResearchContext
+from autolab.track.ledger import FAILED_STATUSES
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -60,9 +61,9 @@ FROZEN = frozenset({"DEVICE", "DTYPE", "NUM_THREADS", "NUM_WORKERS"})
 # Finished experiments whose score says something about their configuration.
 SCORED = ("keep", "discard")
 # Failures of the configuration itself (too big for the budget, diverged into NaN, broke the
-# model): told to the study as the worst score seen so far, so TPE learns to stay away. An
-# `interrupted` run says nothing about its configuration and teaches the study nothing.
-FAILED = ("crash", "timeout", "invalid")
+# model, FAILED_STATUSES) are told to the study as the worst score seen so far, so TPE learns to
+# stay away. An `interrupted` run says nothing about its configuration and teaches the study
+# nothing.
 SAMPLERS = ("tpe", "random")
 # Scored experiments before TPE models the history (Optuna's default is 10). Experiments cost
 # minutes and every proposal is already local to the best, so waiting long buys little: on the
@@ -278,7 +279,7 @@ def _repeat_step(c: Constant, old, new):
 
 def _scored(history: list[Outcome]) -> list[Outcome]:
     """The experiments whose result says something about their configuration, in order."""
-    return [o for o in history if o.params and o.status in SCORED + FAILED]
+    return [o for o in history if o.params and o.status in SCORED + FAILED_STATUSES]
 
 
 def _moved(outcome: Outcome, space) -> list[str]:
@@ -497,7 +498,7 @@ def _told_value(outcome: Outcome, penalty: float | None) -> float | None:
     """The score the study is told for an outcome; None to leave it out."""
     if outcome.status in SCORED and _finite(outcome.val_bpb):
         return outcome.val_bpb
-    if outcome.status in FAILED:
+    if outcome.status in FAILED_STATUSES:
         return penalty
     return None
 
