@@ -7,6 +7,7 @@ harness's own handover, so its per-token losses are known exactly (log of train-
 import json
 import math
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -226,7 +227,7 @@ def test_compare_json_per_token_difference(researched):
     assert out["b"]["bpb"] == pytest.approx(total_bits / out["b"]["total_bytes"], abs=1e-6)
 
 
-def test_compare_view_and_selection(trained, researched, capsys):
+def test_compare_view_and_selection(trained, researched, capsys, monkeypatch):
     workspace = researched["workspace"]
     assert default_selector(trained["workspace"]) == "last"  # no ledger
     assert default_selector(workspace) == "best"
@@ -234,12 +235,22 @@ def test_compare_view_and_selection(trained, researched, capsys):
     assert select_run(workspace, "baseline").run_dir.name == "1"
     text = researched["ws"] / "names.txt"
     text.write_text(NAMES)
-    code = main_with_inspect(["inspect", "-C", str(researched["ws"]), "--text", str(text),
-                              "--compare", "1", "2"])  # fmt: skip
-    out = capsys.readouterr().out
+    args = ["inspect", "-C", str(researched["ws"]), "--text", str(text), "--compare", "1", "2"]
+    monkeypatch.setenv("FORCE_COLOR", "1")  # rich's switch: draw as on a terminal
+    code = main_with_inspect(args)
+    out = re.sub(r"\x1b\[[0-9;]*m", "", capsys.readouterr().out)
     assert code == 0
     assert "A exp 1" in out and "B exp 2" in out and "bits per byte" in out
     assert "B better (most bits)" in out and "B - A" in out
+
+    monkeypatch.delenv("FORCE_COLOR")  # piped: a token table, no colour scale
+    assert main_with_inspect(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("A exp 1 (") and lines[1].startswith("B exp 2 (")
+    assert re.fullmatch(r"B - A: [+-]\d\.\d{4} bpb on this text", lines[2])
+    assert lines[3] == "#\ttoken\tA bits\tB bits\tB - A"
+    assert len(lines) > 4 and all(len(line.split("\t")) == 5 for line in lines[3:])
+    assert "\x1b[" not in "\n".join(lines)
 
 
 @pytest.mark.parametrize(

@@ -197,6 +197,13 @@ def show_comparison(console: Console, runs: "list[LoadedRun]", text: str, as_jso
         return 0
     diffs = diff_bits(a, b)
     label_a, label_b = runs[0].run.label, runs[1].run.label
+    if not console.is_terminal:  # a pipe or a log: the per-token numbers, not a colour scale
+        print(f"A {label_a}: {summary_line(a)}")
+        print(f"B {label_b}: {summary_line(b)}")
+        print(f"B - A: {b.bpb - a.bpb:+.4f} bpb on this text")
+        bits = [("A bits", [t.bits for t in a.tokens]), ("B bits", [t.bits for t in b.tokens])]
+        print(token_table([*bits, ("B - A", diffs)], a.tokens))
+        return 0
     console.print(f"[bold]A[/] {label_a}: {summary_line(a)}")
     console.print(f"[bold]B[/] {label_b}: {summary_line(b)}")
     delta = b.bpb - a.bpb
