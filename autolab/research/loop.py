@@ -32,7 +32,7 @@ from autolab.research.context import research_context
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
 from autolab.research.policy import Noise, Policy
 from autolab.research.proposal import Proposal, ResearchContext
-from autolab.research.recorder import Recorder
+from autolab.research.recorder import Recorder, result_record
 from autolab.research.recorder import verdict_event as verdict_event  # where callers import it
 from autolab.research.trial import Runner, Trial, session_must_end
 from autolab.sandbox.availability import choose_isolation
@@ -507,28 +507,6 @@ class ResearchSession:
         ]  # fmt: skip
 
 
-def result_record(result: ExperimentResult, status: str, reason: str, score: float | None,
-                  device: str, isolation: str) -> ResultRecord:  # fmt: skip
-    """The results row of a run: the sealed score, the rest as the run reported it."""
-    reported = result.reported
-    return ResultRecord(
-        status="keep" if status == "ok" else status,
-        reason=reason,
-        val_bpb=result.val_bpb,
-        reported_val_bpb=_number(reported.get("val_bpb")),
-        peak_memory_mb=_number(reported.get("peak_memory_mb")),
-        wall_seconds=result.wall_seconds,
-        training_seconds=_number(reported.get("training_seconds")),
-        total_seconds=_number(reported.get("total_seconds")),
-        tokens_per_sec=_number(reported.get("tokens_per_sec")),
-        num_steps=_number(reported.get("num_steps")),
-        num_params_M=_number(reported.get("num_params_M")),
-        hardware=str(reported.get("device", device)),
-        flags={**result.flags, "isolation": result.isolation or isolation},
-        score=score,
-    )
-
-
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
@@ -573,7 +551,3 @@ def _error_text(err: BaseException) -> str:
     if isinstance(err, OSError):
         return f"{err.strerror or err}: {err.filename or ''}".strip(": ")
     return str(err)
-
-
-def _number(value):
-    return value if isinstance(value, int | float) else None

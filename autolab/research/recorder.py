@@ -82,3 +82,29 @@ def verdict_event(standings: Standings, number: int, status: str, reason: str):
     data = {"status": status, "score": score, "delta": delta,
             "delta_best_before": row.delta_best_before if row else None}  # fmt: skip
     return f"exp {number} {status}{text}: {reason}", number, data
+
+
+def result_record(result: ExperimentResult, status: str, reason: str, score: float | None,
+                  device: str, isolation: str) -> ResultRecord:  # fmt: skip
+    """The results row of a run: the sealed score, the rest as the run reported it."""
+    reported = result.reported
+    return ResultRecord(
+        status="keep" if status == "ok" else status,
+        reason=reason,
+        val_bpb=result.val_bpb,
+        reported_val_bpb=_number(reported.get("val_bpb")),
+        peak_memory_mb=_number(reported.get("peak_memory_mb")),
+        wall_seconds=result.wall_seconds,
+        training_seconds=_number(reported.get("training_seconds")),
+        total_seconds=_number(reported.get("total_seconds")),
+        tokens_per_sec=_number(reported.get("tokens_per_sec")),
+        num_steps=_number(reported.get("num_steps")),
+        num_params_M=_number(reported.get("num_params_M")),
+        hardware=str(reported.get("device", device)),
+        flags={**result.flags, "isolation": result.isolation or isolation},
+        score=score,
+    )
+
+
+def _number(value):
+    return value if isinstance(value, int | float) else None
