@@ -17,11 +17,10 @@ from pathlib import Path
 from autolab.evaluation.launcher import SealedEvaluator
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION
 from autolab.harness.handover import MODEL_FILE
-from autolab.harness.run import METRICS_FILE
+from autolab.harness.run import METRICS_FILE, RESULT_FILE
 from autolab.harness.settings import RunSettings
 from autolab.sandbox.availability import choose_isolation, warn_on_stderr
 from autolab.sandbox.layout import INNER_DATA, INNER_RUN, inner_environment
-from autolab.summary import parse_summary
 from autolab.workers import Workers
 from autolab.zygote.client import base_environment
 
@@ -47,7 +46,7 @@ class ExperimentResult:
     status: str  # ok | crash | timeout | invalid | interrupted
     reason: str = ""
     val_bpb: float | None = None  # the sealed score
-    reported: dict = field(default_factory=dict)  # the summary block train.py printed
+    reported: dict = field(default_factory=dict)  # what train.py reported (its result.json)
     wall_seconds: float = 0.0
     flags: dict = field(default_factory=dict)
     run_dir: Path | None = None
@@ -171,7 +170,8 @@ def run_experiment(
             sandbox.collect(run_dir)
         log_path = run_dir / LOG_FILE
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
-        result = watch.outcome or _classify_exit(process.returncode, log_text)
+        reported = read_reported(run_dir)
+        result = watch.outcome or _classify_exit(process.returncode, log_text, reported)
         if result.status == "crash" and not result.disk_full and _disk_nearly_full(run_dir):
             reason = f"{DISK_FULL_REASON} ({run_dir}): {result.reason}"[:500]
             result = ExperimentResult("crash", reason, reported=result.reported)
@@ -286,8 +286,20 @@ def _disk_nearly_full(path: Path) -> bool:
         return False
 
 
-def _classify_exit(returncode: int, log_text: str) -> ExperimentResult:
-    reported = parse_summary(log_text)
+def read_reported(run_dir: Path) -> dict:
+    """What the run reported of itself: the result.json the harness writes in `run.finish`, at
+    full precision (the printed summary block rounds, and is for people and grep). {} when
+    there is none (it ended before finishing) or it is not a JSON object: the experiment's
+    own output, and only the sealed score counts."""
+    path = run_dir / RESULT_FILE
+    try:
+        values = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return values if isinstance(values, dict) else {}
+
+
+def _classify_exit(returncode: int, log_text: str, reported: dict) -> ExperimentResult:
     if returncode == 0:
         return ExperimentResult("ok", reported=reported)
     lines = [line for line in log_text.splitlines() if line.strip()]

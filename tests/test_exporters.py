@@ -43,7 +43,7 @@ def curve(losses: list[float | None]) -> list[dict]:
 
 class Replay:
     """Records what a ResearchSession records, in its order, and calls the listener the way
-    ResearchSession._event does. `session` is the small stand-in the listeners read."""
+    its Recorder does. `session` is the small stand-in the listeners read."""
 
     def __init__(self, tmp_path: Path, listener):
         repo = tmp_path / "workspace"

@@ -88,7 +88,10 @@ def test_lr_find_command_on_the_mlp_recipe(tmp_path):
                               text=True, env=env, timeout=300)  # fmt: skip
 
     workspace = tmp_path / "ws"
-    assert autolab("init", str(workspace), "--recipe", "mlp").returncode == 0
+    assert autolab("init", str(workspace), "--recipe", "mlp", "--budget", "1s").returncode == 0
+    trained = autolab("train", "-C", str(workspace))
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    last_run = (workspace / ".autolab" / "last_run").read_text()
     done = autolab(
         "lr-find", "-C", str(workspace), "--steps", "80", "--out", str(tmp_path / "lr.png")
     )
@@ -97,3 +100,12 @@ def test_lr_find_command_on_the_mlp_recipe(tmp_path):
     assert (tmp_path / "lr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (workspace / "program.md").read_text() == ""
     assert autolab("lr-find", "-C", str(workspace), "--steps", "5").returncode == 2
+    # The sweep is its own kind of run: the workspace's last run is still the trained one,
+    # and `sample` samples it.
+    assert (workspace / ".autolab" / "last_run").read_text() == last_run
+    assert [p.name for p in (workspace / ".autolab" / "runs").iterdir()] == [
+        os.path.basename(last_run)
+    ]
+    sampled = autolab("sample", "-C", str(workspace), "-n", "3")
+    assert sampled.returncode == 0, sampled.stdout + sampled.stderr
+    assert len(sampled.stdout.strip().splitlines()) >= 3

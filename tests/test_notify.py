@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from autolab.notify import CommandNotifier, NotifyError
-from autolab.research.loop import ResearchSession
+from autolab.research.recorder import Recorder
 from autolab.track.ledger import EventRow, ExperimentRecord, Ledger, NoiseRow, ResultRecord
 from autolab.track.standings import compute
 
@@ -115,16 +115,16 @@ def test_a_slow_command_is_killed(tmp_path):
 
 
 def test_the_loop_records_a_notifier_failure_as_a_note(tmp_path):
-    """Through ResearchSession._event, the hook the loop calls for every event it records."""
+    """Through the session's Recorder, which hands every event it writes to the listeners."""
     out = tmp_path / "notices.jsonl"
     with Ledger.for_workspace(tmp_path) as ledger:
-        session = ResearchSession.__new__(ResearchSession)
-        session.ledger, session.session_id = ledger, None
-        session.workspace, session.noise = SimpleNamespace(root=tmp_path), None
-        session.options = SimpleNamespace(tag=None)  # the ledger's latest branch: none yet
-        session.listeners = [CommandNotifier(appender(out)), CommandNotifier("exit 1")]
-        session._event("session_ended", "session succeeded")
+        recorder = Recorder(ledger, None, tmp_path / "results.tsv")  # no branch yet
+        recorder.subject = SimpleNamespace(workspace=SimpleNamespace(root=tmp_path),
+                                           session_id=None, standings=ledger.standings)  # fmt: skip
+        recorder.listeners = [CommandNotifier(appender(out)), CommandNotifier("exit 1")]
+        written = recorder.event("session_ended", "session succeeded")
         notes = [e.message for e in ledger.events() if e.kind == "note"]
+        assert ledger.events()[0] == written  # the row handed over is the row in the ledger
     assert read(out)[0]["event"] == "session_ended" and read(out)[0]["best_val_bpb"] is None
     assert notes == [
         "listener CommandNotifier('exit 1') failed: notify command exited with 1: exit 1"

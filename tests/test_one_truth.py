@@ -4,7 +4,10 @@ must all tell the same numbers (issue 10). Also the ledger's integrity seen from
 The ledger is written as the loop writes it (verdict events from the loop's own
 `verdict_event`): two baseline seeds, a discard, a win inside the noise band re-checked and
 kept, a crash, an invalid with a cheated score, then a second session continuing the branch
-with --resume (a keep beyond the band, a discard).
+with --resume (a keep beyond the band, a discard). And the same questions of a ledger a real
+short session wrote (`test_a_real_session_tells_the_same_numbers_everywhere`): two sessions of
+the search researcher on the mlp recipe, 1 s a run, the second a `--resume`, with the real
+`--notify-cmd` payloads and the research command's own last line.
 """
 
 import json
@@ -20,8 +23,9 @@ from autolab import gitrepo
 from autolab.inspect.select import select_run
 from autolab.notify import payload
 from autolab.report.build import collect, experiment_rows, render_markdown
-from autolab.research.loop import ResearchSession, verdict_event
+from autolab.research.context import research_context
 from autolab.research.prompt import build_prompt
+from autolab.research.recorder import verdict_event
 from autolab.research.view import standings_text
 from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
 from autolab.workspace import init_workspace, load_workspace
@@ -44,9 +48,9 @@ def dead_pid() -> int:
     return proc.pid
 
 
-def cli(*args: str) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+                          text=True, timeout=timeout)  # fmt: skip
 
 
 def record(ledger, tag, session, number, kind, status, val_bpb=None, score=None, reason="",
@@ -166,21 +170,18 @@ def test_every_view_tells_the_same_numbers(golden):
     ]
     assert "1.9500 (exp 8, Δ -0.0550 vs reference)" in render_markdown(data)
 
-    # the loop, its final line, the notify payload and the prompt
+    # the loop's final line, the notify payload and the prompt
     with Ledger.for_workspace(root) as ledger:
-        session = ResearchSession.__new__(ResearchSession)
-        session.ledger, session.session_id, session.session_ids = ledger, 2, [1, 2]
-        session.workspace, session.repo = golden, root
-        session.options = SimpleNamespace(tag="golden", budget_seconds=2.0, device="cpu")
-        session._params_cache = {}
-        assert session.best_bpb == BEST
-        assert "best 1.9500 (Δ -0.0550, exp 8)" in standings_text(session.standings())
-        event = ledger.events(last=1)[0]
-        notice = payload(event, session)
+        st = ledger.standings("golden")
+        assert st.best_score == BEST  # what the loop's next candidate must beat
+        assert "best 1.9500 (Δ -0.0550, exp 8)" in standings_text(st)
+        session = SimpleNamespace(workspace=golden, session_id=2, standings=lambda: st)
+        notice = payload(ledger.events(last=1)[0], session)
         assert (notice["best_experiment"], notice["best_val_bpb"], notice["baseline_val_bpb"],
                 notice["delta"]) == best  # fmt: skip
         assert notice["counts"] == COUNTS
-        prompt = build_prompt(session._context())
+        history = ledger.experiments(session_ids=st.session_ids)
+        prompt = build_prompt(research_context(golden, st, history, 2.0, "cpu"))
     assert "Current best val_bpb: 1.950000" in prompt and "2.005000" in prompt
     assert "more than 0.014142 (the noise band)" in prompt and "on cpu" in prompt
     assert "   1  keep         2.000000  -0.0050    100    5000      12  [baseline]" in prompt
@@ -254,3 +255,95 @@ def test_results_tsv_and_branch_disagreements_are_one_line_each(golden, tmp_path
     assert len(lines) == 2 and "results.tsv differs from the ledger" in lines[0]
     assert "branch autolab/golden is at" in lines[1] and "exp 8's commit" in lines[1]
     assert os.path.exists(copy / "results.tsv")
+
+
+# -- a real short session ------------------------------------------------------------------------
+
+
+def views_tell(root) -> dict:
+    """Best, reference, each Δ and the counts, as every view tells them: asserted equal to the
+    standings' (the one owner), which are returned."""
+    with Ledger.for_workspace(root) as ledger:
+        st = ledger.standings()
+        assert ledger.verify() == []
+    deltas = {r.number: r.delta for r in st.rows}
+    best = (st.best_number, st.best_score, st.reference.bpb, st.delta)
+    counts = {**vars(st.counts), "failed": st.counts.failed}
+    rows = json.loads(cli("results", "-C", str(root), "--json").stdout)
+    assert {r["number"]: r["delta"] for r in rows} == deltas
+    assert {r["number"]: r["score"] for r in rows} == {r.number: r.score for r in st.rows}
+    assert [r["number"] for r in rows if r["is_best"]] == (
+        [st.best_number] if st.best_number is not None else []
+    )
+    status = json.loads(cli("status", "-C", str(root), "--json").stdout)
+    assert (status["best_number"], status["best_bpb"], status["reference_bpb"],
+            status["delta"]) == best  # fmt: skip
+    assert status["counts"] == counts and status["session_ids"] == st.session_ids
+    events = cli("events", "-C", str(root), "--json", "--last", "10000").stdout.splitlines()
+    verdicts = {e["number"]: e["data"] for e in map(json.loads, events) if e["kind"] == "verdict"}
+    kinds = {r.number: r.kind for r in st.rows}
+    assert {n: d["delta"] for n, d in verdicts.items() if kinds[n] != "baseline"} == {
+        n: d for n, d in deltas.items() if kinds[n] != "baseline"
+    }  # (a baseline run's verdict came before the reference existed)
+    dash = Dashboard(load_workspace(root))
+    overview = dash.overview()
+    assert (overview["best"]["number"], overview["best"]["score"],
+            overview["reference"]["bpb"], overview["delta"]) == best  # fmt: skip
+    assert {k: v for k, v in overview["counts"].items() if k != "total"} == counts
+    assert {r["number"]: r["delta"] for r in dash.experiments()} == deltas
+    dash.close()
+    with Ledger.for_workspace(root) as ledger:
+        report = collect(root, ledger, 0).standings
+    assert (report.best_number, report.best_score, report.reference.bpb, report.delta) == best
+    return st
+
+
+@pytest.fixture(scope="module")
+def researched(tmp_path_factory):
+    """A real ledger: `autolab research` (2 baseline runs, 2 candidates), then `--resume` for
+    one more, each with a notify command that keeps every payload."""
+    tmp = tmp_path_factory.mktemp("real")
+    root, notices = tmp / "ws", tmp / "notices.jsonl"
+    notify = f"{sys.executable} -c \"import sys; open({str(notices)!r}, 'a').write(" \
+             f"sys.stdin.read().strip() + chr(10))\""  # fmt: skip
+    done = cli("init", str(root), "--recipe", "mlp", "--budget", "1s")
+    assert done.returncode == 0, done.stderr
+    runs = []
+    for extra in ([], ["--resume"]):
+        done = cli("research", "-C", str(root), "--plain", "--tag", "real", "--max-experiments",
+                   "3" if extra else "2", "--notify-cmd", notify, *extra,
+                   timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        runs.append(done.stdout)
+    return root, runs, [json.loads(line) for line in notices.read_text().splitlines()]
+
+
+def test_a_real_session_tells_the_same_numbers_everywhere(researched):
+    root, outputs, notices = researched
+    st = views_tell(root)
+    assert len(st.session_ids) == 2 and st.reference is not None
+    assert st.counts.baseline_runs == 2
+    assert sum(1 for r in st.rows if r.kind == "candidate") == 3
+    # The research command's last line and the notify payload at the end of the last session.
+    assert " ".join(outputs[-1].split()).endswith(" ".join(standings_text(st).split()))
+    ended = [n for n in notices if n["event"] == "session_ended"]
+    assert [n["session"] for n in ended] == st.session_ids
+    last = ended[-1]
+    assert (last["best_experiment"], last["best_val_bpb"], last["baseline_val_bpb"],
+            last["delta"]) == (st.best_number, st.best_score, st.reference.bpb,
+                               st.delta)  # fmt: skip
+    assert last["counts"] == {**vars(st.counts), "failed": st.counts.failed}
+
+
+def test_a_run_reports_at_full_precision(researched):
+    """The outcome is read from the run's result.json, not from the rounded printed block: an
+    MLP's tens of thousands of parameters are not "0.0M"."""
+    root, _, _ = researched
+    with Ledger.for_workspace(root) as ledger:
+        views = [v for v in ledger.experiments() if v.val_bpb is not None]
+    runs_dir = load_workspace(root).runs_dir
+    for view in views:
+        reported = json.loads((runs_dir / str(view.number) / "result.json").read_text())
+        assert view.num_params_M == reported["num_params_M"] > 0
+        assert view.tokens_per_sec == reported["tokens_per_sec"]
+    assert any(round(v.num_params_M, 1) != v.num_params_M for v in views)

@@ -276,6 +276,20 @@ def test_ctrl_c_ends_the_session_cleanly(workspace, home):
     assert_ledger_and_branch_agree(workspace, "c")
 
 
+def test_ctrl_c_during_the_baseline_cancels_and_records_it(workspace, home):
+    """An interrupted baseline run is recorded as interrupted and the session is cancelled, not
+    failed: nothing was wrong with train.py."""
+    process = start_research(workspace, home, "--tag", "b", "--budget", "30s")
+    with ledger_of(workspace) as ledger:
+        wait_for(lambda: ledger.metrics(1), what="the first baseline run's steps")  # mid-run
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=60)
+        assert process.returncode == 0, output
+        assert ledger.latest_session().status == "cancelled"
+        assert [(v.kind, v.status) for v in ledger.experiments()] == [("baseline", "interrupted")]
+    assert "Traceback" not in output
+
+
 # -- the llm researcher through the loop ----------------------------------------------------------
 
 EDIT = """DESCRIPTION: widen the hidden layer to 192

@@ -8,7 +8,9 @@ from rich.table import Table
 
 from autolab.errors import UsageError
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
-from autolab.workspace import load_workspace, new_run_dir, prepare_data
+from autolab.workspace import load_workspace, prepare_data
+
+SWEEPS_DIR = "lr-find"  # under .autolab/: a sweep is not a training run, never the last run
 
 
 def register(subparsers) -> None:
@@ -39,7 +41,8 @@ def run(args) -> int:
     console = Console(highlight=False)
     workspace = load_workspace(args.workspace)
     data = prepare_data(workspace)
-    run_dir = new_run_dir(workspace, time.strftime("lr-find-%Y%m%d-%H%M%S"))
+    run_dir = workspace.state_dir / SWEEPS_DIR / time.strftime("%Y%m%d-%H%M%S")
+    run_dir.mkdir(parents=True)
     settings = RunSettings(
         data_dir=data.data_dir,
         run_dir=run_dir,

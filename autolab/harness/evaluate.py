@@ -11,6 +11,7 @@ so the result is the same for any batch size up to float rounding in the model i
 """
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -26,6 +27,29 @@ def chunk_starts(n_tokens: int, seq_len: int) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
+def scored_chunks(
+    model, tokens: np.ndarray, seq_len: int, device: str = "cpu", batch_size: int = 16
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor]]:
+    """The one scoring loop (val_bpb here, `autolab inspect`'s surprisal too): for each batch of
+    equal-length chunks, (their starts, targets (B, T), nats (B, T) float64), where nats is
+    -ln P(target | the context inside its chunk)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    chunks = chunk_starts(len(tokens), seq_len)
+    # Chunks of equal length batch together; only the last chunk may be shorter.
+    for length in sorted({length for _, length in chunks}, reverse=True):
+        same = [s for s, n in chunks if n == length]
+        for i in range(0, len(same), batch_size):
+            starts = same[i : i + batch_size]
+            rows = np.stack([tokens[s : s + length + 1] for s in starts])
+            batch = torch.from_numpy(rows).to(device)
+            inputs, targets = batch[:, :-1], batch[:, 1:]
+            logits = model(inputs)
+            log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
+            nats = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
+            yield starts, targets, nats.double()
+
+
+@torch.no_grad()
 def evaluate_bpb(
     model,
     tokens: np.ndarray,
@@ -36,20 +60,10 @@ def evaluate_bpb(
     max_tokens: int = EVAL_MAX_TOKENS,
 ) -> float:
     """Bits per byte of `model` (idx (B, T) -> logits (B, T, V)) on `tokens`."""
-    tokens = np.asarray(tokens[: max_tokens + 1], dtype=np.int64)
     nbytes = torch.as_tensor(token_bytes, dtype=torch.float64)
     total_nats, total_bytes = 0.0, 0.0
-    chunks = chunk_starts(len(tokens), seq_len)
-    # Chunks of equal length batch together; only the last chunk may be shorter.
-    for length in sorted({length for _, length in chunks}, reverse=True):
-        same = [s for s, n in chunks if n == length]
-        for i in range(0, len(same), batch_size):
-            rows = np.stack([tokens[s : s + length + 1] for s in same[i : i + batch_size]])
-            batch = torch.from_numpy(rows).to(device)
-            inputs, targets = batch[:, :-1], batch[:, 1:]
-            logits = model(inputs)
-            log_probs = F.log_softmax(logits.float(), dim=-1)  # (B, T, V)
-            nats = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
-            total_nats += nats.double().sum().item()
-            total_bytes += nbytes[targets.cpu()].sum().item()
+    for _, targets, nats in scored_chunks(model, tokens[: max_tokens + 1], seq_len, device,
+                                          batch_size):  # fmt: skip
+        total_nats += nats.sum().item()
+        total_bytes += nbytes[targets.cpu()].sum().item()
     return total_nats / (math.log(2) * total_bytes)

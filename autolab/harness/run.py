@@ -25,8 +25,6 @@ from autolab.harness.clock import TrainingClock
 from autolab.harness.data import BatchSampler, read_meta, read_token_bytes, read_tokens
 from autolab.harness.evaluate import evaluate_bpb
 from autolab.harness.handover import export_model
-from autolab.harness.lr_range import PROGRESS as LR_RANGE_PROGRESS
-from autolab.harness.lr_range import LRRangeTest
 from autolab.harness.settings import RunSettings
 from autolab.summary import format_summary
 
@@ -65,11 +63,17 @@ class Run:
         self._first_loss: float | None = None
         self._last_log = 0.0
         self._metrics = open(settings.run_dir / METRICS_FILE, "a", buffering=1)
-        self.lr_range = LRRangeTest(settings.lr_find_steps) if settings.lr_find_steps else None
 
     @classmethod
     def from_env(cls, **kwargs) -> "Run":
-        return cls(RunSettings.from_env(), **kwargs)
+        """The run the environment describes: a training run, or the learning-rate range test
+        `autolab lr-find` asks for (its own kind of run, `lr_range.LRRangeRun`)."""
+        settings = RunSettings.from_env()
+        if settings.lr_find_steps:
+            from autolab.harness.lr_range import LRRangeRun
+
+            return LRRangeRun(settings, **kwargs)
+        return cls(settings, **kwargs)
 
     # -- training ------------------------------------------------------------------------------
 
@@ -82,21 +86,29 @@ class Run:
 
     @property
     def progress(self) -> float:
-        return LR_RANGE_PROGRESS if self.lr_range else self.clock.progress
+        return self.clock.progress
 
     @property
     def time_up(self) -> bool:
-        if self.lr_range:
-            return self.lr_range.done(self.clock.steps)
         return self.clock.time_up
 
     @property
     def lr_scale(self) -> float:
         """Multiply learning rates by this: 1.0, except in a learning-rate range test."""
-        return self.lr_range.scale(self.clock.steps) if self.lr_range else 1.0
+        return 1.0
 
     def step(self, loss: torch.Tensor | float, lr: float | None = None, **extra) -> float:
         """Record one optimizer step; stops the run on a NaN/inf or exploding loss."""
+        loss_value = self._tick(loss)
+        self._check_loss(loss_value)
+        now = time.perf_counter()
+        if now - self._last_log >= METRICS_INTERVAL_S or self.clock.time_up:
+            self._last_log = now
+            self._log_step(loss_value, lr, extra)
+        return loss_value
+
+    def _tick(self, loss: torch.Tensor | float) -> float:
+        """Count one step on the clock and its tokens; the loss as a float."""
         loss_value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)  # syncs
         excluded_before = self.clock.excluded_seconds
         self.clock.tick()
@@ -105,16 +117,6 @@ class Run:
         # Tokens of a step left out of the clock are left out of the throughput too.
         if self.clock.excluded_seconds == excluded_before:
             self._counted_tokens += new_tokens
-        if self.lr_range:  # every step counts, and divergence is the expected end
-            self.lr_range.observe(loss_value)
-            self._log_step(loss_value, lr, {**extra, "lr_scale": self.lr_range.scale(
-                self.clock.steps - 1)})  # fmt: skip
-            return loss_value
-        self._check_loss(loss_value)
-        now = time.perf_counter()
-        if now - self._last_log >= METRICS_INTERVAL_S or self.clock.time_up:
-            self._last_log = now
-            self._log_step(loss_value, lr, extra)
         return loss_value
 
     def _check_loss(self, loss: float) -> None:
@@ -174,10 +176,6 @@ class Run:
         `context_len` is the longest sequence the model accepts. `flops_per_token` (forward and
         backward) feeds MFU on CUDA; it defaults to 6 x parameters.
         """
-        if self.lr_range:
-            self._metrics.close()
-            print(f"lr range test: {self.clock.steps} steps", flush=True)
-            os._exit(0)
         model.eval()
         with torch.no_grad():
             dev_bpb = self.evaluate_bpb(model, context_len)

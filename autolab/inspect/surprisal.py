@@ -14,11 +14,9 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from autolab.errors import UsageError
-from autolab.harness.evaluate import chunk_starts
+from autolab.harness.evaluate import scored_chunks
 from autolab.inspect.next_token import encode_checked
 
 BATCH_SIZE = 16
@@ -52,22 +50,13 @@ class Surprisal:
         return self.total_nats / (math.log(2) * self.total_bytes)
 
 
-@torch.no_grad()
 def target_nats(model, ids: np.ndarray, seq_len: int, batch_size: int = BATCH_SIZE) -> np.ndarray:
-    """-ln P(ids[t+1] | its chunk's context) for every t, float64, shape (len(ids) - 1,)."""
-    ids = np.asarray(ids, dtype=np.int64)
+    """-ln P(ids[t+1] | its chunk's context) for every t, float64, shape (len(ids) - 1,): the
+    sealed scorer's own loop (`scored_chunks`), kept token by token."""
     out = np.zeros(max(len(ids) - 1, 0), dtype=np.float64)
-    chunks = chunk_starts(len(ids), seq_len)
-    for length in sorted({length for _, length in chunks}, reverse=True):
-        same = [s for s, n in chunks if n == length]
-        for i in range(0, len(same), batch_size):
-            starts = same[i : i + batch_size]
-            rows = torch.from_numpy(np.stack([ids[s : s + length + 1] for s in starts]))
-            logits = model(rows[:, :-1])  # (B, T, V)
-            log_probs = F.log_softmax(logits.float(), dim=-1)
-            nats = -log_probs.gather(-1, rows[:, 1:].unsqueeze(-1)).squeeze(-1)  # (B, T)
-            for s, row in zip(starts, nats.double().numpy(), strict=True):
-                out[s : s + length] = row
+    for starts, _, nats in scored_chunks(model, ids, seq_len, "cpu", batch_size):
+        for s, row in zip(starts, nats.cpu().numpy(), strict=True):
+            out[s : s + len(row)] = row
     return out
 
 

@@ -40,6 +40,15 @@ class Policy:
         spread = noise.spread if noise else 0.0
         return max(self.min_delta, self.k * spread)
 
+    def judge(
+        self, status: str, reason: str, score: float | None, best: float, noise: Noise | None
+    ) -> tuple[str, str]:
+        """The verdict on one run that ended `status`: a failure is its own verdict, with its
+        reason; a scored run is `decide`d."""
+        if status != "ok":
+            return status, reason
+        return self.decide(score, best, noise)
+
     def decide(self, score: float, best: float, noise: Noise | None) -> tuple[str, str]:
         """('keep' | 'discard' | 'recheck', reason) for one run's sealed score."""
         gain = best - score

@@ -490,11 +490,24 @@ class Ledger:
         number: int | None = None,
         data: dict | None = None,
     ) -> int:
+        return self.record_event(kind, message, session_id, number, data).id
+
+    def record_event(
+        self,
+        kind: str,
+        message: str,
+        session_id: int | None = None,
+        number: int | None = None,
+        data: dict | None = None,
+    ) -> EventRow:
+        """Write one event; returns the row as written (what the loop hands its listeners)."""
         _check(kind, EVENT_KINDS, "event kind")
         row = {"time": time.time(), "session_id": session_id, "number": number, "kind": kind,
                "message": message, "data_json": _dumps(data)}  # fmt: skip
         with self._write() as conn:
-            return chain.insert(conn, "events", row)
+            event_id = chain.insert(conn, "events", row)
+        return EventRow(event_id, row["time"], session_id, number, kind, message,
+                        _loads(row["data_json"]))  # fmt: skip
 
     @staticmethod
     def _require(conn, table: str, column: str, value, what: str) -> None:
@@ -516,9 +529,11 @@ class Ledger:
         rows = self._read(_EXPERIMENT_SELECT + " WHERE e.number = ?", (number,))
         return _experiment_view(rows[0]) if rows else None
 
-    def unfinished(self, session_id: int | None = None) -> list[ExperimentView]:
+    def unfinished(
+        self, session_id: int | None = None, session_ids: list[int] | None = None
+    ) -> list[ExperimentView]:
         """Experiments with no result yet: running now, or left behind by a killed loop."""
-        return self._experiments("r.number IS NULL", session_id)
+        return self._experiments("r.number IS NULL", session_id, session_ids)
 
     def _experiments(
         self, condition: str, session_id: int | None, session_ids: list[int] | None = None
@@ -539,8 +554,11 @@ class Ledger:
 
         return read_standings(self, tag)
 
-    def sessions(self) -> list[SessionView]:
-        return [_session_view(r) for r in self._read(_SESSION_SELECT + " ORDER BY s.id")]
+    def sessions(self, tag: str | None = None) -> list[SessionView]:
+        """All sessions, or those of one branch (`tag`), oldest first."""
+        where, params = (" WHERE s.tag = ?", [tag]) if tag is not None else ("", [])
+        rows = self._read(_SESSION_SELECT + where + " ORDER BY s.id", params)
+        return [_session_view(r) for r in rows]
 
     def latest_session(self) -> SessionView | None:
         rows = self._read(_SESSION_SELECT + " ORDER BY s.id DESC LIMIT 1")
