@@ -186,6 +186,11 @@ def test_hand_edits_become_experiments(tmp_path, home):
         assert ledger.experiment(6).commit_sha == best_sha
         assert ledger.sessions()[0].config["base_commit"] == best_sha
         assert every_branch(ledger)[MANUAL_HISTORY].best_number == best
+    done = autolab("report", "-C", str(ws), "--samples", "0", "--out", str(tmp_path / "r"),
+                   home=home)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = (tmp_path / "r" / "report.md").read_text()
+    assert "## Your runs (autolab train)" in report and f"| {best} | manual | keep ★ |" in report
 
 
 def test_checkout_refuses_outside_git_and_unknown_names(tmp_path, home):
