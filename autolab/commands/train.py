@@ -114,10 +114,6 @@ def run(args) -> int:
             recording.scored(result)
         scores.append(result.val_bpb)
         first_dir = first_dir or run_dir
-    if args.samples > 0:
-        console.print("\n[bold]samples[/]")
-        texts = sample_texts(first_dir, data.data_dir, args.samples, seed=seed)
-        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     if len(scores) > 1:
         mean, spread = statistics.fmean(scores), statistics.stdev(scores)
         console.print(f"mean of {len(scores)} runs: {mean:.6f} ± {spread:.6f}", highlight=False)
@@ -128,6 +124,10 @@ def run(args) -> int:
         console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/{number}); "
                       "`autolab results --researcher manual` lists your runs", style="dim",
                       highlight=False, soft_wrap=True)  # fmt: skip
+    if args.samples > 0:
+        console.print("\n[bold]samples[/]")
+        texts = sample_texts(first_dir, data.data_dir, args.samples, seed=seed)
+        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
