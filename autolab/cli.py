@@ -20,6 +20,8 @@ COMMANDS = [
     "prepare",
     "init",
     "train",
+    "diff",
+    "checkout",
     "sample",
     "inspect",
     "lr_find",

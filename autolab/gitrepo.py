@@ -1,5 +1,6 @@
 """The few git operations autolab needs, through the git command line."""
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -13,14 +14,25 @@ class GitError(RuntimeError):
     pass
 
 
-def git(repo: Path, *args: str, check: bool = True) -> str:
+def git(
+    repo: Path,
+    *args: str,
+    check: bool = True,
+    env: dict | None = None,
+    input: str | None = None,
+    strip: bool = True,
+) -> str:
+    """`env` is added to the environment (a temporary index: GIT_INDEX_FILE); `input` is stdin;
+    `strip=False` keeps the output exact (a file's content, its last newline included)."""
+    full_env = {**os.environ, **env} if env else None
     try:
-        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=False)
+        done = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                              check=False, env=full_env, input=input)  # fmt: skip
     except FileNotFoundError as err:
         raise UsageError("git is not installed: install git and try again") from err
     if check and done.returncode != 0:
         raise GitError(f"git {' '.join(args)}: {done.stderr.strip() or done.stdout.strip()}")
-    return done.stdout.rstrip()
+    return done.stdout.rstrip() if strip else done.stdout
 
 
 def has_identity(repo: Path) -> bool:

@@ -170,3 +170,44 @@ def test_dashboard_follows_a_research_session(tmp_path):
         serving.join(10)
     assert not errors, errors
     print(f"screenshots in {shots}; live trace samples {seen}")
+
+
+def test_manual_runs_appear_on_the_progress_chart(tmp_path):
+    """Two hand edits trained with `autolab train`: the person's runs are rows, points on the
+    progress chart (their own trace), and a run's page diffs against the previous run."""
+    env = {**os.environ, "AUTOLAB_HOME": str(tmp_path / "home")}
+    ws = tmp_path / "ws"
+    assert autolab("init", str(ws), "--recipe", "mlp", "--budget", "1s", env=env).wait(60) == 0
+    train = ["train", "-C", str(ws), "--samples", "0"]
+    assert autolab(*train, env=env, stdout=subprocess.DEVNULL).wait(120) == 0
+    source = (ws / "train.py").read_text()
+    (ws / "train.py").write_text(source.replace("N_HIDDEN = 128", "N_HIDDEN = 64"))
+    assert autolab(*train, env=env, stdout=subprocess.DEVNULL).wait(120) == 0
+
+    server, sock = make_server(load_workspace(ws), "127.0.0.1", 0, None)
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 960})
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(f"http://127.0.0.1:{sock.getsockname()[1]}/")
+            page.wait_for_selector("#table tbody tr[data-n='2']", timeout=20_000)
+            assert "manual" in page.text_content("#table tbody tr[data-n='2']")
+            manual = """() => (document.getElementById('progress-chart').data || [])
+                .filter((t) => t.name === 'manual (autolab train)').map((t) => t.x)"""
+            traces = wait_for(lambda: page.evaluate(manual), 10, "the manual trace")
+            assert traces == [[1, 2]]
+            page.click("#table tbody tr[data-n='2'] td.desc")
+            page.wait_for_selector(".manual-diff pre.diff span.add", timeout=15_000)
+            heads = page.locator(".manual-diff h2").all_text_contents()
+            assert heads[0] == "Diff against your previous run #1"
+            browser.close()
+    finally:
+        server.should_exit = True
+        serving.join(10)
+    assert not errors, errors

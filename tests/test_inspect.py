@@ -89,7 +89,7 @@ def trained(tmp_path_factory):
     home, ws = tmp / "home", tmp / "ws"
     env = {**os.environ, "AUTOLAB_HOME": str(home)}
     for args in (["init", str(ws), "--recipe", "mlp", "--budget", "2s"],
-                 ["train", "-C", str(ws), "--samples", "0"]):  # fmt: skip
+                 ["train", "-C", str(ws), "--samples", "0", "--no-record"]):  # fmt: skip
         done = subprocess.run(
             [sys.executable, "-m", "autolab", *args], env=env, capture_output=True, text=True,
             timeout=300,

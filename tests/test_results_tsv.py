@@ -88,7 +88,8 @@ def test_parse_refuses_what_is_not_results_tsv():
 
 
 def run_command(workspace, tsv=False, json=False):
-    return results.run(argparse.Namespace(workspace=str(workspace), tsv=tsv, json=json))
+    args = argparse.Namespace(workspace=str(workspace), tsv=tsv, json=json, researcher=None)
+    return results.run(args)
 
 
 def test_command_outputs(workspace, capsys):

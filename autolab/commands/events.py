@@ -21,6 +21,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--last", type=int, default=20, metavar="N", help="start with the last N events"
     )
+    parser.add_argument(
+        "--researcher",
+        metavar="NAME",
+        help="only the events of experiments by NAME, e.g. manual (default: all)",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
     parser.add_argument("-C", "--workspace", default=".", metavar="DIR")
     parser.set_defaults(func=run)
@@ -53,6 +58,12 @@ def run(args: argparse.Namespace) -> int:
             )
         before = ledger.events(last=1)  # where following starts when nothing else is shown
         events = ledger.events(number=args.experiment, last=args.last) if args.last else []
+        if args.researcher and args.last:
+            from autolab.commands.results import by_researcher
+
+            numbers = {v.number for v in by_researcher(ledger.experiments(), args.researcher)}
+            events = [e for e in ledger.events(number=args.experiment) if e.number in numbers]
+            events = events[-args.last :]
         for event in events:
             show(event)
         if not args.follow:

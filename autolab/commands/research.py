@@ -35,6 +35,13 @@ def register(subparsers) -> None:
     )
     session.add_argument("--tag", help="branch autolab/<tag> (default: today's date, e.g. nov23)")
     session.add_argument("--resume", action="store_true", help="continue the session of --tag")
+    session.add_argument(
+        "--from",
+        dest="start_from",
+        metavar="N",
+        help="start the new branch from experiment N's train.py: best (yours or a session's), "
+        "last, a number (default: the current HEAD)",
+    )
     session.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     session.add_argument("--seed", type=int, default=0, help="seed of the first baseline run")
     session.add_argument(
@@ -155,7 +162,12 @@ def run(args) -> int:
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)
     session.listeners.extend(exporters)
+    start_from = _start_from(args, workspace, ledger, tag)
     session.resume() if args.resume else session.start()
+    if start_from is not None:
+        ledger.add_event("note", f"session {session.session_id} starts from exp "
+                         f"{start_from.number}: {start_from.description}",
+                         session_id=session.session_id)  # fmt: skip
     if args.notify_cmd:
         from autolab.notify import CommandNotifier
 
@@ -209,6 +221,18 @@ def _run_plain(session, console, interval: float) -> str:
     status = session.run()
     show()
     return status
+
+
+def _start_from(args, workspace, ledger, tag):
+    """--from: HEAD detached at the experiment's commit, so the branch starts there."""
+    if not args.start_from:
+        return None
+    if args.resume:
+        raise UsageError("--from starts a new session and --resume continues one: give one")
+    from autolab.manual.select import detach_at
+    from autolab.research.branch import branch_name
+
+    return detach_at(workspace.root, ledger, args.start_from, branch_name(tag))
 
 
 def _default_tag(ledger, resume: bool) -> str:

@@ -10,9 +10,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from autolab.track.ledger import ExperimentView, Ledger, require_ledger
+from autolab.errors import UsageError
+from autolab.track.ledger import ExperimentView, Ledger, NoiseRow, require_ledger
 from autolab.track.results_tsv import format_results_tsv
-from autolab.track.standings import Standing, Standings, by_number, every_branch
+from autolab.track.standings import (
+    MANUAL_HISTORY,
+    Standing,
+    Standings,
+    by_number,
+    every_branch,
+    manual_noise,
+)
 from autolab.views.integrity import TAMPERED_EXIT, chain_warnings, disagreements
 
 STATUS_STYLES = {
@@ -36,6 +44,12 @@ def register(subparsers) -> None:
     output.add_argument("--tsv", action="store_true", help="print results.tsv (autoresearch)")
     output.add_argument("--json", action="store_true", help="print a JSON list of experiments")
     parser.add_argument(
+        "--researcher",
+        metavar="NAME",
+        help="only experiments by NAME: manual (your `autolab train` runs), search, llm, "
+        "command or baseline (default: all)",
+    )
+    parser.add_argument(
         "-C", "--workspace", default=".", metavar="DIR", help="the workspace (default: here)"
     )
     parser.set_defaults(func=run)
@@ -45,8 +59,9 @@ def run(args: argparse.Namespace) -> int:
     workspace = Path(args.workspace)
     require_ledger(workspace)
     with Ledger.for_workspace(workspace) as ledger:
-        views = ledger.experiments()
+        views = by_researcher(ledger.experiments(), args.researcher)
         branches = every_branch(ledger)
+        noise = manual_noise(ledger)
         warnings = chain_warnings(ledger)
         warnings_exit = TAMPERED_EXIT if warnings else 0
         warnings += disagreements(ledger, workspace.resolve())
@@ -59,8 +74,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         console = Console()
         console.print(results_table(views, standing))
+        shown = {v.number for v in views}
         for st in branches.values():
-            console.print(standing_line(st), highlight=False)
+            if any(r.number in shown for r in st.rows):
+                line = manual_line(st, noise) if st.tag == MANUAL_HISTORY else standing_line(st)
+                console.print(line, highlight=False)
         if views:
             console.print(
                 "Δ ref: val_bpb − the reference; Δ prev: − the best before it; "
@@ -108,6 +126,34 @@ def standing_line(st: Standings) -> str:
             parts.append(f"best exp {st.best_number} {st.best_score:.4f} "
                          f"(Δ {signed(st.delta)});")  # fmt: skip
     parts.append(f"{counts_line(st.counts)} ({runs_line(st.counts)})")
+    return " ".join(parts)
+
+
+def by_researcher(views: list[ExperimentView], researcher: str | None) -> list[ExperimentView]:
+    """The experiments `researcher` ran (None: all); an unknown name is an error, not a blank."""
+    if researcher is None:
+        return views
+    known = sorted({v.researcher for v in views if v.researcher})
+    if researcher not in known:
+        names = ", ".join(known) or "none yet"
+        raise UsageError(f"no experiments by researcher {researcher!r} (researchers: {names})")
+    return [v for v in views if v.researcher == researcher]
+
+
+def manual_line(st: Standings, noise: tuple[NoiseRow, int] | None) -> str:
+    """ "manual runs: best exp 7 2.8610; noise band 0.0100 (exp 5's 3 runs); 1 kept"."""
+    from autolab.track.standings import band
+    from autolab.views.status import counts_line
+
+    parts = ["manual runs:"]
+    if st.best_number is not None:
+        parts.append(f"best exp {st.best_number} {st.best_score:.4f};")
+    if noise is None:
+        parts.append("noise band unknown (`autolab train --repeat 3` measures it);")
+    else:
+        row, number = noise
+        parts.append(f"noise band {band(row, {}):.4f} (exp {number}'s {row.runs} runs);")
+    parts.append(counts_line(st.counts))
     return " ".join(parts)
 
 

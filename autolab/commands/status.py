@@ -54,21 +54,56 @@ def run(args: argparse.Namespace) -> int:
     stop_requested = (workspace / STATE_DIR / STOP_FILE).exists()
     with Ledger.for_workspace(workspace) as ledger:
         status = session_status(ledger, stop_requested=stop_requested)
+        manual = manual_summary(ledger)
         warnings = chain_warnings(ledger)
         code = TAMPERED_EXIT if warnings else 0
         warnings += disagreements(ledger, workspace.resolve())
-    if status is None:
+    if status is None and manual is None:
         raise UsageError(
             f"no research session in {workspace.resolve()} yet: run `autolab research`"
         )
     if args.json:
-        sys.stdout.write(json.dumps(status.to_dict(), indent=2) + "\n")
+        shown = status.to_dict() if status else {}
+        if manual is not None:
+            shown["manual"] = manual["json"]
+        sys.stdout.write(json.dumps(shown, indent=2) + "\n")
     else:
-        Console(highlight=False).print(render_status(status))
+        if status is not None:
+            Console(highlight=False).print(render_status(status))
+        if manual is not None:
+            Console(highlight=False, soft_wrap=True).print(manual["line"])
     for line in warnings:
         Console(stderr=True).print(f"[bold yellow]warning:[/] {escape(line)}", highlight=False,
                                    soft_wrap=True)  # fmt: skip
     return code
+
+
+def manual_summary(ledger) -> dict | None:
+    """The person's `autolab train` runs beside the session: their best and noise band, as
+    `autolab results` tells them; None when there are none."""
+    from dataclasses import asdict
+
+    from autolab.commands.results import manual_line
+    from autolab.track.standings import band, manual_noise, manual_standings
+
+    st = manual_standings(ledger)
+    if not st.rows:
+        return None
+    noise = manual_noise(ledger)
+    measured = None
+    if noise is not None:
+        measured = {**asdict(noise[0]), "band": band(noise[0], {}), "number": noise[1]}
+    return {
+        "line": manual_line(st, noise),
+        "json": {
+            "best_number": st.best_number,
+            "best_bpb": st.best_score,
+            "best_description": st.best_description,
+            "counts": {**vars(st.counts), "failed": st.counts.failed},
+            "noise": measured,
+            "numbers": [r.number for r in st.rows],
+        },
+    }
 
 
 def render_status(status):

@@ -1,6 +1,7 @@
 """`autolab train`: run the workspace's train.py once, with a live progress bar, then score it."""
 
 import contextlib
+import statistics
 import time
 
 from rich.console import Console
@@ -19,12 +20,29 @@ def register(subparsers) -> None:
         "train",
         help="train the workspace's train.py once and print its sealed score",
         description="Run train.py in its own process for the time budget, score the model it "
-        "hands over in a fresh process, print the summary block and a few samples.",
+        "hands over in a fresh process, print the summary block and a few samples. Each run is "
+        "recorded in the ledger as a manual experiment (its train.py kept as a commit under "
+        "refs/autolab/tried/<n>) with a verdict against your best.",
     )
     parser.add_argument("--budget", help="training time (30s, 5m); default from autolab.toml")
     parser.add_argument("--device", help="auto | cpu | cuda; default from autolab.toml")
     parser.add_argument("--seed", type=int, help="default from autolab.toml")
     parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N times with seeds seed..seed+N-1: the mean is the score, the spread the "
+        "noise band later verdicts use",
+    )
+    parser.add_argument("-m", "--message", help="what you changed (default: the constants that "
+                        "changed since your previous run)")  # fmt: skip
+    parser.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record this run in the ledger (no experiment, no verdict)",
+    )
     parser.add_argument(
         "--progress-interval",
         type=float,
@@ -39,32 +57,95 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     # torch loads here, not at import: `autolab --help` and light commands stay fast.
-    from autolab.experiment import run_experiment
     from autolab.harness.settings import RunSettings
     from autolab.sampling import format_samples, sample_texts
 
     console = Console()
     interval = check_interval(args.progress_interval)
+    if args.repeat < 1:
+        raise UsageError("--repeat must be at least 1")
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
     if note := sizing_note(workspace, device):
         console.print(f"[yellow]note:[/] {note}", highlight=False, soft_wrap=True)
     isolation = isolation_from_args(args)
+    recording = None if args.no_record else _Recording.open(workspace, args.message)
     started = time.time()
     data = prepare_data(workspace)
     prepare_seconds = time.time() - started
-    run_dir = new_run_dir(workspace, time.strftime("train-%Y%m%d-%H%M%S"))
-    settings = RunSettings(
-        data_dir=data.data_dir,
-        run_dir=run_dir,
-        budget_seconds=budget,
-        device=device,
-        seed=workspace.seed if args.seed is None else args.seed,
-    )
+    seed = workspace.seed if args.seed is None else args.seed
+    source = read_source(workspace.train_py)  # the exact bytes trained, line endings included
+    first_dir, scores = None, []
+    for i in range(args.repeat):
+        if args.repeat > 1:
+            console.print(f"[bold]run {i + 1}/{args.repeat}[/] (seed {seed + i})", highlight=False)
+        if recording:
+            number = recording.begin(source, seed + i, i, args.repeat)
+            run_dir = new_run_dir(workspace, str(number))
+        else:
+            stamp = time.strftime("train-%Y%m%d-%H%M%S")
+            run_dir = new_run_dir(workspace, stamp + (f"-{i + 1}" if args.repeat > 1 else ""))
+        settings = RunSettings(data_dir=data.data_dir, run_dir=run_dir, budget_seconds=budget,
+                               device=device, seed=seed + i)  # fmt: skip
+        try:
+            result = _train_once(console, workspace, settings, data, isolation, interval,
+                                 recording.on_metrics() if recording else None)  # fmt: skip
+        except KeyboardInterrupt:
+            if recording:
+                recording.interrupted()
+            raise
+        result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
+        if result.status != "ok":
+            console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
+            console.print(f"log: {run_dir / 'run.log'}")
+            if recording:
+                recording.failed(result)
+            if i == 0:
+                return 1
+            break
+        console.print(format_summary(result.summary()), highlight=False)
+        if result.flags.get("reported_gap") is not None:
+            gap = result.flags["reported_gap"]
+            console.print(
+                f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one"
+            )
+        if recording:
+            recording.scored(result)
+        scores.append(result.val_bpb)
+        first_dir = first_dir or run_dir
+    if len(scores) > 1:
+        mean, spread = statistics.fmean(scores), statistics.stdev(scores)
+        console.print(f"mean of {len(scores)} runs: {mean:.6f} ± {spread:.6f}", highlight=False)
+    if recording:
+        verdict, number = recording.judge()
+        style = "green" if verdict.status == "keep" else "yellow"
+        console.print(f"[bold {style}]verdict:[/] {verdict.line}", highlight=False, soft_wrap=True)
+        console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/{number}); "
+                      "`autolab results --researcher manual` lists your runs", style="dim",
+                      highlight=False, soft_wrap=True)  # fmt: skip
+    if args.samples > 0:
+        console.print("\n[bold]samples[/]")
+        texts = sample_texts(first_dir, data.data_dir, args.samples, seed=seed)
+        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
+    return 0
+
+
+def read_source(path) -> str:
+    with open(path, newline="") as f:
+        return f.read()
+
+
+def _train_once(console, workspace, settings, data, isolation, interval, record) -> object:
+    """One run of train.py with the live progress bar (or progress lines without a terminal);
+    `record` also gets every metrics record (the ledger's)."""
+    from autolab.experiment import run_experiment
+
+    budget = settings.budget_seconds
     console.print(
         f"training {workspace.train_py.name} on {workspace.dataset} ({workspace.tokenizer}) "
-        f"for {budget:g}s on {device} ({isolation} isolation); log: {run_dir / 'run.log'}"
+        f"for {budget:g}s on {settings.device} ({isolation} isolation); "
+        f"log: {settings.run_dir / 'run.log'}"
     )
     progress = Progress(
         TextColumn("[bold]train"),
@@ -90,24 +171,109 @@ def run(args) -> int:
         )
 
     watch = show if console.is_terminal else ProgressLines(interval)
+
+    def on_metrics(metrics: dict) -> None:
+        watch(metrics)
+        if record is not None:
+            record(metrics)
+
     with progress if console.is_terminal else contextlib.nullcontext():
         result = run_experiment(
-            workspace.train_py, settings, data.val_path, on_metrics=watch, isolation=isolation
+            workspace.train_py, settings, data.val_path, on_metrics=on_metrics, isolation=isolation
         )
-    result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
-    if result.status != "ok":
-        console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
-        console.print(f"log: {run_dir / 'run.log'}")
-        return 1
-    console.print(format_summary(result.summary()), highlight=False)
-    if result.flags.get("reported_gap") is not None:
-        gap = result.flags["reported_gap"]
-        console.print(f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one")
-    if args.samples > 0:
-        console.print("\n[bold]samples[/]")
-        texts = sample_texts(run_dir, data.data_dir, args.samples, seed=settings.seed)
-        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
-    return 0
+    if record is not None:
+        record.flush()
+    return result
+
+
+class _Recording:
+    """The ledger's side of one `autolab train`: its run(s), then one verdict."""
+
+    def __init__(self, recorder, message: str | None):
+        from autolab.track.standings import manual_noise, manual_standings
+
+        self.recorder = recorder
+        self.message = message
+        before = manual_standings(recorder.ledger)
+        self.best = None if before.best_number is None else (before.best_number, before.best_score)
+        self.noise = manual_noise(recorder.ledger)
+        self.first: int | None = None
+        self.commit = self.parent = ""
+        self.current: int | None = None
+        self.done: list = []  # (number, result) of the scored runs, first first
+        self.writer = None
+
+    @classmethod
+    def open(cls, workspace, message: str | None) -> "_Recording":
+        from autolab.manual.record import ManualRecorder
+        from autolab.track.ledger import Ledger
+
+        workspace.state_dir.mkdir(exist_ok=True)
+        recorder = ManualRecorder(workspace, Ledger.for_workspace(workspace.root))
+        recorder.check_no_research_running()
+        recorder.close_abandoned()
+        return cls(recorder, message)
+
+    def begin(self, source: str, seed: int, index: int, repeats: int) -> int:
+        if index == 0:
+            description = self.message or self.recorder.describe(source)
+        else:
+            description = f"repeat {index + 1}/{repeats} of exp {self.first} (seed {seed})"
+        number, self.commit, self.parent = self.recorder.begin(
+            source, description, seed, self.first, self.commit, self.parent
+        )
+        self.first = self.first or number
+        self.current = number
+        return number
+
+    def on_metrics(self):
+        on_metrics, flush = self.recorder.metrics_writer(self.current)
+        on_metrics.flush = flush
+        return on_metrics
+
+    def scored(self, result) -> None:
+        self.done.append((self.current, result))
+
+    def failed(self, result) -> None:
+        self.recorder.finish(self.current, result, result.status, result.reason)
+
+    def interrupted(self) -> None:
+        from autolab.track.ledger import ResultRecord
+
+        pending = {self.current, self.first} | {n for n, _ in self.done}
+        for number in sorted(n for n in pending if n is not None):
+            view = self.recorder.ledger.experiment(number)
+            if view is not None and view.status == "running":
+                stopped = ResultRecord("interrupted", "stopped with Ctrl-C")
+                self.recorder.ledger.add_result(number, stopped)
+
+    def judge(self):
+        """The verdict on the scored runs, recorded: the repeats first, the first run last
+        with the score the verdict used (the mean of a --repeat), as the loop records a
+        re-check."""
+        from autolab.manual.verdict import judge
+        from autolab.research.policy import Noise
+
+        scores = [result.val_bpb for _, result in self.done]
+        verdict = judge(scores, self.best, self.noise[0] if self.noise else None)
+        first_number, first_result = self.done[0]
+        for number, result in self.done[1:]:
+            self.recorder.finish(number, result, verdict.status,
+                                 f"repeat of exp {first_number}: {verdict.reason}")  # fmt: skip
+        score, flags = None, {}
+        if len(scores) > 1:
+            noise = Noise.measure(scores)
+            score = noise.baseline_bpb
+            flags = {"repeat_scores": scores,
+                     "noise": {"mean": noise.baseline_bpb, "spread": noise.spread,
+                               "runs": noise.runs}}  # fmt: skip
+        self.recorder.finish(first_number, first_result, verdict.status, verdict.reason, score,
+                             flags)  # fmt: skip
+        if verdict.status == "keep":
+            shown = score if score is not None else first_result.val_bpb
+            self.recorder.new_best_alert(first_number, shown, self.best[1] if self.best else None)
+        self.recorder.ledger.close()
+        return verdict, first_number
 
 
 def resolve_cli_device(requested: str) -> str:

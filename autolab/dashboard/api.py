@@ -18,8 +18,13 @@ from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_mode
 from autolab.track.ledger import FAILED_STATUSES, ExperimentView, Ledger, SessionView, ledger_path
 from autolab.track.standings import (
     LIVE_STATES,
+    MANUAL,
     SESSION_STATES,
     Standings,
+    band,
+    manual_noise,
+    manual_standings,
+    manual_views,
     read_standings,
 )
 from autolab.track.standings import (
@@ -126,6 +131,7 @@ class Dashboard:
         sessions = ledger.sessions()
         session = self.resolve_session(ledger, session_id)
         base["ledger"] = True
+        base["manual"] = manual_overview(ledger)
         base["sessions"] = [
             {"id": s.id, "tag": s.tag, "branch": s.branch, "state": self.session_state(s)[0]}
             for s in sessions
@@ -156,17 +162,24 @@ class Dashboard:
             }
         return base
 
-    def experiments(self, session_id: int | None = None) -> list[dict]:
+    def experiments(
+        self, session_id: int | None = None, researcher: str | None = None
+    ) -> list[dict]:
+        """The session's experiments and, beside them, the person's manual runs (each with its
+        own history's standing); `researcher` keeps only that researcher's."""
         ledger = self.ledger()
         if ledger is None:
             return []
         session = self.resolve_session(ledger, session_id)
-        if session is None:
-            return []
-        alive = self.session_state(session)[0] in LIVE_STATES
-        standings = read_standings(ledger, session.tag)
-        return experiment_rows(ledger.experiments(session_ids=standings.session_ids), standings,
-                               alive)  # fmt: skip
+        rows = []
+        if session is not None:
+            alive = self.session_state(session)[0] in LIVE_STATES
+            standings = read_standings(ledger, session.tag)
+            rows = experiment_rows(ledger.experiments(session_ids=standings.session_ids),
+                                   standings, alive)  # fmt: skip
+        rows += experiment_rows(manual_views(ledger), manual_standings(ledger), True)
+        rows.sort(key=lambda row: row["number"])
+        return [r for r in rows if researcher is None or r["researcher"] == researcher]
 
     def experiment(self, number: int) -> dict | None:
         """One experiment with all the page shows: verdict, diff, log tail, events."""
@@ -176,7 +189,10 @@ class Dashboard:
             return None
         session = self.resolve_session(ledger, view.session_id) if view.session_id else None
         alive = session is not None and self.session_state(session)[0] in LIVE_STATES
-        standings = read_standings(ledger, session.tag if session else None)
+        if view.session_id is None and view.researcher == MANUAL:
+            alive, standings = True, manual_standings(ledger)
+        else:
+            standings = read_standings(ledger, session.tag if session else None)
         row = experiment_rows([view], standings, alive)[0]
         run_dir = self.workspace.runs_dir / str(number)
         row.update(
@@ -188,7 +204,37 @@ class Dashboard:
             events=[e.to_dict() for e in ledger.events(number=number, last=100)],
         )
         row["compare"] = compare_choices(ledger, view, self.workspace.runs_dir)
+        if view.kind == MANUAL:
+            row["diffs"] = self.manual_diffs(ledger, view)
         return row
+
+    def manual_diffs(self, ledger: Ledger, view: ExperimentView) -> list[dict]:
+        """A manual run's train.py against the person's previous run and against the best."""
+        from autolab.errors import UsageError
+        from autolab.manual.select import pick
+
+        diffs = []
+        earlier = [v for v in manual_views(ledger) if v.kind == MANUAL and v.number < view.number]
+        if earlier:
+            diffs.append((f"against your previous run #{earlier[-1].number}", earlier[-1]))
+        try:
+            best = pick(ledger, "best")
+        except UsageError:
+            best = None
+        if best is not None and best.number != view.number:
+            diffs.append((f"against the best #{best.number}", best))
+        out = []
+        for label, other in diffs:
+            diff = self._train_py_diff(other.commit_sha, view.commit_sha)
+            out.append({"label": label, "number": other.number, **diff})
+        return out
+
+    def _train_py_diff(self, old: str, new: str) -> dict:
+        try:
+            text = gitrepo.git(self.root, "diff", "--no-color", old, new, "--", TRAIN_FILE)
+        except gitrepo.GitError as err:
+            return {"text": "", "note": f"the diff is not available: {err}"}
+        return {"text": text, "note": "" if text else "no change to train.py"}
 
     def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
         """The experiment's change to train.py against its parent, from the preserved commits."""
@@ -269,6 +315,20 @@ class Dashboard:
         """Per-token loss of `text` (None: the start of the dev split) under the experiment's
         model, and against experiment `compare`; a `surprisal.RequestError` when it cannot be."""
         return self._surprisal.score(self.ledger(), number, text, compare)
+
+
+def manual_overview(ledger: Ledger) -> dict | None:
+    """The person's manual runs for the header and the chart: their best and noise band."""
+    st = manual_standings(ledger)
+    if not st.rows:
+        return None
+    noise = manual_noise(ledger)
+    return {
+        "runs": len(st.rows),
+        "best": None if st.best_number is None else {"number": st.best_number,
+                                                     "score": st.best_score},
+        "band": band(noise[0], {}) if noise else None,
+    }  # fmt: skip
 
 
 def standing_fields(standings: Standings, total: int) -> dict:
@@ -375,19 +435,22 @@ class Follower:
         if key != self.overview_key:
             self.overview_key = key
             update["overview"] = overview
-        if ledger is None or session_id is None:
+        if ledger is None:
             return update or None
         # Which experiments run is read before their metrics: see the class docstring.
-        running = {v.number for v in ledger.unfinished(session_id)}
+        running = {v.number for v in ledger.unfinished() if v.session_id in (session_id, None)}
         metrics = {}
         for number in sorted(self.watched | running):
             rows = self._new_metrics(ledger, number)
             if rows:
                 metrics[number] = rows
         self.watched = running
-        events = ledger.events(after_id=self.last_event, session_id=session_id)
+        events = ledger.events(after_id=self.last_event)
         if events:
             self.last_event = events[-1].id
+        # The session's events and the manual runs' (which belong to no session).
+        events = [e for e in events if e.session_id in (session_id, None)]
+        if events:
             update["events"] = [_clean(e.to_dict()) for e in events]
         if metrics:
             update["metrics"] = metrics
@@ -400,17 +463,17 @@ class Follower:
         self.sent, self.watched = {}, set()
         snapshot = {"reset": True, "overview": overview, "experiments": [], "events": [],
                     "metrics": {}}  # fmt: skip
-        if ledger is None or self.session_id is None:
+        if ledger is None:
             return snapshot
         # The cursor first: an event landing meanwhile is sent twice (the page skips repeats
         # by id) rather than never.
         latest = ledger.events(last=1)
         self.last_event = latest[-1].id if latest else 0
-        views = ledger.experiments(self.session_id)
+        views = [v for v in ledger.experiments() if v.session_id in (self.session_id, None)]
         self.watched = {v.number for v in views if v.status == "running"}
         snapshot["experiments"] = self.dashboard.experiments(self.session_id)
-        events = ledger.events(session_id=self.session_id, last=200)
-        snapshot["events"] = [_clean(e.to_dict()) for e in events]
+        events = [e for e in ledger.events(last=400) if e.session_id in (self.session_id, None)]
+        snapshot["events"] = [_clean(e.to_dict()) for e in events[-200:]]
         if views:  # the live curve: the running experiment, or else the last one
             live = views[-1].number
             for number in sorted(self.watched | {live}):

@@ -5,7 +5,8 @@ Routes (all GET but the last; JSON unless said):
   /static/...                       app.js, style.css; /static/vendor/plotly.min.js comes from
                                     the installed `plotly` wheel, never from a CDN
   /api/overview[?session=ID]        session state, reference, best, Δ, counts, alerts
-  /api/experiments[?session=ID]     the table rows
+  /api/experiments[?session=ID]     the table rows (the session's, and the manual runs)
+  /api/experiments?researcher=NAME  only NAME's rows (manual: the person's `autolab train`)
   /api/experiments/N                one experiment: verdict, diff against its parent, log tail
   /api/experiments/N/metrics        its training curve
   /api/experiments/N/samples        text from its model (torch, loaded lazily in a thread)
@@ -164,7 +165,8 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
         return api(await run_in_threadpool(dash.overview, session_param(request)))
 
     async def experiments(request: Request):
-        return api(await run_in_threadpool(dash.experiments, session_param(request)))
+        researcher = request.query_params.get("researcher") or None
+        return api(await run_in_threadpool(dash.experiments, session_param(request), researcher))
 
     async def experiment(request: Request):
         number = request.path_params["number"]

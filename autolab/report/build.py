@@ -18,6 +18,7 @@ from pathlib import Path
 from autolab import gitrepo
 from autolab.durations import format_duration
 from autolab.errors import UsageError
+from autolab.report import manual
 from autolab.report.chart import progress_chart
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
 from autolab.track.standings import Standings, read_standings
@@ -60,6 +61,7 @@ class ReportData:
     counts: dict[str, int] = field(default_factory=dict)
     llm_tokens: tuple[int, int] = (0, 0)  # prompt, completion
     llm_cost_usd: float = 0.0
+    manual: list[tuple[str, ...]] = field(default_factory=list)  # the person's runs: manual.py
 
 
 def build_report(
@@ -120,6 +122,7 @@ def collect(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
             sum(v.llm_completion_tokens or 0 for v in candidates),
         ),
         llm_cost_usd=sum(v.llm_cost_usd or 0.0 for v in candidates),
+        manual=manual.manual_rows(ledger),
     )
 
 
@@ -295,6 +298,7 @@ def render_markdown(data: ReportData) -> str:
               "|" + "|".join("---:" if i < 2 or 4 <= i <= 6 else "---"
                              for i in range(len(EXPERIMENT_HEADER))) + "|"]  # fmt: skip
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in experiment_rows(data)]
+    lines += manual.markdown(data.manual)
     lines += ["", "## Diff", "", data.diff_note, ""]
     if data.diff:
         lines += ["```diff", data.diff, "```", ""]
@@ -378,6 +382,7 @@ def render_html(data: ReportData, png: bytes) -> str:
         )
         parts.append(f"<tr>{cells}</tr>")
     parts.append("</table>")  # fmt: skip
+    parts += manual.html_parts(data.manual)
     parts += ["<h2>Diff</h2>", f'<p class="note">{e(data.diff_note)}</p>']
     if data.diff:
         parts.append(f"<pre>{_diff_html(data.diff)}</pre>")

@@ -33,7 +33,9 @@ from autolab.track import chain
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
-KINDS = ("baseline", "candidate", "recheck")
+# manual: an `autolab train` a person ran (researcher "manual", no session); a `--repeat` adds
+# recheck rows of it, as the loop's re-check does.
+KINDS = ("baseline", "candidate", "recheck", "manual")
 RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
 SCORED_STATUSES = ("keep", "discard")  # the results that have a score
 FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it
@@ -120,7 +122,7 @@ class ExperimentRecord:
 
     number: int
     session_id: int | None
-    kind: str  # baseline | candidate | recheck
+    kind: str  # baseline | candidate | recheck | manual
     commit_sha: str
     description: str
     parent_commit: str = ""

@@ -17,6 +17,10 @@ in a new session, and the standings cover them all.
 - **counts**: candidates by verdict, and the runs that are not candidates (baseline runs,
   re-checks) as what they are.
 - **session state**: one vocabulary, SESSION_STATES.
+- **manual runs**: every `autolab train` a person runs is an experiment of kind `manual`
+  (researcher `manual`) in no session: one history per workspace, MANUAL_HISTORY, with its own
+  best and no reference (Δ prev only). Its noise band is the spread of the latest
+  `autolab train --repeat N`. Research branches never count them.
 """
 
 from dataclasses import asdict, dataclass, field
@@ -37,6 +41,9 @@ from autolab.track.ledger import (
 SESSION_STATES = ("queued", "running", "stopping", "succeeded", "failed", "cancelled", "killed")
 LIVE_STATES = ("queued", "running", "stopping")
 KILLED_REASON = "the research process is gone: `autolab research --resume` continues it"
+MANUAL = "manual"  # the researcher (and kind) of a person's `autolab train` runs
+MANUAL_HISTORY = "manual runs"  # their history's tag: no git branch can be named so
+IMPROVING_KINDS = ("candidate", MANUAL)  # the kinds a keep can make the best
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def compute(
         else:
             name = _COUNTED[v.status]
             setattr(counts, name, getattr(counts, name) + 1)
-        is_improvement = v.kind == "candidate" and v.status == "keep" and score is not None
+        is_improvement = v.kind in IMPROVING_KINDS and v.status == "keep" and score is not None
         if is_improvement and (best_score is None or best_view is None or score < best_score):
             best_score, best_view = score, v
     if best_view is not None:
@@ -238,10 +245,33 @@ def every_branch(ledger: Ledger) -> dict[str | None, Standings]:
     tags = list(dict.fromkeys(s.tag for s in ledger.sessions()))
     branches = {tag: read_standings(ledger, tag) for tag in tags}
     covered = {number for st in branches.values() for number in (r.number for r in st.rows)}
+    manual = manual_standings(ledger)
+    if manual.rows:
+        branches[MANUAL_HISTORY] = manual
+        covered |= {r.number for r in manual.rows}
     orphans = [v for v in ledger.experiments() if v.number not in covered]
     if orphans:  # rows of no session (written by hand): scores, but no reference to measure by
         branches.setdefault(None, compute(orphans, None, {}))
     return branches
+
+
+def manual_views(ledger: Ledger) -> list[ExperimentView]:
+    """The person's `autolab train` runs and their `--repeat` runs, oldest first."""
+    return [v for v in ledger.experiments() if v.session_id is None and v.researcher == MANUAL]
+
+
+def manual_standings(ledger: Ledger) -> Standings:
+    """The manual history's numbers: its best is the person's best; no reference."""
+    return compute(manual_views(ledger), None, {}, MANUAL_HISTORY, [])
+
+
+def manual_noise(ledger: Ledger) -> tuple[NoiseRow, int] | None:
+    """The latest noise a `--repeat` measured, and the experiment it measured; None before."""
+    for v in reversed(manual_views(ledger)):
+        noise = v.flags.get("noise")
+        if v.kind == MANUAL and noise:
+            return NoiseRow(noise["mean"], noise["spread"], noise["runs"], v.finished), v.number
+    return None
 
 
 def by_number(branches: dict[str | None, Standings]) -> dict[int, Standing]:

@@ -9,6 +9,7 @@ const failedStatuses = () => (S.overview && S.overview.failed_statuses) || [];
 const COLORS = {
   keep: "#3fb96f", discard: "#8a94a3", crash: "#f2555a", timeout: "#e59a3a",
   invalid: "#d266c0", interrupted: "#d9b44a", running: "#5aa7ff", baseline: "#9aa8ff",
+  manual: "#f2a65a",
 };
 const PALETTE = ["#f2a65a", "#c678dd", "#56d4c8", "#e06c9f", "#d7d35a", "#7aa2ff", "#ff7b72", "#9be07f"];
 const MAX_EVENTS = 300;
@@ -67,7 +68,7 @@ const statusGroup = (s) => (failedStatuses().includes(s) ? "failed" : s);
 // A baseline's or a re-check's description already says what it is ("baseline (seed 0)",
 // "re-check of exp 5 (seed 1005)"): it is dimmed, not prefixed again.
 function describe(e) {
-  if (e.kind !== "candidate") return `<span class="kind">${esc(e.description)}</span>`;
+  if (e.kind !== "candidate" && e.kind !== "manual") return `<span class="kind">${esc(e.description)}</span>`;
   return esc(e.description);
 }
 function liveNumber() {
@@ -111,7 +112,10 @@ function renderProgress() {
   });
   const hover = "<b>#%{x}</b> %{customdata[0]}  %{y:.4f}<br>%{customdata[1]}<extra></extra>";
   const traces = [];
-  const discards = scored.filter((e) => e.kind !== "baseline" && (e.status === "discard" || e.kind === "recheck"));
+  // A person's `autolab train` runs (researcher "manual") are their own history: own trace,
+  // own running best; the session's traces and best line leave them out.
+  const isManual = (e) => e.researcher === "manual" && e.session_id == null;
+  const discards = scored.filter((e) => !isManual(e) && e.kind !== "baseline" && (e.status === "discard" || e.kind === "recheck"));
   traces.push({ ...pts(discards), name: "discard", mode: "markers", type: "scatter", hovertemplate: hover,
     marker: { color: "rgba(138,148,163,.45)", size: 7, line: { width: 0 } } });
   const baselines = scored.filter((e) => e.kind === "baseline");
@@ -123,7 +127,7 @@ function renderProgress() {
   const ref = S.overview && S.overview.reference;
   const bx = [], by = [];
   for (const e of exps) {
-    if (e.kind === "baseline" || !isNum(e.best_before)) continue;
+    if (isManual(e) || e.kind === "baseline" || !isNum(e.best_before)) continue;
     if (!by.length || by[by.length - 1] !== e.best_before) { bx.push(e.number); by.push(e.best_before); }
   }
   const best = S.overview && S.overview.best;
@@ -140,6 +144,19 @@ function renderProgress() {
     text: kept.map((e) => (e.description.length > 28 ? e.description.slice(0, 27) + "…" : e.description)),
     textposition: "top right", textfont: { size: 10, color: COLORS.keep },
     marker: { color: COLORS.keep, size: 10, line: { color: "#0d1014", width: 1.5 } } });
+  const manual = scored.filter((e) => isManual(e) && e.kind === "manual");
+  if (manual.length) {
+    const mx = [], my = [];
+    for (const e of exps.filter(isManual)) {
+      const best = e.status === "keep" && e.kind === "manual" ? e.score : e.best_before;
+      if (isNum(best) && (!my.length || my[my.length - 1] !== best)) { mx.push(e.number); my.push(best); }
+    }
+    if (mx.length) { mx.push(exps[exps.length - 1].number + 0.5); my.push(my[my.length - 1]); }
+    traces.push({ x: mx, y: my, name: "your best", mode: "lines", type: "scatter", hoverinfo: "skip",
+      line: { color: COLORS.manual, width: 1.5, dash: "dot", shape: "hv" } });
+    traces.push({ ...pts(manual), name: "manual (autolab train)", mode: "markers", type: "scatter", hovertemplate: hover,
+      marker: { color: manual.map((e) => (e.status === "keep" ? COLORS.manual : "rgba(242,166,90,.45)")), size: 9, symbol: "square" } });
+  }
   // Failures have no score: marked along the top edge, coloured by kind.
   const ys = scored.map((e) => e.score);
   const lo = ys.length ? Math.min(...ys) : 0, hi = ys.length ? Math.max(...ys) : 1;
@@ -158,8 +175,9 @@ function renderProgress() {
     annotations.push({ xref: "paper", x: 1, y: base, xanchor: "right", yanchor: "bottom", text: "reference", showarrow: false, font: { size: 10, color: "#6b7686" } });
   }
   // Each session continued with --resume starts where a dotted line marks it.
-  for (const e of exps) {
-    const prev = exps[exps.indexOf(e) - 1];
+  const sessionRows = exps.filter((e) => !isManual(e));
+  for (const e of sessionRows) {
+    const prev = sessionRows[sessionRows.indexOf(e) - 1];
     if (!prev || prev.session_id === e.session_id) continue;
     shapes.push({ type: "line", yref: "paper", x0: e.number - 0.5, x1: e.number - 0.5, y0: 0, y1: 1, line: { color: "#6b7686", width: 1, dash: "dot" } });
     annotations.push({ yref: "paper", x: e.number - 0.5, y: 0, yanchor: "bottom", xanchor: "left", text: `session ${e.session_id}`, showarrow: false, font: { size: 10, color: "#6b7686" } });
@@ -520,6 +538,10 @@ function renderDetail() {
     <div class="card-head"><h2>Diff</h2><span class="hint">train.py against its parent${d.parent_commit ? ` ${esc(d.parent_commit.slice(0, 7))}` : ""}</span></div>
     ${d.diff.text ? `<pre class="diff" id="diff">${diffHtml(d.diff.text)}</pre>` : `<div class="note" id="diff">${esc(d.diff.note)}</div>`}
   </div>
+  ${(d.diffs || []).map((x) => `<div class="card manual-diff">
+    <div class="card-head"><h2>Diff ${esc(x.label)}</h2><span class="hint"><a href="#/exp/${x.number}">#${x.number}</a> → #${d.number}</span></div>
+    ${x.text ? `<pre class="diff">${diffHtml(x.text)}</pre>` : `<div class="note">${esc(x.note)}</div>`}
+  </div>`).join("")}
   ${surprisalCard(d, status)}
   <section class="row halves">
     <div class="card">
