@@ -103,7 +103,7 @@ def test_init_sizes_train_py_for_the_device_and_records_it(tmp_path, home):
         assert settings["train"]["device"] == device
         sized[device] = values(parse_constants((workspace / "train.py").read_text()))
     assert sized["cpu"].keys() == sized["cuda"].keys()  # one set of constants, no twins
-    assert (sized["cpu"]["DEPTH"], sized["cuda"]["DEPTH"]) == (3, 8)
+    assert (sized["cpu"]["DEPTH"], sized["cuda"]["DEPTH"]) == (2, 8)
 
 
 def test_train_on_another_device_than_sized_for_says_so_in_one_line(tmp_path, home):

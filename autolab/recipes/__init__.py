@@ -15,12 +15,14 @@ RECIPES = {"gpt": "gpt.py", "mlp": "mlp.py"}
 DEVICES = ("cpu", "cuda")  # what a recipe can be sized for
 
 # Recipe -> device -> the constants that differ from the file's CPU values. Not measured on a GPU
-# yet (bench/gpu.py is the command that will): a bigger model and a longer context, bfloat16
-# autocast, compiled, and torch's own thread count.
+# yet (bench/gpu.py is the command that will): a deeper model (width 256, as before the CPU
+# sizes went shallow and wide), a longer context, bfloat16 autocast, compiled, and torch's own
+# thread count.
 SIZES = {
     "gpt": {
         "cuda": {
             "DEPTH": 8,
+            "ASPECT_RATIO": 32,
             "SEQ_LEN": 2**9,
             "BATCH_SIZE": 2**6,
             "BF16_AUTOCAST": True,

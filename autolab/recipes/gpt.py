@@ -23,12 +23,16 @@ from autolab.harness import Run
 # Hyperparameters, every one in effect. `autolab init --device cpu|cuda` sizes them for the
 # device autolab.toml names; the CPU sizes are for 2 cores and a 30 s budget on
 # character-level data (names, Tiny Shakespeare).
+# Two blocks 128 wide rather than three 96 wide: fewer, larger matmuls; a step costs ~10% more
+# on 2 cores, and at equal steps it scored ~1% lower on names and Tiny Shakespeare (2026-11-29,
+# AMD EPYC; bench/README.md).
 
-DEPTH = 3  # number of transformer blocks; the width derives from it
-ASPECT_RATIO = 32  # model_dim = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
+DEPTH = 2  # number of transformer blocks; the width derives from it
+ASPECT_RATIO = 64  # model_dim = DEPTH * ASPECT_RATIO, rounded up to a multiple of HEAD_DIM
 HEAD_DIM = 32  # channels per attention head
 MLP_RATIO = 2  # MLP hidden width = MLP_RATIO * model_dim
 ACTIVATION = "relu2"  # one of: "relu2", "gelu"
+ATTN_SCALE = 1.7  # attention logits = ATTN_SCALE * q.k / sqrt(HEAD_DIM); QK-norm caps q.k
 SOFTCAP = 15.0  # logits = SOFTCAP * tanh(logits / SOFTCAP); 0 turns soft-capping off
 SEQ_LEN = 2**6  # context length in tokens, for training and for the exported model
 BATCH_SIZE = 2**6  # sequences per optimizer step
@@ -93,7 +97,11 @@ class Attention(nn.Module):
         v = self.c_v(x).view(B, T, self.n_head, self.head_dim)
         q, k = norm(apply_rotary(q, cos, sin)), norm(apply_rotary(k, cos, sin))  # QK-norm
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        # q and k have unit RMS, so q.k / sqrt(hs) is at most sqrt(hs) (5.7 at hs 32): too flat
+        # to single out one position in 64 unless sharpened (nanochat's autoresearch run found
+        # the same of its parameter-free QK-norm).
+        scale = ATTN_SCALE / math.sqrt(self.head_dim)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
         return self.c_proj(y.transpose(1, 2).reshape(B, T, C))
 
 
