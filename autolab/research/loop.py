@@ -16,6 +16,7 @@ import hashlib
 import os
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class SessionOptions:
     wall_limit: float | None = None
     seed: int = 0
     isolation: str | None = None  # sandbox | process; None: the sandbox where available
+    # Runner hook: what trains and scores one experiment, with run_experiment's signature and
+    # result. None: run_experiment on this machine; `--ray`: autolab.cluster's RayRunner.
+    runner: Callable[..., ExperimentResult] | None = None
 
 
 @dataclass
@@ -509,7 +513,8 @@ class ResearchSession:
             self.on_change()
 
         self.guard.take()
-        result = run_experiment(
+        run = self.options.runner or run_experiment  # the runner hook (SessionOptions.runner)
+        result = run(
             self.workspace.train_py,
             settings,
             self.data.val_path,
