@@ -31,9 +31,10 @@ demo: setup
 		--max-experiments $(DEMO_EXPERIMENTS)
 	$(VENV)/bin/autolab sample -C $(DEMO_DIR) -n 10 --experiment best
 
-# The tracker exporters are optional extras; the test suite exercises all three.
+# The tracker exporters and Ray are optional extras; the test suite exercises all of them
+# (tests/test_ray.py starts a local Ray instance).
 $(VENV)/.installed-trackers: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[wandb,mlflow,tensorboard]'
+	$(PY) -m pip install -q -e '.[wandb,mlflow,tensorboard,ray]'
 	touch $@
 
 test: setup $(VENV)/.installed-trackers

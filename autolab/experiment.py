@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autolab.evaluation.launcher import SealedEvaluator
+from autolab.hardware import fingerprint
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION
 from autolab.harness.handover import MODEL_FILE
 from autolab.harness.run import METRICS_FILE, RESULT_FILE
@@ -112,7 +113,7 @@ class ValReadDetector:
 def run_experiment(
     train_py: Path,
     settings: RunSettings,
-    val_path: Path,
+    val_path: Path | None,
     wall_limit: float | None = None,
     on_metrics: Callable[[dict], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
@@ -126,7 +127,9 @@ def run_experiment(
     imported already; the research loop keeps them for the whole session. Without them, a run
     starts its own with `isolation` (sandbox where available) and pays the import once.
     `wall_limit`, a person's choice, replaces the time a run of this budget is allowed
-    (`time_allowed`); nothing the experiment does can change either."""
+    (`time_allowed`); nothing the experiment does can change either. `val_path` is None where
+    the sealed split is not on this machine (a Ray node, autolab.cluster): nothing to score
+    with, nor to watch for reads of."""
     if workers is None:
         isolation = isolation or choose_isolation(None, warn_on_stderr)
         hidden = [val_path.parent, Path(train_py).resolve().parent]
@@ -140,7 +143,7 @@ def run_experiment(
     limit = wall_limit or time_allowed(settings.budget_seconds)
     zygote = workers.training()
     sandbox = zygote.sandbox
-    detector = None if sandbox else ValReadDetector(val_path)
+    detector = None if sandbox or val_path is None else ValReadDetector(val_path)
     if sandbox:
         sandbox.reset()  # nothing the previous experiment left carries over
         inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
@@ -195,6 +198,7 @@ def run_experiment(
     result.run_dir = run_dir
     result.isolation = workers.isolation
     result.flags.update(watch.timing(process_seconds))
+    result.flags["hardware"] = fingerprint(settings.device)
     result.wall_seconds = time.time() - started
     return result
 

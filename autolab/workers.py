@@ -25,7 +25,7 @@ class Workers:
         self,
         isolation: str,
         data_dir: Path,
-        val_path: Path,
+        val_path: Path | None,
         device: str,
         hidden: Sequence[Path] = (),
     ):
@@ -34,7 +34,8 @@ class Workers:
         self.isolation = isolation
         self.data_dir = Path(data_dir)
         # What the sealed store held when the session started; every score checks against it.
-        self.sealed_hashes = recorded_hashes(Path(val_path).parent)
+        # None on a machine without the sealed split (a Ray node): nothing is scored there.
+        self.sealed_hashes = recorded_hashes(Path(val_path).parent) if val_path else {}
         self.device = device
         self.hidden = [Path(p) for p in hidden]
         self._training: Zygote | None = None

@@ -14,6 +14,8 @@ training budget) is at most 10% of the budget.
 
     .venv/bin/python bench/researchers.py                    # the full run: ~100 min on CPU
     .venv/bin/python bench/researchers.py --budget 3s --experiments 3 --seeds 1   # smoke
+    .venv/bin/python bench/researchers.py --dataset tinyshakespeare --tokenizer bpe:512
+    .venv/bin/python bench/researchers.py --dataset path/to/corpus.txt   # any file or folder
 
 Raw results go to bench/out/researchers-<timestamp>.json.
 """
@@ -177,7 +179,14 @@ RESEARCHERS = ("search", "random", "hill")
 
 def new_workspace(root: Path, source: str, args) -> Path:
     """A fresh workspace whose train.py is `source`, committed."""
-    init_workspace(root, dataset="names", source=args.data, recipe="gpt", budget=args.budget)
+    init_workspace(
+        root,
+        dataset=args.dataset,
+        source=args.data,
+        tokenizer=args.tokenizer,
+        recipe="gpt",
+        budget=args.budget,
+    )
     (root / TRAIN_FILE).write_text(source)
     if gitrepo.dirty_paths(root):
         gitrepo.commit_all(root, "bench: the de-tuned fixture", [TRAIN_FILE])
@@ -207,6 +216,7 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
         seconds = time.time() - started
         runs = ledger.experiments(session.session_id)
         session_row = next(s for s in ledger.sessions() if s.id == session.session_id)
+        final_bpb = session.best_bpb  # read while the ledger is open
     finished = [e for e in runs if e.wall_seconds is not None]
     timed = [e for e in finished if e.total_seconds is not None and e.training_seconds is not None]
     return {
@@ -215,7 +225,7 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
         "status": status,
         "reason": session_row.reason,
         "detuned_bpb": session.noise.baseline_bpb if session.noise else None,
-        "final_bpb": session.best_bpb,
+        "final_bpb": final_bpb,
         "overhead_s": _median([e.wall_seconds - budget for e in finished]),
         # Where it goes: train.py's own start-up, dev estimate and export (its total minus its
         # training time), and autolab's (process start, the sealed score: wall minus total).
@@ -317,9 +327,20 @@ def verdicts(by_name: dict, budget: float) -> list[tuple[str, bool]]:
     return checks
 
 
-def print_report(console, by_name, defaults, seeds, budget, experiments) -> list:
+def data_label(meta: dict, local_copy: bool) -> str:
+    """What the sessions trained on, from the prepared data's own record: "names (char)",
+    "tinyshakespeare.txt (bpe:512)", or with `local_copy` (--data) "names from my.txt (char)"."""
+    source = Path(meta["source"]).name if meta.get("source") else ""
+    if meta["dataset"] in ("file", source):  # a file or folder as the dataset: its name
+        name = source
+    else:  # a named dataset, from its own source or a local copy
+        name = meta["dataset"] + (f" from {source}" if local_copy and source else "")
+    return f"{name} ({meta['tokenizer']})"
+
+
+def print_report(console, by_name, defaults, seeds, budget, experiments, data) -> list:
     table = Table(
-        title=f"researchers on names, CPU, {budget:g}s budget, {experiments} experiments",
+        title=f"researchers on {data}, CPU, {budget:g}s budget, {experiments} experiments",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("researcher")
@@ -393,10 +414,18 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--home", type=Path, help="AUTOLAB_HOME for prepared data (default: temp)")
     parser.add_argument(
-        "--data",
-        metavar="FILE",
-        help="a local names file, one per line (default: the packaged names dataset)",
+        "--dataset",
+        default="names",
+        help="a dataset autolab can prepare: a name (names, shakespeare, tinyshakespeare, abc, "
+        "tinystories) or a path to a .txt/.jsonl/.parquet file or a folder (default: names)",
     )
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="the dataset's text from a local file or folder, as `autolab init --from` "
+        "(default: the dataset's own source)",
+    )
+    parser.add_argument("--tokenizer", default="char", help="char | byte | bpe:N (default char)")
     args = parser.parse_args(argv)
     budget = parse_duration(args.budget)
     names = [n.strip() for n in args.researchers.split(",") if n.strip()]
@@ -405,6 +434,8 @@ def main(argv=None) -> int:
         parser.error(f"--researchers: choose from {', '.join(RESEARCHERS)}")
     if args.data:
         args.data = str(Path(args.data).resolve())
+    if Path(args.dataset).exists():  # the workspaces live elsewhere: a path must be absolute
+        args.dataset = str(Path(args.dataset).resolve())
 
     console = Console(highlight=False)
     default_source = recipe_source("gpt")
@@ -420,7 +451,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="autolab-bench-") as tmp:
         # ResearchSession prepares its data from $AUTOLAB_HOME; prepare once here to fill it.
         os.environ["AUTOLAB_HOME"] = str((args.home or Path(tmp) / "home").resolve())
-        prepared = prepare(dataset="names", source_path=args.data)
+        try:
+            prepared = prepare(args.dataset, args.tokenizer, source_path=args.data)
+        except UsageError as err:
+            parser.error(str(err))
         defaults, default_runs, records = {}, [], []
         for seed in seeds:
             root = new_workspace(Path(tmp) / f"default-{seed}", default_source, args)
@@ -440,12 +474,14 @@ def main(argv=None) -> int:
                 )
                 records.append(record)
     by_name = summarize(records, defaults, budget)
-    checks = print_report(console, by_name, defaults, seeds, budget, args.experiments)
+    data = data_label(prepared.meta, local_copy=args.data is not None)
+    checks = print_report(console, by_name, defaults, seeds, budget, args.experiments, data)
     OUT.mkdir(parents=True, exist_ok=True)
     out = OUT / f"researchers-{started}.json"
     raw = {
         "args": {**vars(args), "home": str(args.home) if args.home else None},
         "budget_seconds": budget,
+        "data": data,
         "fixture": fixture,
         "defaults": default_runs,
         "summary": {n: {k: v for k, v in s.items() if k != "runs"} for n, s in by_name.items()},

@@ -66,6 +66,20 @@ def register(subparsers) -> None:
         help="shell command run with a JSON payload on stdin at the session end, on a new best "
         "and on a crash streak (default: none)",
     )
+    cluster = parser.add_argument_group("Ray cluster (optional extra: pip install 'autolab[ray]')")
+    cluster.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="train each experiment as a Ray task on this cluster (auto: the one `ray start` "
+        "left on this machine); ledger, git and the sealed score stay here (default: train here)",
+    )
+    cluster.add_argument(
+        "--ray-cpus",
+        type=float,
+        default=1,
+        metavar="N",
+        help="CPUs each CPU experiment asks Ray for; a CUDA one asks for 1 GPU (default: 1)",
+    )
     policy = parser.add_argument_group("keep or discard")
     policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
     policy.add_argument("--baseline-runs", type=int, default=2, metavar="R")
@@ -130,6 +144,12 @@ def run(args) -> int:
     from autolab.track.ledger import Ledger
     from autolab.workspace import STOP_FILE, load_workspace, sizing_note
 
+    if args.ray:  # before anything: a missing extra is a one-line error
+        from autolab.cluster.runner import import_ray
+
+        import_ray()
+        if args.ray_cpus <= 0:
+            raise UsageError("--ray-cpus must be more than 0")
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
@@ -161,6 +181,22 @@ def run(args) -> int:
     )
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)
+    if args.ray:  # the runner hook: experiments train on the cluster, are scored here
+        from autolab.cluster.runner import RayRunner
+
+        options.runner = RayRunner(
+            args.ray, session.data.data_dir, device, options.isolation, args.ray_cpus
+        )
+    try:
+        return _run_session(args, workspace, session, exporters)
+    finally:
+        if options.runner is not None:
+            options.runner.close()
+
+
+def _run_session(args, workspace, session, exporters) -> int:
+    from autolab.workspace import STOP_FILE
+
     session.listeners.extend(exporters)
     start_from = _start_from(args, workspace, ledger, tag)
     session.resume() if args.resume else session.start()

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from autolab.errors import UsageError
+from autolab.hardware import distinct, label
 from autolab.track.ledger import ExperimentView, Ledger, NoiseRow, require_ledger
 from autolab.track.results_tsv import format_results_tsv
 from autolab.track.standings import (
@@ -74,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         console = Console()
         console.print(results_table(views, standing))
+        for line in hardware_lines(views):
+            console.print(line, highlight=False, markup=False)
         shown = {v.number for v in views}
         for st in branches.values():
             if any(r.number in shown for r in st.rows):
@@ -165,6 +168,9 @@ def results_table(views: list[ExperimentView], standing: dict[int, Standing]) ->
     for name in ("val_bpb", "Δ ref", "Δ prev", "mem GB", "min"):
         table.add_column(name, justify="right", no_wrap=True)
     table.add_column("description", min_width=24, overflow="fold")
+    machines = distinct(v.flags.get("hardware") for v in views)
+    if len(machines) > 1:
+        table.add_column("hw", justify="right")  # which fingerprint, listed under the table
     for v in views:
         row = standing.get(v.number)
         style = STATUS_STYLES.get(v.status, "")
@@ -181,10 +187,25 @@ def results_table(views: list[ExperimentView], standing: dict[int, Standing]) ->
             "" if v.peak_memory_mb is None else f"{v.peak_memory_mb / 1024:.1f}",
             "" if seconds is None else f"{seconds / 60:.1f}",
             describe(v),
+            *([hardware_key(v, machines)] if len(machines) > 1 else []),
         )
     if not views:
         table.caption = "no experiments yet"
     return table
+
+
+def hardware_key(view: ExperimentView, machines: list[dict]) -> str:
+    """ "hw2": the experiment's fingerprint's place in `machines`; "" when not recorded."""
+    hardware = view.flags.get("hardware")
+    return f"hw{machines.index(hardware) + 1}" if hardware in machines else ""
+
+
+def hardware_lines(views: list[ExperimentView]) -> list[str]:
+    """What the experiments ran on: one line, or one per fingerprint the hw column names."""
+    machines = distinct(v.flags.get("hardware") for v in views)
+    if len(machines) == 1:
+        return [f"hardware: {label(machines[0])}"]
+    return [f"hw{i}: {label(hardware)}" for i, hardware in enumerate(machines, 1)]
 
 
 def _delta_cell(delta: float | None) -> str:

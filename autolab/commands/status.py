@@ -114,6 +114,7 @@ def render_status(status):
     from rich.table import Table
     from rich.text import Text
 
+    from autolab.hardware import label as fingerprint_label
     from autolab.views.status import counts_line, format_seconds, runs_line
 
     style = STATE_STYLES.get(status.state, "")
@@ -133,6 +134,8 @@ def render_status(status):
     isolation = status.config.get("isolation")
     if isolation:
         grid.add_row("isolation", ISOLATION_LINES.get(isolation, isolation))
+    for hardware in status.hardware_fingerprints:  # more than one: scores differ by machine too
+        grid.add_row("hardware", fingerprint_label(hardware))
     run = status.running
     if run is not None:
         line = Text(f"exp {run.number}  ", style="bold blue")

@@ -21,6 +21,7 @@ import os
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +64,9 @@ class SessionOptions:
     wall_limit: float | None = None
     seed: int = 0
     isolation: str | None = None  # sandbox | process; None: the sandbox where available
+    # What trains and scores one experiment, with run_experiment's signature and result.
+    # None: run_experiment on this machine; `--ray`: autolab.cluster's RayRunner.
+    runner: Callable[..., ExperimentResult] | None = None
 
 
 @dataclass
@@ -88,7 +92,7 @@ class ResearchSession:
         self.recorder = Recorder(ledger, options.tag, workspace.root / "results.tsv")
         self.recorder.subject = self  # listeners read the standings and workspace from it
         self.runner = Runner(workspace, options.budget_seconds, options.device, self.isolation,
-                             options.wall_limit)  # fmt: skip
+                             options.wall_limit, options.runner)  # fmt: skip
         self.live = LiveState()
         self.on_change = lambda: None  # the view's refresh hook
         self.stopping = False  # end the session once the running experiment is recorded

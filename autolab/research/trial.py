@@ -32,12 +32,15 @@ class Runner:
     one is replaced on the next request, and said so in `replaced`)."""
 
     def __init__(self, workspace: Workspace, budget_seconds: float, device: str,
-                 isolation: str, wall_limit: float | None = None):  # fmt: skip
+                 isolation: str, wall_limit: float | None = None,
+                 train_and_score: Callable[..., ExperimentResult] | None = None):  # fmt: skip
         self.workspace = workspace
         self.budget_seconds = budget_seconds
         self.device = device
         self.isolation = isolation
         self.wall_limit = wall_limit
+        # run_experiment here, or another with its signature (`--ray`: the cluster's RayRunner)
+        self.train_and_score = train_and_score or run_experiment
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
         self.workers: Workers | None = None
@@ -57,7 +60,7 @@ class Runner:
             seed=trial.seed,
         )
         self.guard.take()
-        result = run_experiment(
+        result = self.train_and_score(
             self.workspace.train_py,
             settings,
             self.data.val_path,

@@ -8,6 +8,7 @@ continued: both come from `track.standings`, as in every other view.
 import time
 from dataclasses import asdict, dataclass, field
 
+from autolab.hardware import distinct
 from autolab.processes import process_alive
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
 from autolab.track.standings import (
@@ -57,6 +58,8 @@ class SessionStatus:
     best_description: str
     delta: float | None  # best_bpb - reference_bpb: negative is better
     config: dict = field(default_factory=dict)
+    # The session's experiments' hardware fingerprints (autolab.hardware), each once.
+    hardware_fingerprints: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -149,6 +152,7 @@ def session_status(
         best_description=standings.best_description,
         delta=standings.delta,
         config=session.config,
+        hardware_fingerprints=distinct(v.flags.get("hardware") for v in views),
     )
 
 
