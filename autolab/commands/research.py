@@ -185,8 +185,9 @@ def run(args) -> int:
         from autolab.cluster.runner import RayRunner
 
         options.runner = RayRunner(
-            args.ray, session.data.data_dir, device, options.isolation, args.ray_cpus
+            args.ray, session.runner.data.data_dir, device, options.isolation, args.ray_cpus
         )
+        session.runner.train_and_score = options.runner
     try:
         return _run_session(args, workspace, session, exporters)
     finally:
@@ -197,8 +198,9 @@ def run(args) -> int:
 def _run_session(args, workspace, session, exporters) -> int:
     from autolab.workspace import STOP_FILE
 
+    ledger = session.ledger
     session.listeners.extend(exporters)
-    start_from = _start_from(args, workspace, ledger, tag)
+    start_from = _start_from(args, workspace, ledger, session.options.tag)
     session.resume() if args.resume else session.start()
     if start_from is not None:
         ledger.add_event("note", f"session {session.session_id} starts from exp "
