@@ -25,7 +25,6 @@ def chunk_starts(n_tokens: int, seq_len: int) -> list[tuple[int, int]]:
     return [(s, min(seq_len, n_targets - s)) for s in range(0, n_targets, seq_len)]
 
 
-@torch.no_grad()
 def evaluate_bpb(
     model,
     tokens: np.ndarray,
@@ -36,9 +35,26 @@ def evaluate_bpb(
     max_tokens: int = EVAL_MAX_TOKENS,
 ) -> float:
     """Bits per byte of `model` (idx (B, T) -> logits (B, T, V)) on `tokens`."""
+    nats, nbytes, _ = score_tokens(model, tokens, token_bytes, seq_len, device, batch_size,
+                                   max_tokens)  # fmt: skip
+    return nats / (math.log(2) * nbytes)
+
+
+@torch.no_grad()
+def score_tokens(
+    model,
+    tokens: np.ndarray,
+    token_bytes: np.ndarray,
+    seq_len: int,
+    device: str = "cpu",
+    batch_size: int = 16,
+    max_tokens: int = EVAL_MAX_TOKENS,
+) -> tuple[float, float, int]:
+    """(total nats, total bytes, target tokens) of `model` on `tokens`: bits per byte and the
+    mean loss per token both come from these."""
     tokens = np.asarray(tokens[: max_tokens + 1], dtype=np.int64)
     nbytes = torch.as_tensor(token_bytes, dtype=torch.float64)
-    total_nats, total_bytes = 0.0, 0.0
+    total_nats, total_bytes, total_targets = 0.0, 0.0, 0
     chunks = chunk_starts(len(tokens), seq_len)
     # Chunks of equal length batch together; only the last chunk may be shorter.
     for length in sorted({length for _, length in chunks}, reverse=True):
@@ -52,4 +68,5 @@ def evaluate_bpb(
             nats = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, T)
             total_nats += nats.double().sum().item()
             total_bytes += nbytes[targets.cpu()].sum().item()
-    return total_nats / (math.log(2) * total_bytes)
+            total_targets += targets.numel()
+    return total_nats, total_bytes, total_targets
