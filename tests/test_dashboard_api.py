@@ -19,6 +19,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
+from tests_support import branch_of_scores  # noqa: E402
 
 from autolab import gitrepo  # noqa: E402
 from autolab.commands import dashboard as dashboard_command  # noqa: E402
@@ -266,7 +267,8 @@ def test_not_a_workspace(tmp_path):
 
 def test_static_files_are_our_own():
     static = Path(dashboard_command.__file__).parents[1] / "dashboard" / "static"
-    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "style.css"]
+    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "panels.js",
+                                                          "style.css"]
 
 
 # --- panels: params table, what mattered ---------------------------------------------------------
@@ -284,31 +286,6 @@ def test_params_table_marks_what_differs_from_the_parent(client):
     base = client.get("/api/experiments/1").json()
     assert base["parent_number"] is None and not any(r["changed"] for r in base["params_table"])
     assert {r["parent"] for r in base["params_table"]} == {None}
-
-
-def branch_of_scores(root: Path, scores: list[tuple[float, int, float]]) -> None:
-    """One session: a baseline, then a candidate per (LEARNING_RATE, N_HIDDEN, score), each its
-    own commit; every other one kept."""
-    ws = load_workspace(root)
-    source = ws.train_py.read_text()
-    base = gitrepo.head(root)
-    with Ledger.for_workspace(root) as ledger:
-        sid = ledger.start_session("m", "autolab/m", "search", 2.0, "cpu",
-                                   {"base_commit": base, "pid": dead_pid()})  # fmt: skip
-        ledger.add_experiment(ExperimentRecord(1, sid, "baseline", base, "baseline (seed 0)", "",
-                                               "search", seed=0))  # fmt: skip
-        ledger.add_result(1, ResultRecord("keep", "baseline", 3.0))
-        ledger.record_noise(sid, 3.0, 0.01, 1)
-        for number, (lr, hidden, score) in enumerate(scores, start=2):
-            ws.train_py.write_text(source.replace("LEARNING_RATE = 0.005", f"LEARNING_RATE = {lr}")
-                                   .replace("N_HIDDEN = 128", f"N_HIDDEN = {hidden}"))  # fmt: skip
-            commit = gitrepo.commit_all(root, f"exp {number}")
-            ledger.add_experiment(ExperimentRecord(number, sid, "candidate", commit,
-                                                   f"lr {lr}, hidden {hidden}", base, "search",
-                                                   seed=0))  # fmt: skip
-            status = "keep" if number % 2 else "discard"
-            ledger.add_result(number, ResultRecord(status, "", score))
-        ledger.end_session(sid, "succeeded")
 
 
 def test_what_mattered_says_how_many_more_experiments_it_needs(tmp_path):
