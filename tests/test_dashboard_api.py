@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -18,6 +19,7 @@ pytest.importorskip("uvicorn")
 httpx = pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient  # noqa: E402
+from tests_support import branch_of_scores  # noqa: E402
 
 from autolab import gitrepo  # noqa: E402
 from autolab.commands import dashboard as dashboard_command  # noqa: E402
@@ -161,7 +163,8 @@ def test_follower_sends_what_lands(workspace):
     first = follower.tick()
     assert first["reset"] and first["metrics"][5] == {"start": 0, "rows": [
         {"step": 1, "progress": 0.1, "loss": 3.3, "lr": None, "tokens_per_sec": None,
-         "memory_mb": None, "training_seconds": None, "time": None}]}  # fmt: skip
+         "memory_mb": None, "training_seconds": None, "time": None, "tokens": None,
+         "dev_loss": None}]}  # fmt: skip
     assert follower.tick() is None  # nothing new
     with Ledger.for_workspace(workspace.root) as ledger:
         ledger.add_metrics(5, [{"step": 2, "loss": 3.1}])
@@ -264,4 +267,66 @@ def test_not_a_workspace(tmp_path):
 
 def test_static_files_are_our_own():
     static = Path(dashboard_command.__file__).parents[1] / "dashboard" / "static"
-    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "style.css"]
+    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "panels.js",
+                                                          "style.css"]
+
+
+# --- panels: params table, what mattered ---------------------------------------------------------
+
+
+def test_params_table_marks_what_differs_from_the_parent(client):
+    d = client.get("/api/experiments/4").json()
+    rows = {r["name"]: r for r in d["params_table"]}
+    assert rows["N_HIDDEN"] == {"name": "N_HIDDEN", "value": "2 * 128", "kind": "derived",
+                                "comment": "tanh hidden units", "parent": "128",
+                                "changed": True}  # fmt: skip
+    assert rows["LEARNING_RATE"]["value"] == rows["LEARNING_RATE"]["parent"] == "0.005"
+    assert [r["name"] for r in d["params_table"] if r["changed"]] == ["N_HIDDEN"]
+    assert d["parent_number"] == 1  # the baseline run made the parent commit
+    base = client.get("/api/experiments/1").json()
+    assert base["parent_number"] is None and not any(r["changed"] for r in base["params_table"])
+    assert {r["parent"] for r in base["params_table"]} == {None}
+
+
+def test_what_mattered_says_how_many_more_experiments_it_needs(tmp_path):
+    root = init_workspace(tmp_path / "ws", recipe="mlp")
+    branch_of_scores(root, [(0.01, 128, 2.9), (0.02, 64, 2.95)])
+    dash = Dashboard(load_workspace(root))
+    m = dash.mattered()
+    assert [c["name"] for c in m["constants"]] == ["N_HIDDEN", "LEARNING_RATE"]
+    assert m["importance"] is None and m["needed"] == 2
+    assert m["note"] == "2 more scored experiments before an importance estimate"
+    assert [(t["number"], t["score"], t["params"]) for t in m["trials"]] == [
+        (1, 3.0, {"N_HIDDEN": 128, "LEARNING_RATE": 0.005}),
+        (2, 2.9, {"N_HIDDEN": 128, "LEARNING_RATE": 0.01}),
+        (3, 2.95, {"N_HIDDEN": 64, "LEARNING_RATE": 0.02}),
+    ]  # fmt: skip
+    dash.close()
+
+
+def test_what_mattered_ranks_the_constant_the_score_follows(tmp_path):
+    root = init_workspace(tmp_path / "ws", recipe="mlp")
+    # The score follows the learning rate; the hidden width is noise around it.
+    lrs = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512]
+    hidden = [64, 256, 128, 64, 256, 128, 256, 64, 128, 64]
+    pairs = zip(lrs, hidden, strict=True)
+    scores = [(lr, h, 2.0 + abs(math.log2(lr / 0.016)) / 10) for lr, h in pairs]
+    branch_of_scores(root, scores)
+    with TestClient(create_app(load_workspace(root)), base_url="http://127.0.0.1:8765") as c:
+        m = c.get("/api/mattered").json()
+    assert m["needed"] == 0 and len(m["trials"]) == 11
+    lr = next(x for x in m["constants"] if x["name"] == "LEARNING_RATE")
+    assert lr["numeric"] and lr["log"] and lr["values"][0] == 0.001
+    ranked = [x["name"] for x in m["importance"]]
+    assert ranked[0] == "LEARNING_RATE", m["importance"]
+    assert sum(x["importance"] for x in m["importance"]) == pytest.approx(1.0)
+    assert m["note"] == "over 11 scored experiments"
+
+
+def test_metrics_carry_tokens_and_dev_loss(client, workspace):
+    with Ledger.for_workspace(workspace.root) as ledger:
+        ledger.add_metrics(2, [{"step": 5, "loss": 3.1, "tokens": 640, "dev_loss": 3.2}])
+    assert client.get("/api/experiments/2/metrics").json()[0] | {"time": None} == {
+        "step": 5, "progress": None, "loss": 3.1, "lr": None, "tokens_per_sec": None,
+        "memory_mb": None, "training_seconds": None, "time": None, "tokens": 640,
+        "dev_loss": 3.2}  # fmt: skip

@@ -5,6 +5,7 @@ experiment shows its diff, and Stop ends the session.
 Screenshots go to a tmp folder (or $AUTOLAB_SCREENSHOTS), printed at the end for a look.
 """
 
+import math
 import os
 import subprocess
 import sys
@@ -33,14 +34,24 @@ if not CHROMIUM.exists():
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytest.importorskip("uvicorn")
 
+from tests_support import branch_of_scores  # noqa: E402
+
 from autolab.dashboard.app import make_server  # noqa: E402
-from autolab.workspace import load_workspace  # noqa: E402
+from autolab.workspace import init_workspace, load_workspace  # noqa: E402
 
 # The live training chart's last trace is the running (or latest) experiment.
 LIVE_TRACE = """() => {
   const d = document.getElementById('live-chart').data || [];
   const t = d[d.length - 1];
   return t ? [t.meta ? t.meta.number : null, t.x.length] : [null, 0];
+}"""
+
+
+# The live chart's line (the smoothed one, with a legend entry) of experiment N, or null.
+TRACE_OF = """(n) => {
+  const t = (document.getElementById('live-chart').data || [])
+    .filter((t) => t.meta && t.meta.number === n && t.showlegend !== false).pop();
+  return t ? {name: t.name, x: Array.from(t.x), y: Array.from(t.y)} : null;
 }"""
 
 
@@ -160,6 +171,13 @@ def test_dashboard_follows_a_research_session(tmp_path):
 
             wait_for(header_matches, 10, "the header's best and Δ to match /api/overview")
             assert page.evaluate("() => window.__sameLoad") is True
+
+            # The harness measured the baseline run's dev loss; the page draws it when picked.
+            page.click("#table tbody tr[data-n='1'] input[type=checkbox]")
+            page.select_option("#curve-controls select[data-curve=metric]", "dev_loss")
+            dev = wait_for(lambda: page.evaluate(TRACE_OF, 1), 10, "#1's dev-loss trace")
+            assert 1 <= len(dev["y"]) <= 4 and all(0 < y < 10 for y in dev["y"]), dev
+            page.screenshot(path=str(shots / "stopped-dev-loss.png"), full_page=True)
             browser.close()
     finally:
         if research.poll() is None:
@@ -211,3 +229,93 @@ def test_manual_runs_appear_on_the_progress_chart(tmp_path):
         server.should_exit = True
         serving.join(10)
     assert not errors, errors
+
+
+def test_panels_a_wandb_user_reaches_for(tmp_path):
+    """On a finished branch of 10 candidates: the curve's metric, x axis and smoothing; legends
+    with descriptions; the params table against the parent; the what-mattered page."""
+    shots = Path(os.environ.get("AUTOLAB_SCREENSHOTS") or tmp_path / "screenshots")
+    shots.mkdir(parents=True, exist_ok=True)
+    root = init_workspace(tmp_path / "ws", recipe="mlp")
+    lrs = [0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512]
+    hidden = [64, 256, 128, 64, 256, 128, 256, 64, 128, 64]
+    branch_of_scores(root, [(lr, h, 2.0 + abs(math.log2(lr / 0.016)) / 10)
+                            for lr, h in zip(lrs, hidden, strict=True)])  # fmt: skip
+    server, sock = make_server(load_workspace(root), "127.0.0.1", 0, None)
+    serving = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/"
+    errors: list[str] = []
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            page = browser.new_page(viewport={"width": 1440, "height": 960})
+            page.on("pageerror", lambda err: errors.append(str(err)))
+            page.goto(url)
+            page.wait_for_selector("#table tbody tr[data-n='11']", timeout=20_000)
+            live = wait_for(lambda: page.evaluate(TRACE_OF, 11), 10, "#11's curve")
+            assert live["name"] == "#11 lr 0.512, hidden 64" and len(live["y"]) == 40
+
+            # The metric picker and the x axis: the dev loss, measured 4 times, over tokens.
+            page.select_option("#curve-controls select[data-curve=metric]", "dev_loss")
+            page.select_option("#curve-controls select[data-curve=x]", "tokens")
+            dev = page.evaluate(TRACE_OF, 11)
+            assert dev["x"] == [2048 * s for s in (10, 20, 30, 40)] and len(dev["y"]) == 4
+            layout = page.evaluate("() => document.getElementById('live-chart').layout")
+            assert layout["yaxis"]["title"]["text"] == "dev loss"
+
+            # Smoothing: an EMA drawn over the raw curve, which stays, faint, beneath it.
+            page.select_option("#curve-controls select[data-curve=metric]", "loss")
+            raw = page.evaluate(TRACE_OF, 11)["y"]
+            page.fill("#curve-controls input[data-curve=smoothing]", "0.9")
+            smoothed = page.evaluate(TRACE_OF, 11)["y"]
+            assert smoothed[0] == pytest.approx(raw[0])  # debiased: the first point is itself
+            wiggle = lambda ys: sum(abs(b - a) for a, b in pairwise(ys))  # noqa: E731
+            assert wiggle(smoothed) < 0.6 * wiggle(raw)
+            assert page.text_content("#curve-controls .smoothing-value") == "0.90"
+            lines = page.evaluate("() => document.getElementById('live-chart').data.length")
+
+            # An overlay from the table is named by its description in the legend, as the best
+            # run's dotted one is.
+            assert page.evaluate(TRACE_OF, 5)["name"] == "best #5 lr 0.008, hidden 64"
+            page.click("#table tbody tr[data-n='3'] input[type=checkbox]")
+            overlay = wait_for(lambda: page.evaluate(TRACE_OF, 3), 10, "#3's overlay")
+            assert overlay["name"] == "#3 lr 0.002, hidden 256"
+            count = page.evaluate("() => document.getElementById('live-chart').data.length")
+            assert count == lines + 2  # its line and, smoothed, its raw line
+            page.screenshot(path=str(shots / "panels-home.png"), full_page=True)
+
+            # The experiment page: its constants against its parent's, the changed ones marked.
+            page.click("#table tbody tr[data-n='6'] td.desc")
+            page.wait_for_selector("#params-table tr.changed", timeout=15_000)
+            changed = page.locator("#params-table tr.changed td:first-child").all_text_contents()
+            assert changed == ["N_HIDDEN", "LEARNING_RATE"]
+            assert "changed from its parent #1" in page.text_content("#params-card .card-head")
+            row = page.locator("#params-table tr.changed").nth(1).locator("td")
+            assert row.all_text_contents()[:3] == ["LEARNING_RATE", "0.016", "0.005"]
+            all_rows = page.locator("#params-table tbody tr").count()
+            page.check("#params-changed-only")
+            assert page.locator("#params-table tbody tr:visible").count() == 2 < all_rows
+            page.screenshot(path=str(shots / "panels-experiment.png"), full_page=True)
+
+            # What mattered: the importance bars, a scatter per constant, parallel coordinates.
+            page.click("#nav-mattered")
+            page.wait_for_selector("#importance-chart .main-svg", timeout=20_000)
+            bars = page.evaluate("() => document.getElementById('importance-chart').data[0].y")
+            assert bars[-1] == "LEARNING_RATE" and sorted(bars) == ["LEARNING_RATE", "N_HIDDEN"]
+            assert page.locator(".scatter-grid .param-scatter").count() == 2
+            par = page.evaluate("() => { const el = document.getElementById('parcoords-chart');"
+                                " return [el.layout.xaxis.ticktext, el.data.length] }")  # fmt: skip
+            assert par == [["N_HIDDEN", "LEARNING_RATE", "val_bpb"], 11]  # a line each
+            points = page.evaluate("() => document.getElementById('scatter-1').data"
+                                   ".reduce((n, t) => n + t.x.length, 0)")  # fmt: skip
+            assert points == 11
+            page.screenshot(path=str(shots / "panels-mattered.png"), full_page=True)
+            browser.close()
+    finally:
+        server.should_exit = True
+        serving.join(10)
+    assert not errors, errors
+    print(f"screenshots in {shots}")

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION, TrainingClock
-from autolab.harness.evaluate import chunk_starts, evaluate_bpb
+from autolab.harness.evaluate import chunk_starts, evaluate_bpb, score_tokens
 from autolab.summary import format_summary, parse_summary
 
 SUMMARY = {
@@ -77,6 +77,8 @@ def test_bits_per_byte_matches_a_hand_computation():
     expected = nats / (math.log(2) * nbytes)
     got = evaluate_bpb(FixedLogits(table), tokens, bytes_per_token, seq_len=4, batch_size=1)
     assert got == pytest.approx(expected, rel=1e-9)
+    total, _, targets = score_tokens(FixedLogits(table), tokens, bytes_per_token, seq_len=4)
+    assert targets == len(tokens) - 1 and total / targets == pytest.approx(nats / targets)
     assert vocab == table.shape[1]
 
 
@@ -119,3 +121,15 @@ def test_clock_leaves_out_at_most_the_first_steps_and_a_fifth_of_the_budget(monk
 def test_clock_refuses_to_leave_out_more_than_ten_steps():
     with pytest.raises(ValueError):
         TrainingClock(10.0, excluded_steps=11)
+
+
+def test_clock_leaves_out_the_time_the_harness_measured_dev_loss(monkeypatch):
+    now = [0.0]
+    monkeypatch.setattr("autolab.harness.clock.time.perf_counter", lambda: now[0])
+    clock = TrainingClock(budget_seconds=10.0)
+    now[0] += 1.0
+    clock.tick()
+    now[0] += 3.0  # a 1 s step after 2 s of measuring dev loss
+    clock.exclude(2.0)
+    clock.tick()
+    assert clock.training_seconds == pytest.approx(2.0)

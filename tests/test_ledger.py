@@ -182,7 +182,8 @@ def test_metrics_round_trip(ledger):
     add(ledger, 1)
     rows = [
         {"step": s, "progress": s / 10, "loss": 3.0 - s * 0.1, "lr": 1e-3, "tokens_per_sec": 1e5,
-         "memory_mb": 512.0, "training_seconds": s * 0.5, "time": 1000.0 + s}
+         "memory_mb": 512.0, "training_seconds": s * 0.5, "time": 1000.0 + s,
+         "tokens": 1024 * s, "dev_loss": None if s else 2.9}
         for s in (2, 0, 1)
     ]  # fmt: skip
     ledger.add_metrics(1, rows)
@@ -358,3 +359,28 @@ def test_a_v1_ledger_is_migrated_its_chain_starting_there(tmp_path):
     conn.close()
     with Ledger(path) as ledger:
         assert ledger.verify() == ["events row 1 was edited after autolab wrote it"]
+
+
+def test_a_v2_ledger_gets_the_tokens_and_dev_loss_columns_its_chain_intact(tmp_path):
+    path = ledger_path(tmp_path)
+    with Ledger(path) as ledger:
+        session = ledger.start_session("a", "b", "search", 60, "cpu", {})
+        add(ledger, 1, "baseline", session, ResultRecord(status="keep", val_bpb=1.5))
+        ledger.add_metrics(1, [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}])
+    conn = sqlite3.connect(path)  # what a v2 ledger was: the metrics without the two columns
+    conn.execute("ALTER TABLE metrics DROP COLUMN tokens")
+    conn.execute("ALTER TABLE metrics DROP COLUMN dev_loss")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with Ledger(path) as ledger:
+        assert ledger.verify() == []  # the rows chained at v2 keep their hashes
+        ledger.add_metrics(1, [{"step": 3, "loss": 1.4, "tokens": 3072, "dev_loss": 1.6}])
+        assert ledger.metrics(1)[-1]["tokens"] == 3072 and ledger.verify() == []
+    conn = sqlite3.connect(path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    conn.execute("UPDATE metrics SET dev_loss = 0.1 WHERE step = 1")  # set on a pre-v3 row
+    conn.commit()
+    conn.close()
+    with Ledger(path) as ledger:
+        assert ledger.verify() == ["metrics row 1 (experiment 1) was edited after autolab wrote it"]

@@ -86,6 +86,20 @@ def test_recipe_trains_and_prints_a_finite_score(trained):
     assert (run_dir / MODEL_FILE).is_file()
 
 
+def test_metrics_record_tokens_and_a_dev_loss_curve(trained):
+    """Each step record carries the tokens trained on; a watched model's dev loss is measured
+    at 1/4, 2/4, 3/4 of the budget and at the end, in the unit of the training loss."""
+    name, run_dir, proc = trained
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    tokens = [r["tokens"] for r in rows]
+    assert tokens == sorted(tokens) and tokens[0] > 0
+    dev = [r for r in rows if r.get("dev_loss") is not None]
+    assert len(dev) == 4, [(r["progress"], r.get("dev_loss")) for r in rows]
+    assert [r["progress"] >= (i + 1) / 4 for i, r in enumerate(dev[:3])] == [True] * 3
+    assert dev[-1]["step"] == rows[-1]["step"] == parse_summary(proc.stdout)["num_steps"]
+    assert all(0 < r["dev_loss"] < 2 * rows[0]["loss"] for r in dev)
+
+
 def test_exported_model_is_causal_at_every_length(trained):
     name, run_dir, proc = trained
     assert proc.returncode == 0, proc.stderr[-2000:]

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from autolab import gitrepo, stop_request
+from autolab.dashboard.mattered import mattered
+from autolab.dashboard.params import ConstantsAt, params_table, parent_number
 from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
 from autolab.track.ledger import FAILED_STATUSES, ExperimentView, Ledger, SessionView, ledger_path
 from autolab.track.standings import (
@@ -27,6 +29,7 @@ from autolab.track.standings import (
     manual_views,
     read_standings,
 )
+from autolab.track.standings import compute as compute_standings
 from autolab.track.standings import (
     session_state as standings_session_state,
 )
@@ -58,6 +61,7 @@ class Dashboard:
         self._samples: dict[int, dict] = {}
         self._sample_locks: dict[int, threading.Lock] = {}
         self._surprisal = SurprisalPanel(workspace)
+        self._constants = ConstantsAt(self.root)
 
     # -- the ledger ----------------------------------------------------------------------------
 
@@ -204,6 +208,7 @@ class Dashboard:
             events=[e.to_dict() for e in ledger.events(number=number, last=100)],
         )
         row["compare"] = compare_choices(ledger, view, self.workspace.runs_dir)
+        row.update(self.params(ledger, view))
         if view.kind == MANUAL:
             row["diffs"] = self.manual_diffs(ledger, view)
         return row
@@ -235,6 +240,26 @@ class Dashboard:
         except gitrepo.GitError as err:
             return {"text": "", "note": f"the diff is not available: {err}"}
         return {"text": text, "note": "" if text else "no change to train.py"}
+
+    def params(self, ledger: Ledger, view: ExperimentView) -> dict:
+        """The params table (train.py's constants at the commit against the parent's) and the
+        parent experiment's number, when an earlier experiment made that commit."""
+        parent = None if view.kind == "baseline" else self._constants(view.parent_commit)
+        number = parent_number(view, ledger.experiments()) if parent is not None else None
+        return {
+            "params_table": params_table(self._constants(view.commit_sha), parent),
+            "parent_number": number,
+        }
+
+    def mattered(self, session_id: int | None = None) -> dict:
+        """The what-mattered view of the session's branch (`dashboard.mattered`)."""
+        ledger = self.ledger()
+        session = self.resolve_session(ledger, session_id) if ledger else None
+        if session is None:
+            return mattered([], compute_standings([], None, {}), self._constants)
+        standings = read_standings(ledger, session.tag)
+        views = ledger.experiments(session_ids=standings.session_ids)
+        return mattered(views, standings, self._constants)
 
     def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
         """The experiment's change to train.py against its parent, from the preserved commits."""

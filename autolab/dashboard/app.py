@@ -14,6 +14,8 @@ Routes (all GET but the last; JSON unless said):
                                     `compare=M` the difference against M's (GET ?text=&compare=,
                                     or POST {"text", "compare"} for long texts; no text: the
                                     start of the dev split); a bad request is a 4xx {"error"}
+  /api/mattered[?session=ID]        what mattered: each scored experiment's constants and score,
+                                    the constants that varied, Optuna's importance when enough
   /api/events[?after=ID&last=N]     ledger events
   /api/stream[?session=ID]          server-sent events: a snapshot, then what lands in the ledger
   POST /api/stop[?now=1]            ask the research loop to stop (as `autolab stop [--now]`)
@@ -189,6 +191,9 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
             return api({"error": str(err)}, getattr(err, "status", 400))
         return api(found)
 
+    async def mattered(request: Request):
+        return api(await run_in_threadpool(dash.mattered, session_param(request)))
+
     async def events(request: Request):
         after = request.query_params.get("after", "0")
         last = request.query_params.get("last")
@@ -242,6 +247,7 @@ def create_app(workspace: Workspace, token: str | None = None, poll: float = POL
         Route("/api/experiments/{number:int}/metrics", metrics),
         Route("/api/experiments/{number:int}/samples", samples),
         Route("/api/experiments/{number:int}/surprisal", surprisal, methods=["GET", "POST"]),
+        Route("/api/mattered", mattered),
         Route("/api/events", events),
         Route("/api/stream", stream),
         Route("/api/stop", stop, methods=["POST"]),

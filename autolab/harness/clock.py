@@ -34,6 +34,11 @@ class TrainingClock:
             elapsed -= left_out
         self.training_seconds += elapsed
 
+    def exclude(self, seconds: float) -> None:
+        """`seconds` since the last tick were not training (the harness measuring dev loss):
+        the next tick leaves them out."""
+        self._last += seconds
+
     @property
     def progress(self) -> float:
         """Fraction of the budget used, in [0, 1]; drives learning-rate schedules."""

@@ -60,10 +60,28 @@ def evaluate_bpb(
     max_tokens: int = EVAL_MAX_TOKENS,
 ) -> float:
     """Bits per byte of `model` (idx (B, T) -> logits (B, T, V)) on `tokens`."""
+    nats, nbytes, _ = score_tokens(model, tokens, token_bytes, seq_len, device, batch_size,
+                                   max_tokens)  # fmt: skip
+    return nats / (math.log(2) * nbytes)
+
+
+@torch.no_grad()
+def score_tokens(
+    model,
+    tokens: np.ndarray,
+    token_bytes: np.ndarray,
+    seq_len: int,
+    device: str = "cpu",
+    batch_size: int = 16,
+    max_tokens: int = EVAL_MAX_TOKENS,
+) -> tuple[float, float, int]:
+    """(total nats, total bytes, target tokens) of `model` on `tokens`: bits per byte and the
+    mean loss per token both come from these."""
     nbytes = torch.as_tensor(token_bytes, dtype=torch.float64)
-    total_nats, total_bytes = 0.0, 0.0
+    total_nats, total_bytes, total_targets = 0.0, 0.0, 0
     for _, targets, nats in scored_chunks(model, tokens[: max_tokens + 1], seq_len, device,
                                           batch_size):  # fmt: skip
         total_nats += nats.sum().item()
         total_bytes += nbytes[targets.cpu()].sum().item()
-    return total_nats / (math.log(2) * total_bytes)
+        total_targets += targets.numel()
+    return total_nats, total_bytes, total_targets

@@ -3,6 +3,7 @@
     run = Run.from_env()
     x, y = run.get_batch(BATCH_SIZE, SEQ_LEN)        # (B, T) int64 on run.device
     ... forward, backward, optimizer step ...
+    run.watch(model, context_len=SEQ_LEN)            # optional: a dev-loss curve
     run.step(loss, lr=lr)                            # clock, NaN guard, live metrics
     while not run.time_up: ...
     run.finish(model, context_len=SEQ_LEN)           # hand the model over, print the summary
@@ -23,7 +24,7 @@ import torch
 
 from autolab.harness.clock import TrainingClock
 from autolab.harness.data import BatchSampler, read_meta, read_token_bytes, read_tokens
-from autolab.harness.evaluate import evaluate_bpb
+from autolab.harness.evaluate import evaluate_bpb, score_tokens
 from autolab.harness.handover import export_model
 from autolab.harness.settings import RunSettings
 from autolab.summary import format_summary
@@ -32,6 +33,7 @@ METRICS_FILE = "metrics.jsonl"  # one JSON object per logged step, appended live
 RESULT_FILE = "result.json"  # the summary values the training process reports
 DEV_EVAL_TOKENS = 2**14  # the in-process estimate is quick; the sealed score is the real one
 METRICS_INTERVAL_S = 0.5  # how often step metrics are appended and printed
+DEV_LOSS_POINTS = 4  # a watched model's dev loss at 1/4, 2/4, 3/4 of the budget (and the end)
 EXPLODE_FACTOR = 3.0  # loss above this times the first loss (after warm-up) is divergence
 
 # Dense bf16 peak FLOP/s by device name, for MFU. Unknown devices report no MFU.
@@ -63,6 +65,9 @@ class Run:
         self._first_loss: float | None = None
         self._last_log = 0.0
         self._metrics = open(settings.run_dir / METRICS_FILE, "a", buffering=1)
+        self._watched: tuple[torch.nn.Module, int] | None = None
+        self._dev_points_done = 0
+        self._last_loss: float | None = None
 
     @classmethod
     def from_env(cls, **kwargs) -> "Run":
@@ -97,12 +102,22 @@ class Run:
         """Multiply learning rates by this: 1.0, except in a learning-rate range test."""
         return 1.0
 
+    def watch(self, model: torch.nn.Module, context_len: int) -> None:
+        """Measure `model`'s dev loss a few times while it trains (DEV_LOSS_POINTS), for the
+        dashboard's dev-loss curve. The time it takes is left out of the training clock.
+        Without it, a run's dev loss is measured once, at the end."""
+        self._watched = (model, context_len)
+
     def step(self, loss: torch.Tensor | float, lr: float | None = None, **extra) -> float:
         """Record one optimizer step; stops the run on a NaN/inf or exploding loss."""
         loss_value = self._tick(loss)
         self._check_loss(loss_value)
+        self._last_loss = loss_value
         now = time.perf_counter()
-        if now - self._last_log >= METRICS_INTERVAL_S or self.clock.time_up:
+        due = self._dev_loss_due()
+        if due:
+            extra = {**extra, "dev_loss": self._dev_loss_excluded_from_clock()}
+        if due or now - self._last_log >= METRICS_INTERVAL_S or self.clock.time_up:
             self._last_log = now
             self._log_step(loss_value, lr, extra)
         return loss_value
@@ -118,6 +133,23 @@ class Run:
         if self.clock.excluded_seconds == excluded_before:
             self._counted_tokens += new_tokens
         return loss_value
+
+    def _dev_loss_due(self) -> bool:
+        if self._watched is None or self.clock.time_up:
+            return False
+        due = self.clock.progress >= (self._dev_points_done + 1) / DEV_LOSS_POINTS
+        self._dev_points_done += due
+        return due
+
+    def _dev_loss_excluded_from_clock(self) -> float:
+        model, context_len = self._watched
+        started = time.perf_counter()
+        was_training = model.training
+        model.eval()
+        _, loss = self.dev_scores(model, context_len)
+        model.train(was_training)
+        self.clock.exclude(time.perf_counter() - started)
+        return loss
 
     def _check_loss(self, loss: float) -> None:
         step = self.clock.steps
@@ -137,7 +169,7 @@ class Run:
         seconds = self.clock.training_seconds
         return self._counted_tokens / seconds if seconds else 0.0
 
-    def _log_step(self, loss: float, lr: float | None, extra: dict) -> None:
+    def _log_step(self, loss: float, lr: float | None, extra: dict, echo: bool = True) -> None:
         record = {
             "step": self.clock.steps,
             "progress": round(self.clock.progress, 4),
@@ -147,9 +179,12 @@ class Run:
             "memory_mb": round(peak_memory_mb(self.device), 1),
             "training_seconds": round(self.clock.training_seconds, 3),
             "time": time.time(),
+            "tokens": self.batches.tokens_served,
             **extra,
         }
         self._metrics.write(json.dumps(record) + "\n")
+        if not echo:
+            return
         lr_text = f" | lr {lr:.2e}" if lr is not None else ""
         print(
             f"step {self.clock.steps:05d} ({100 * self.clock.progress:3.0f}%) | loss {loss:.4f}"
@@ -167,6 +202,16 @@ class Run:
             model, dev, self.token_bytes, seq_len, self.device, max_tokens=DEV_EVAL_TOKENS
         )
 
+    def dev_scores(self, model, seq_len: int) -> tuple[float, float]:
+        """(bits per byte, mean loss per token) on the start of the public dev split, the
+        loss in the unit of the training loss (nats per token)."""
+        dev = read_tokens(self.settings.data_dir / "dev.bin", self.meta)
+        with torch.no_grad():
+            nats, nbytes, targets = score_tokens(
+                model, dev, self.token_bytes, seq_len, self.device, max_tokens=DEV_EVAL_TOKENS
+            )
+        return nats / (math.log(2) * nbytes), nats / targets
+
     def finish(
         self, model: torch.nn.Module, context_len: int, flops_per_token: float | None = None
     ) -> None:
@@ -177,8 +222,9 @@ class Run:
         backward) feeds MFU on CUDA; it defaults to 6 x parameters.
         """
         model.eval()
-        with torch.no_grad():
-            dev_bpb = self.evaluate_bpb(model, context_len)
+        dev_bpb, dev_loss = self.dev_scores(model, context_len)
+        if self._last_loss is not None:  # the end of the dev-loss curve, at the last step
+            self._log_step(self._last_loss, None, {"dev_loss": dev_loss}, echo=False)
         try:
             export_model(model, context_len, self.vocab_size, self.settings.run_dir)
         except Exception as err:  # the handover is the run's one output: say why it failed

@@ -285,6 +285,7 @@ def main():
     model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN).to(run.device)
     optimizers = build_optimizers(model, dim, run.device)
     train_model = torch.compile(model) if COMPILE else model
+    run.watch(model, context_len=SEQ_LEN)  # dev loss a few times while training, off the clock
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model: depth {DEPTH}, width {dim}, {num_params / 1e6:.2f}M parameters", flush=True)
 

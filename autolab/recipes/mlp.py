@@ -79,6 +79,7 @@ def main():
     if NUM_THREADS:
         torch.set_num_threads(NUM_THREADS)
     model = MLP(run.vocab_size).to(run.device)
+    run.watch(model, context_len=CONTEXT_LEN)  # dev loss a few times while training, off the clock
     optimizer = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[OPTIMIZER](
         model.parameters(), lr=LEARNING_RATE, weight_decay=WEIGHT_DECAY
     )

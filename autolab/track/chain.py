@@ -21,6 +21,9 @@ import sqlite3
 CHAINED_TABLES = ("sessions", "session_ends", "noise", "experiments", "results", "metrics",
                   "events")  # fmt: skip
 META_TABLE = "ledger_meta"
+# Columns added after the chain began (schema v3): they enter a row's hash only when set, so a
+# row written before they existed keeps its hash, and setting one on such a row still shows.
+LATE_COLUMNS = frozenset({("metrics", "tokens"), ("metrics", "dev_loss")})
 
 
 class ChainBroken(Exception):
@@ -28,7 +31,11 @@ class ChainBroken(Exception):
 
 
 def link(previous: str, seq: int, table: str, row: sqlite3.Row) -> str:
-    values = tuple(row[k] for k in row.keys() if k not in ("chain", "rowid_"))
+    values = tuple(
+        row[k]
+        for k in row.keys()
+        if k not in ("chain", "rowid_") and not ((table, k) in LATE_COLUMNS and row[k] is None)
+    )
     text = f"{previous}\x1f{seq}\x1f{table}\x1f{row['rowid_']}\x1f{values!r}"
     return f"{seq}:{hashlib.sha256(text.encode()).hexdigest()}"
 

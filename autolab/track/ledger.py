@@ -12,9 +12,10 @@ Rules every writer keeps:
 
 The file is `<workspace>/.autolab/ledger.db`. Schema changes bump SCHEMA_VERSION, kept in
 `PRAGMA user_version`; an older ledger is migrated when opened (v1 -> v2 adds the `score` and
-`chain` columns). Every row is chained by hash to the one written before it, and the file may
-hold only the objects SCHEMA creates: see `chain` for what that catches. Opening a ledger that
-holds anything else (a trigger, a view, a table) is refused.
+`chain` columns; v2 -> v3 the metrics' `tokens` and `dev_loss`). Every row is chained by hash to
+the one written before it, and the file may hold only the objects SCHEMA creates: see `chain`
+for what that catches. Opening a ledger that holds anything else (a trigger, a view, a table)
+is refused.
 """
 
 import json
@@ -30,7 +31,7 @@ from pathlib import Path
 from autolab.errors import UsageError
 from autolab.track import chain
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 # manual: an `autolab train` a person ran (researcher "manual", no session); a `--repeat` adds
@@ -61,6 +62,8 @@ METRIC_KEYS = (
     "memory_mb",
     "training_seconds",
     "time",
+    "tokens",  # trained on so far, warm-up included
+    "dev_loss",  # mean loss per token on a slice of the dev split, on the few steps measured
 )
 
 SCHEMA = """
@@ -83,7 +86,7 @@ CREATE TABLE IF NOT EXISTS results (
     finished REAL, score REAL, chain TEXT);
 CREATE TABLE IF NOT EXISTS metrics (
     number INTEGER, step INTEGER, progress REAL, loss REAL, lr REAL, tokens_per_sec REAL,
-    memory_mb REAL, training_seconds REAL, time REAL, chain TEXT);
+    memory_mb REAL, training_seconds REAL, time REAL, tokens INTEGER, dev_loss REAL, chain TEXT);
 CREATE INDEX IF NOT EXISTS metrics_number_step ON metrics (number, step);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL, session_id INTEGER, number INTEGER,
@@ -109,6 +112,11 @@ UPDATE results SET score = COALESCE(json_extract(flags_json, '$.mean_bpb'), val_
 CREATE TABLE IF NOT EXISTS ledger_meta (key TEXT PRIMARY KEY, value TEXT);
 """
 )
+# v2 -> v3: per-step tokens and dev loss; chain.LATE_COLUMNS keeps the older rows' hashes.
+MIGRATE_V2 = """
+ALTER TABLE metrics ADD COLUMN tokens INTEGER;
+ALTER TABLE metrics ADD COLUMN dev_loss REAL;
+"""
 
 
 class LedgerError(UsageError):
@@ -365,12 +373,14 @@ class Ledger:
                 f"{self.path} has schema v{version}, newer than this autolab's "
                 f"v{SCHEMA_VERSION}: upgrade autolab"
             )
-        script = MIGRATE_V1 if version == 1 else SCHEMA
+        scripts = {0: [SCHEMA], 1: [MIGRATE_V1, MIGRATE_V2], 2: [MIGRATE_V2]}[version]
         with self._write() as conn:
-            for statement in script.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            chain.start(conn)
+            for script in scripts:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+            if version < 2:  # the chain starts with a new ledger or at the v1 migration
+                chain.start(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def verify(self) -> list[str]:

@@ -24,7 +24,6 @@ const S = {
   compare: new Set(),      // numbers ticked in the table
   sort: { key: "number", dir: -1 },
   filter: { text: "", status: "" },
-  xaxis: "step",
   session: null,           // null: follow the latest session
   route: { page: "home" },
   dismissed: Number(localStorage.getItem("autolab.dismissed") || 0),
@@ -85,7 +84,7 @@ function baseLayout(extra = {}) {
   return {
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "Inter, system-ui, sans-serif", size: 11, color: "#b9c1cc" },
-    margin: { l: 56, r: 14, t: 10, b: 40 },
+    margin: extra.margin || { l: 56, r: 14, t: 10, b: 40 },
     hoverlabel: { bgcolor: "#1b212a", bordercolor: "#3a4453", font: { family: "ui-monospace, Menlo, monospace", size: 12, color: "#e3e7ee" } },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", font: { size: 11 }, bgcolor: "rgba(0,0,0,0)" },
     xaxis: { ...axis, ...(extra.xaxis || {}) },
@@ -199,14 +198,7 @@ function emptyNote(text) {
   return { xref: "paper", yref: "paper", x: 0.5, y: 0.5, text, showarrow: false, font: { size: 13, color: "#6b7686" } };
 }
 
-function curveTrace(number, rows, color, width, name) {
-  return {
-    x: rows.map((r) => r[S.xaxis]), y: rows.map((r) => r.loss), name, type: "scatter", mode: "lines+markers",
-    line: { color, width }, marker: { size: width > 2 ? 4 : 3, color },
-    hovertemplate: `<b>#${number}</b> ${S.xaxis === "step" ? "step" : "t"} %{x}<br>loss %{y:.4f}<extra></extra>`,
-    meta: { number },
-  };
-}
+// The curves' metric, x axis and smoothing, and their traces: panels.js (curveTraces).
 
 function renderLive() {
   const el = $("#live-chart");
@@ -216,16 +208,16 @@ function renderLive() {
   for (const n of [...S.compare].sort((a, b) => a - b)) {
     if (n === live) continue;
     const rows = S.metrics.get(n);
-    if (rows) traces.push(curveTrace(n, rows, PALETTE[i++ % PALETTE.length], 1.5, `#${n}`));
+    if (rows) traces.push(...curveTraces(n, rows, PALETTE[i++ % PALETTE.length], 1.5, curveName(n)));
   }
   const best = S.overview && S.overview.best ? S.overview.best.number : null;
   if (best != null && best !== live && !S.compare.has(best)) {
     const ref = S.metrics.get(best);
-    if (ref) traces.push({ ...curveTrace(best, ref, COLORS.keep, 1.2, `best #${best}`), opacity: 0.45, line: { color: COLORS.keep, width: 1.2, dash: "dot" }, mode: "lines" });
+    if (ref) traces.push(...curveTraces(best, ref, COLORS.keep, 1.2, curveName(best, "best "), { opacity: 0.55, dash: "dot" }));
     else ensureMetrics(best).then(renderLive).catch(() => {});
   }
   const rows = live != null ? S.metrics.get(live) || [] : [];
-  if (live != null) traces.push(curveTrace(live, rows, COLORS.running, 2.5, `#${live}${S.byNumber.get(live)?.shown_status === "running" ? " (live)" : ""}`));
+  if (live != null) traces.push(...curveTraces(live, rows, COLORS.running, 2.5, curveName(live) + (S.byNumber.get(live)?.shown_status === "running" ? " (live)" : "")));
   const e = S.byNumber.get(live);
   const last = rows[rows.length - 1];
   let title = "";
@@ -235,15 +227,10 @@ function renderLive() {
     if (last && isNum(last.loss)) title += ` · loss ${last.loss.toFixed(3)}`;
   }
   $("#live-title").textContent = title;
-  let note = "";
-  if (live == null) note = "waiting for the first experiment";
-  else if (!rows.length) note = e && e.shown_status === "running" ? `#${live}: waiting for metrics` : `#${live}: no metrics recorded`;
+  const note = live == null ? "waiting for the first experiment" : curveNote(live, rows, e && e.shown_status === "running");
   const annotations = note ? [emptyNote(note)] : [];
-  plot(el, traces, baseLayout({
-    uirevision: `live-${live}-${S.xaxis}`, annotations,
-    xaxis: { title: { text: S.xaxis === "step" ? "step" : "training seconds" } },
-    yaxis: { title: { text: "train loss" } },
-  }));
+  const axes = curveAxes();
+  plot(el, traces, baseLayout({ ...axes, uirevision: `live-${live}-${axes.uirevision}`, annotations }));
 }
 
 // ---- header, banner, events ----------------------------------------------------------------
@@ -458,6 +445,7 @@ function apply(u) {
   if (live != null && !S.metrics.has(live)) ensureMetrics(live).then(renderAllCurves);
   if (liveChanged || u.experiments || u.reset) renderAllCurves();
   if (S.route.page === "exp") refreshDetail(u);
+  if (S.route.page === "mattered" && u.experiments) showMattered();
   if (u.problem) console.warn(u.problem);
 }
 
@@ -526,11 +514,10 @@ function renderDetail() {
         ${kv("parameters", isNum(d.num_params_M) ? `${d.num_params_M.toFixed(d.num_params_M < 10 ? 2 : 1)} M` : "")}
         ${kv("hardware", esc(d.hardware))}
         ${kv("flags", flags)}
-        ${kv("params", Object.keys(d.params || {}).length ? esc(JSON.stringify(d.params)) : "")}
       </dl>
     </div>
     <div class="card">
-      <div class="card-head"><h2>Training curve</h2><span class="hint" id="detail-curve-title"></span></div>
+      <div class="card-head"><h2>Training curve</h2><span class="hint" id="detail-curve-title"></span><span class="spacer"></span>${curveControlsHtml()}</div>
       <div id="detail-chart" class="chart"></div>
     </div>
   </section>
@@ -538,6 +525,7 @@ function renderDetail() {
     <div class="card-head"><h2>Diff</h2><span class="hint">train.py against its parent${d.parent_commit ? ` ${esc(d.parent_commit.slice(0, 7))}` : ""}</span></div>
     ${d.diff.text ? `<pre class="diff" id="diff">${diffHtml(d.diff.text)}</pre>` : `<div class="note" id="diff">${esc(d.diff.note)}</div>`}
   </div>
+  ${paramsCard(d)}
   ${(d.diffs || []).map((x) => `<div class="card manual-diff">
     <div class="card-head"><h2>Diff ${esc(x.label)}</h2><span class="hint"><a href="#/exp/${x.number}">#${x.number}</a> → #${d.number}</span></div>
     ${x.text ? `<pre class="diff">${diffHtml(x.text)}</pre>` : `<div class="note">${esc(x.note)}</div>`}
@@ -558,6 +546,7 @@ function renderDetail() {
   if (log) log.scrollTop = log.scrollHeight;
   $("#sample-btn").onclick = () => loadSamples(d.number);
   initSurprisal(d);
+  initParamsCard();
   renderDetailCurve();
 }
 
@@ -568,11 +557,11 @@ function renderDetailCurve() {
   const rows = S.metrics.get(n) || [];
   const last = rows[rows.length - 1];
   $("#detail-curve-title").textContent = last ? `step ${last.step}${isNum(last.loss) ? ` · loss ${last.loss.toFixed(4)}` : ""}` : "";
-  plot(el, rows.length ? [curveTrace(n, rows, COLORS.running, 2.5, `#${n}`)] : [], baseLayout({
-    uirevision: `detail-${n}-${S.xaxis}`, showlegend: false,
-    annotations: rows.length ? [] : [emptyNote(S.byNumber.get(n)?.shown_status === "running" ? "waiting for metrics" : "no metrics recorded")],
-    xaxis: { title: { text: S.xaxis === "step" ? "step" : "training seconds" } },
-    yaxis: { title: { text: "train loss" } },
+  const note = curveNote(n, rows, S.byNumber.get(n)?.shown_status === "running");
+  const axes = curveAxes();
+  plot(el, curveTraces(n, rows, COLORS.running, 2.5, curveName(n)), baseLayout({
+    ...axes, uirevision: `detail-${n}-${axes.uirevision}`, showlegend: false,
+    annotations: note ? [emptyNote(note)] : [],
   }));
 }
 
@@ -757,10 +746,12 @@ function refreshDetail(u) {
 
 function route() {
   const m = location.hash.match(/^#\/exp\/(\d+)/);
-  S.route = m ? { page: "exp", number: Number(m[1]) } : { page: "home" };
+  S.route = m ? { page: "exp", number: Number(m[1]) } : location.hash.startsWith("#/mattered") ? { page: "mattered" } : { page: "home" };
   $("#home").hidden = S.route.page !== "home";
   $("#exp").hidden = S.route.page !== "exp";
+  $("#mattered").hidden = S.route.page !== "mattered";
   if (S.route.page === "exp") { window.scrollTo(0, 0); showExperiment(S.route.number); }
+  else if (S.route.page === "mattered") { S.detail = null; window.scrollTo(0, 0); showMattered(true); }
   else { S.detail = null; renderProgress(); renderAllCurves(); }
 }
 
@@ -810,7 +801,8 @@ function init() {
   $("#filter").addEventListener("input", (ev) => { S.filter.text = ev.target.value; renderTable(); });
   $("#status-filter").addEventListener("change", (ev) => { S.filter.status = ev.target.value; renderTable(); });
   $("#show-steps").addEventListener("change", renderEvents);
-  $("#xaxis").addEventListener("change", (ev) => { S.xaxis = ev.target.value; renderAllCurves(); });
+  $("#curve-controls").innerHTML = curveControlsHtml();
+  initCurveControls(renderAllCurves);
   $("#stop").addEventListener("click", () => onStop("stop", "after"));
   $("#stop-now").addEventListener("click", () => onStop("stop-now", "now"));
   $("#banner-close").addEventListener("click", () => {
