@@ -267,8 +267,12 @@ def test_not_a_workspace(tmp_path):
 
 def test_static_files_are_our_own():
     static = Path(dashboard_command.__file__).parents[1] / "dashboard" / "static"
-    assert sorted(p.name for p in static.iterdir()) == ["app.js", "index.html", "panels.js",
-                                                          "style.css"]
+    assert sorted(p.name for p in static.iterdir()) == [
+        "app.js",
+        "index.html",
+        "panels.js",
+        "style.css",
+    ]
 
 
 # --- panels: params table, what mattered ---------------------------------------------------------
