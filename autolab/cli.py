@@ -24,6 +24,7 @@ COMMANDS = [
     "inspect",
     "lr_find",
     "research",
+    "confirm",
     "stop",
     "results",
     "events",

@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from autolab import gitrepo, stop_request
@@ -110,6 +111,7 @@ class Dashboard:
             "reference": None,
             "best": None,
             "delta": None,
+            "confirmed": None,
             "session_ids": [],
             # The page's vocabularies come from here, never from a copy in app.js.
             "failed_statuses": list(FAILED_STATUSES),
@@ -284,6 +286,7 @@ def standing_fields(standings: Standings, total: int) -> dict:
         "reference": None if ref is None else _clean(vars(ref)),
         "best": best,
         "delta": standings.delta,
+        "confirmed": _clean(asdict(standings.confirmed)) if standings.confirmed else None,
         "counts": counts,
         "session_ids": standings.session_ids,
     }
@@ -304,6 +307,7 @@ def experiment_rows(
             best_before=standing.best_before if standing else None,
             delta_best_before=standing.delta_best_before if standing else None,
             is_best=bool(standing and standing.is_best),
+            confirms=standing.confirms if standing else None,
         )
         row["score"] = standing.score if standing else None
         row["seconds"] = view.wall_seconds if view.wall_seconds is not None else view.total_seconds

@@ -33,7 +33,9 @@ from autolab.track import chain
 SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 
-KINDS = ("baseline", "candidate", "recheck")
+# confirm: a re-run, after the search, of the reference or the best recipe with a fresh seed
+# (research.confirm); a measurement, never a keep or a discard, even when recorded as keep.
+KINDS = ("baseline", "candidate", "recheck", "confirm")
 RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
 SCORED_STATUSES = ("keep", "discard")  # the results that have a score
 FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it
@@ -120,7 +122,7 @@ class ExperimentRecord:
 
     number: int
     session_id: int | None
-    kind: str  # baseline | candidate | recheck
+    kind: str  # baseline | candidate | recheck | confirm
     commit_sha: str
     description: str
     parent_commit: str = ""
