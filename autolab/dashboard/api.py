@@ -194,6 +194,8 @@ class Dashboard:
 
     def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
         """The experiment's change to train.py against its parent, from the preserved commits."""
+        if view.kind == "confirm":
+            return {"text": "", "note": f"a confirm run: commit {view.commit_sha[:7]} again"}
         if view.kind == "baseline" or not view.parent_commit:
             base = session.config.get("base_commit", "") if session else ""
             return {
