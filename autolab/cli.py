@@ -26,6 +26,7 @@ COMMANDS = [
     "inspect",
     "lr_find",
     "research",
+    "confirm",
     "stop",
     "results",
     "events",

@@ -8,11 +8,15 @@ failures pile up (alert crash_streak), with one JSON object on stdin:
      "workspace": "/path", "session": 1, "experiment": 7 | null, "val_bpb": 1.23 | null,
      "best_val_bpb": 1.23 | null, "best_experiment": 7 | null, "baseline_val_bpb": 1.25 | null,
      "delta": -0.02 | null, "counts": {"kept": 1, "discarded": 3, ...},
+     "confirmed": {"delta": -0.015, "low": -0.02, "high": -0.01, "excludes_zero": true,
+                   ...} | null,
      "time": "2026-11-23T08:01:12+01:00"}
 
 best_val_bpb is the best kept candidate's score, or the reference (baseline_val_bpb, the mean
 of the baseline runs) while nothing was kept (best_experiment null); delta is best − reference,
-negative is better.
+negative is better. confirmed is the best re-run beside the reference after the search
+(`track.confirmation`: mean best − mean reference with its 95% interval), null until then; a
+confirmation is a session of its own, so its end sends one more session_ended notice.
 
 The same event name and message are in $AUTOLAB_EVENT and $AUTOLAB_MESSAGE, for one-liners
 such as `notify-send autolab "$AUTOLAB_MESSAGE"`. The command runs in the workspace, in its own
@@ -64,6 +68,7 @@ def payload(event: EventRow, session) -> dict:
         "baseline_val_bpb": ref.bpb if ref else None,
         "delta": standings.delta,
         "counts": {**asdict(standings.counts), "failed": standings.counts.failed},
+        "confirmed": asdict(standings.confirmed) if standings.confirmed else None,
         "time": datetime.fromtimestamp(event.time).astimezone().isoformat(timespec="seconds"),
     }
 

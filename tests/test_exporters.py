@@ -59,6 +59,7 @@ class Replay:
             options=SimpleNamespace(tag=TAG),
             repo=repo,
             workspace=SimpleNamespace(root=repo, state_dir=repo / ".autolab"),
+            standings=lambda: self.ledger.standings(TAG),
         )
         self.listener = listener
 
@@ -100,6 +101,7 @@ class Replay:
             curve([3.0, 2.5, 2.2, 2.0, 1.9, 1.8]),
             ResultRecord("keep", "", 1.60),
         )
+        self.ledger.record_noise(self.session.session_id, 1.60, 0.0, 1)  # the reference
         self.experiment(
             2,
             "candidate",
@@ -151,6 +153,8 @@ def test_tensorboard_event_files(tmp_path):
     assert loss == [(10, 3.0), (30, 2.1), (40, 1.9), (50, 1.7), (60, 1.6)]  # NaN left out
     assert [e.step for e in two.Scalars("tokens_per_sec")] == [10, 20, 30, 40, 50, 60]
     assert [(e.step, round(e.value, 5)) for e in two.Scalars("val_bpb")] == [(60, 1.55)]
+    # Δ from the standings: score - the reference, negative is better
+    assert [(e.step, round(e.value, 5)) for e in two.Scalars("delta")] == [(60, -0.05)]
     summary = text(two, "summary")
     assert "| description | raise LR to 0.02 |" in summary and "| status | keep |" in summary
     assert "| LR | 0.02 |" in summary
@@ -196,6 +200,7 @@ def test_mlflow_runs(tmp_path, monkeypatch):
     assert two.data.tags["description"] == "raise LR to 0.02"
     assert two.data.tags["mlflow.note.content"] == "raise LR to 0.02"
     assert two.data.metrics["val_bpb"] == pytest.approx(1.55)
+    assert two.data.metrics["delta"] == pytest.approx(-0.05)  # score - the reference
     history = client.get_metric_history(two.info.run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(10, 3.0), (30, 2.1), (40, 1.9), (50, 1.7),
                                                     (60, 1.6)]  # fmt: skip
@@ -280,6 +285,7 @@ def test_wandb_offline_runs(tmp_path, monkeypatch):
     assert [(h["_step"], h.get("loss")) for h in two["history"]] == [
         (10, 3.0), (20, None), (30, 2.1), (40, 1.9), (50, 1.7), (60, 1.6)]  # fmt: skip
     assert two["summary"]["status"] == "keep" and two["summary"]["val_bpb"] == 1.55
+    assert two["summary"]["delta"] == pytest.approx(-0.05)  # score - the reference
     assert "train.py.diff" in two["files"]
     assert "+LR = 0.02" in (two_dir / "files" / "train.py.diff").read_text()
     assert "train.py.diff" not in runs["1 baseline (seed 1)"][0]["files"]

@@ -39,7 +39,7 @@ DELTAS = {1: -0.005, 2: 0.005, 3: 0.015, 4: -0.008, 5: -0.006, 6: None, 7: None,
           9: -0.015}  # fmt: skip
 COUNTS = {"kept": 2, "discarded": 2, "crashed": 1, "timed_out": 0, "invalid": 1,
           "interrupted": 0, "running": 0, "rechecks": 1, "baseline_runs": 2,
-          "failed": 2}  # fmt: skip
+          "confirm_runs": 0, "failed": 2}  # fmt: skip
 
 
 def dead_pid() -> int:

@@ -106,7 +106,7 @@ def session(tmp_path_factory):
         "research", "-C", str(workspace), "--agent", "command",
         "--agent-command", agent + " {prompt_file}", "--max-experiments", str(len(ATTACKS)),
         "--baseline-runs", "1", "--budget", BUDGET, "--isolation", "sandbox", "--plain",
-        "--tag", "red-team", env=env,
+        "--tag", "red-team", "--confirm", "0", env=env,
     )  # fmt: skip
     seconds = time.time() - started
     time.sleep(4)  # longer than the survivor waits before it writes

@@ -46,7 +46,7 @@ def researched(tmp_path_factory) -> tuple[Path, dict]:
     ws = root / "ws"
     for args in (("init", str(ws), "--recipe", "mlp", "--budget", "2s"),
                  ("research", "-C", str(ws), "--max-experiments", "2", "--baseline-runs", "1",
-                  "--plain")):  # fmt: skip
+                  "--plain", "--confirm", "0")):  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
                               text=True, env={**os.environ, **env}, timeout=600)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr

@@ -120,6 +120,7 @@ def test_noise_band_and_decisions():
 def test_search_session_records_everything_and_keeps_the_branch_consistent(workspace, home):
     done = autolab(
         "research", "-C", str(workspace), "--plain", "--tag", "t1", "--max-experiments", "3",
+        "--confirm", "0",
         home=home,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -156,7 +157,8 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         time.sleep(0.5)
         kill_group(process)
         done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "k",
-                       "--max-experiments", "1", home=home, timeout=300)  # fmt: skip
+                       "--max-experiments", "1", "--confirm", "0", home=home,
+                       timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         views = ledger.experiments()
         assert views[1].status == "interrupted"
@@ -174,7 +176,8 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         kill_group(process)
         assert git(workspace, "rev-parse", "HEAD") == running.commit_sha  # branch still on it
         done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "k",
-                       "--max-experiments", "3", home=home, timeout=300)  # fmt: skip
+                       "--max-experiments", "3", "--confirm", "0", home=home,
+                       timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert ledger.experiment(running.number).status == "interrupted"
         again = [
@@ -254,7 +257,7 @@ def test_stop_now_interrupts_and_resume_runs_it_again_first(workspace, home):
         assert ledger.latest_session().status == "cancelled"
         assert ledger.experiment(running.number).status == "interrupted"
         done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "n",
-                       "--max-experiments", "2", home=home)  # fmt: skip
+                       "--max-experiments", "2", "--confirm", "0", home=home)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         rerun = ledger.experiments()[running.number]  # the first experiment after it
         assert (rerun.kind, rerun.description) == ("candidate", running.description)
@@ -316,7 +319,7 @@ def test_llm_researcher_session_with_a_cheat(workspace, home):
         done = autolab(
             "research", "-C", str(workspace), "--plain", "--tag", "llm", "--agent", "llm",
             "--llm-base-url", server.url, "--llm-model", "test-model", "--baseline-runs", "1",
-            "--max-experiments", "2", home=home,
+            "--max-experiments", "2", "--confirm", "0", home=home,
         )  # fmt: skip
         prompts = [r["messages"][-1]["content"] for r in server.requests]
     assert done.returncode == 0, done.stdout + done.stderr

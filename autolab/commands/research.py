@@ -11,6 +11,7 @@ from rich.live import Live
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
+from autolab.track.confirmation import DEFAULT_K as DEFAULT_CONFIRM
 from autolab.views.progress import DEFAULT_INTERVAL, check_interval
 
 AGENTS = ("search", "llm", "command")
@@ -65,6 +66,14 @@ def register(subparsers) -> None:
         metavar="CMD",
         help="shell command run with a JSON payload on stdin at the session end, on a new best "
         "and on a crash streak (default: none)",
+    )
+    session.add_argument(
+        "--confirm",
+        type=int,
+        default=DEFAULT_CONFIRM,
+        metavar="K",
+        help="at the end, re-run the reference and the best K times each and report the "
+        "confirmed gain with its 95%% interval (`autolab confirm`); 0 skips it",
     )
     cluster = parser.add_argument_group("Ray cluster (optional extra: pip install 'autolab[ray]')")
     cluster.add_argument(
@@ -156,6 +165,9 @@ def run(args) -> int:
     check_interval(args.progress_interval)
     if args.baseline_runs < 1:
         raise UsageError("--baseline-runs must be at least 1")
+    from autolab.research.confirm import check_k
+
+    check_k(args.confirm)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
     if note := sizing_note(workspace, device):
@@ -232,7 +244,31 @@ def _run_session(args, workspace, session, exporters) -> int:
     summary = f"session {status}; results in {workspace.root / 'results.tsv'}"
     summary += f"; {standings_text(session.standings())}"
     console.print(summary, highlight=False)
+    if args.confirm and status == "succeeded":
+        status = _confirm(session, args, console)
+    elif args.confirm and session.standings().best_number is not None:
+        console.print(f"not confirmed (session {status}): `autolab confirm` re-runs the "
+                      "reference and the best", highlight=False)  # fmt: skip
     return 0 if status in ("succeeded", "cancelled") else 1
+
+
+def _confirm(session, args, console) -> str:
+    """The confirmation at the end of a session that ended of itself (`--confirm K`)."""
+    from autolab.commands.confirm import confirm_branch
+    from autolab.research.confirm import Options
+
+    if session.standings().best_number is None:
+        console.print("nothing kept: nothing to confirm", highlight=False)
+        return "succeeded"
+    options = Options(
+        tag=session.options.tag,
+        k=args.confirm,
+        device=session.options.device,
+        isolation=session.isolation,
+        wall_limit=session.options.wall_limit,
+    )
+    return confirm_branch(session.workspace, session.ledger, options, session.listeners, console,
+                          args.progress_interval)  # fmt: skip
 
 
 SHOWN_EVENTS = ("created", "verdict", "note", "alert", "session_started", "session_ended")

@@ -3,6 +3,7 @@
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from rich import box
@@ -70,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tsv:
         sys.stdout.write(format_results_tsv(views))
     elif args.json:
-        rows = [experiment_json(v, standing.get(v.number)) for v in views]
+        confirmed = {st.best_number: st.confirmed for st in branches.values() if st.confirmed}
+        rows = [experiment_json(v, standing.get(v.number), confirmed.get(v.number))
+                for v in views]  # fmt: skip
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
     else:
         console = Console()
@@ -95,15 +98,19 @@ def run(args: argparse.Namespace) -> int:
     return warnings_exit
 
 
-def experiment_json(view: ExperimentView, standing: Standing | None) -> dict:
-    """The ledger's fields and the experiment's standing (Δ against its branch's reference)."""
+def experiment_json(view: ExperimentView, standing: Standing | None, confirmed=None) -> dict:
+    """The ledger's fields and the experiment's standing (Δ against its branch's reference);
+    the best's row also carries its confirmation (`confirmed`), when it was re-run."""
     row = view.to_dict()
     row.update(
         delta=standing.delta if standing else None,
         best_before=standing.best_before if standing else None,
         delta_best_before=standing.delta_best_before if standing else None,
         is_best=standing.is_best if standing else False,
+        confirms=standing.confirms if standing else None,
     )
+    if confirmed is not None:
+        row["confirmed"] = asdict(confirmed)
     return row
 
 
@@ -115,6 +122,7 @@ def signed(value: float | None, digits: int = 4) -> str:
 def standing_line(st: Standings) -> str:
     """ "autolab/x: reference 2.9169 ± 0.0030 (keep band 0.0060); best exp 7 2.9000 (Δ -0.0169)
     ; 1 kept, 2 discarded (2 baseline runs, 1 re-check)"."""
+    from autolab.track.confirmation import confirmation_text
     from autolab.views.status import counts_line, runs_line
 
     parts = [f"autolab/{st.tag}:"]
@@ -129,6 +137,8 @@ def standing_line(st: Standings) -> str:
             parts.append(f"best exp {st.best_number} {st.best_score:.4f} "
                          f"(Δ {signed(st.delta)});")  # fmt: skip
     parts.append(f"{counts_line(st.counts)} ({runs_line(st.counts)})")
+    if st.confirmed is not None:
+        parts.append(f"; {confirmation_text(st.confirmed)}")
     return " ".join(parts)
 
 

@@ -169,5 +169,9 @@ def render_status(status):
         grid.add_row("best", best)
     elif status.reference_bpb is not None:
         grid.add_row("best", "the reference: no change kept yet")
+    if status.best_number is not None:
+        from autolab.track.confirmation import confirmation_text
+
+        grid.add_row("confirmed", confirmation_text(status.confirmed))
     title = f"autolab session {status.session_id} · {status.branch} · {status.researcher}"
     return Panel(Group(grid), title=title, border_style=style.split()[-1] if style else "")

@@ -11,6 +11,7 @@ import math
 import os
 import threading
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from autolab import gitrepo, stop_request
@@ -119,6 +120,7 @@ class Dashboard:
             "reference": None,
             "best": None,
             "delta": None,
+            "confirmed": None,
             "session_ids": [],
             # The page's vocabularies come from here, never from a copy in app.js.
             "failed_statuses": list(FAILED_STATUSES),
@@ -263,6 +265,8 @@ class Dashboard:
 
     def diff(self, view: ExperimentView, session: SessionView | None) -> dict:
         """The experiment's change to train.py against its parent, from the preserved commits."""
+        if view.kind == "confirm":
+            return {"text": "", "note": f"a confirm run: commit {view.commit_sha[:7]} again"}
         if view.kind == "baseline" or not view.parent_commit:
             base = session.config.get("base_commit", "") if session else ""
             return {
@@ -369,6 +373,7 @@ def standing_fields(standings: Standings, total: int) -> dict:
         "reference": None if ref is None else _clean(vars(ref)),
         "best": best,
         "delta": standings.delta,
+        "confirmed": _clean(asdict(standings.confirmed)) if standings.confirmed else None,
         "counts": counts,
         "session_ids": standings.session_ids,
     }
@@ -389,6 +394,7 @@ def experiment_rows(
             best_before=standing.best_before if standing else None,
             delta_best_before=standing.delta_best_before if standing else None,
             is_best=bool(standing and standing.is_best),
+            confirms=standing.confirms if standing else None,
         )
         row["score"] = standing.score if standing else None
         row["seconds"] = view.wall_seconds if view.wall_seconds is not None else view.total_seconds

@@ -3,14 +3,15 @@ experiment tracker a team already reads.
 
 Each exporter is a session listener (see ResearchSession.listeners) and an optional extra; the
 ledger stays the source of truth, a tracker only gets a copy. Every experiment (baseline,
-candidate, re-check) becomes one tracker run, opened at its first event and closed at its
-verdict (or when the session ends), holding:
+candidate, re-check, confirm run) becomes one tracker run, opened at its first event and closed
+at its verdict (or when the session ends), holding:
 
 - config: number, kind, description, seed, commit, parent commit, researcher, and the
   proposal's params (train.py constants), flat;
 - the curve: loss, lr, tokens_per_sec, memory_mb by training step, read from the ledger's
   metrics as step events arrive;
-- the verdict: status, reason and the sealed val_bpb;
+- the verdict: status, reason, the sealed val_bpb, the score and Δ (score − the branch's
+  reference, `track.standings`: negative is better);
 - the diff: `git diff parent..commit -- train.py` (none for baselines), as a text file;
 - samples from the experiment's model, when exported afterwards (live, they would cost the
   session's time).
@@ -100,6 +101,8 @@ class Finished:
     diff: str  # train.py against its parent; "" for a baseline
     last_step: int
     samples: list[str] = field(default_factory=list)  # text from the handed-over model
+    delta: float | None = None  # score - the branch's reference (track.standings): negative
+    # is better; None without a score or a reference
 
 
 @dataclass
@@ -149,7 +152,10 @@ class Exporter:
     def _close(self, number: int, session) -> None:
         run = self.runs.pop(number)
         view = session.ledger.experiment(number)
-        self.close(run.handle, Finished(view, train_py_diff(session.repo, view), run.last_step))
+        row = session.standings().row(number)
+        finished = Finished(view, train_py_diff(session.repo, view), run.last_step,
+                            delta=row.delta if row else None)  # fmt: skip
+        self.close(run.handle, finished)
 
     def open(self, view: ExperimentView, target: Target):
         raise NotImplementedError
@@ -175,15 +181,20 @@ def export_ledger(
 ) -> int:
     """Send `sessions` of a ledger to `exporters`, experiment by experiment, as the live
     listeners would have; `samples(view)` gives an experiment's samples. Returns the count."""
+    from autolab.track.standings import by_number, every_branch
+
+    standing = by_number(every_branch(ledger))
     count = 0
     for session in sessions:
         target = Target(session.id, session.tag, state_dir)
         for view in ledger.experiments(session.id):
             progress(view)
             rows = ledger.metrics(view.number)
+            row = standing.get(view.number)
             finished = Finished(
-                view, train_py_diff(repo, view), rows[-1]["step"] if rows else 0, samples(view)
-            )
+                view, train_py_diff(repo, view), rows[-1]["step"] if rows else 0, samples(view),
+                delta=row.delta if row else None,
+            )  # fmt: skip
             for exporter in exporters:
                 handle = exporter.open(view, target)
                 if rows:

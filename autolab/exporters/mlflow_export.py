@@ -131,6 +131,8 @@ class MlflowExporter(Exporter):
             self.client.log_metric(run_id, "val_bpb", view.val_bpb, step=finished.last_step)
         if view.score is not None:  # the re-check mean for a re-checked keep (track.standings)
             self.client.log_metric(run_id, "score", view.score, step=finished.last_step)
+        if finished.delta is not None:  # score - the reference: negative is better
+            self.client.log_metric(run_id, "delta", finished.delta, step=finished.last_step)
         if finished.diff:
             self.client.log_text(run_id, finished.diff, DIFF_FILE)
         if finished.samples:

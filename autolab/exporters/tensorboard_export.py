@@ -64,10 +64,12 @@ class TensorBoardExporter(Exporter):
             writer.add_scalar("val_bpb", view.val_bpb, step)
         if view.score is not None:  # the re-check mean for a re-checked keep (track.standings)
             writer.add_scalar("score", view.score, step)
+        if finished.delta is not None:  # score - the reference: negative is better
+            writer.add_scalar("delta", finished.delta, step)
         _, start, end = hparams(hparam_values(view), {"val_bpb": view.val_bpb or 0.0})
         writer.file_writer.add_summary(start, step)
         writer.file_writer.add_summary(end, step)
-        writer.add_text("summary", summary_markdown(view), step)
+        writer.add_text("summary", summary_markdown(view, finished.delta), step)
         if finished.diff:
             writer.add_text("train.py.diff", "```diff\n" + finished.diff + "```", step)
         if finished.samples:
@@ -85,13 +87,14 @@ def hparam_values(view) -> dict:
     return values
 
 
-def summary_markdown(view) -> str:
+def summary_markdown(view, delta: float | None = None) -> str:
     """The experiment and its verdict as a two-column markdown table (TensorBoard renders it)."""
     verdict = {
         "status": view.status,
         "reason": view.reason,
         "val_bpb": view.val_bpb,
         "score": view.score,
+        "delta": delta,
     }
     lines = ["| | |", "|---|---|"]
     for key, value in {**experiment_config(view), **verdict}.items():

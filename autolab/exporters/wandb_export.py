@@ -74,6 +74,7 @@ class WandbExporter(Exporter):
                 "reason": view.reason,
                 "val_bpb": view.val_bpb,
                 "score": view.score,  # the re-check mean for a re-checked keep
+                "delta": finished.delta,  # score - the reference: negative is better
             }
         )
         if finished.diff:

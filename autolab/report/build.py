@@ -1,7 +1,9 @@
 """The session report: progress.png, report.md and a self-contained report.html.
 
-Everything comes from the ledger, git and the best run's exported model: the branch's standings
-(`track.standings`: reference, best, Δ, counts) across every session `--resume` continued,
+Everything comes from the ledger, git and the best run's exported model. It leads with the
+confirmed gain (`track.confirmation`: the best and the reference re-run side by side), then the
+branch's standings (`track.standings`: reference, best, Δ, counts) across every session
+`--resume` (or `autolab confirm`) continued,
 every experiment tried with its verdict and Δ, each kept change, the cumulative diff of train.py
 from the branch's base commit to the best commit, samples from the best model, the setup and
 the LLM spend.
@@ -20,6 +22,7 @@ from autolab.durations import format_duration
 from autolab.errors import UsageError
 from autolab.report import manual
 from autolab.report.chart import progress_chart
+from autolab.track.confirmation import confirmation_text
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
 from autolab.track.standings import Standings, read_standings
 from autolab.views.status import (
@@ -220,6 +223,8 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
             else "-",
         ),  # fmt: skip
         ("best val_bpb", _best_line(data)),
+        ("confirmed", confirmation_text(data.standings.confirmed)
+         if data.standings.best_number is not None else "-"),
     ]
     prompt, completion = data.llm_tokens
     if prompt or completion or data.llm_cost_usd:
@@ -245,6 +250,18 @@ def _best_line(data: ReportData) -> str:
     return f"{st.best_score:.4f} (exp {st.best_number}, Δ {st.delta:+.4f} vs reference)"
 
 
+def headline(data: ReportData) -> str:
+    """The report's first line: the confirmed gain beside the in-session one, when there is a
+    best to confirm; else what the session found."""
+    st = data.standings
+    if st.best_number is None:
+        return f"No change was kept: the best is the reference ({_bpb(st.best_score)})."
+    if st.confirmed is None:
+        return (f"In-session gain Δ {st.delta:+.4f} (exp {st.best_number}), not confirmed: "
+                "`autolab confirm` re-runs the reference and the best side by side.")  # fmt: skip
+    return f"Confirmed gain: {confirmation_text(st.confirmed)}."
+
+
 def _signed(value: float | None) -> str:
     return "" if value is None else f"{value:+.4f}"
 
@@ -257,6 +274,8 @@ def experiment_rows(data: ReportData) -> list[tuple[str, ...]]:
         r = data.standings.row(v.number)
         star = " ★" if r and r.is_best else ""
         what = f"re-check of #{v.rechecks}" if v.kind == "recheck" else v.kind
+        if r and r.confirms:
+            what = f"confirm: {r.confirms}"
         rows.append((
             str(v.number), str(v.session_id or ""), what, v.status + star,
             _bpb(r.score) if r and r.score is not None else "",
@@ -274,7 +293,8 @@ EXPERIMENT_HEADER = ("#", "session", "kind", "verdict", "val_bpb", "Δ ref", "vs
 
 def render_markdown(data: ReportData) -> str:
     st = data.status
-    lines = [f"# autolab report: {data.session.branch}", "", f"![progress]({CHART_FILE})", ""]
+    lines = [f"# autolab report: {data.session.branch}", "", f"**{headline(data)}**", ""]
+    lines += [f"![progress]({CHART_FILE})", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {_md_cell(v)} |" for k, v in facts(data)]
     lines += [
@@ -334,6 +354,7 @@ td.n { text-align: right; font-variant-numeric: tabular-nums; }
 .facts th { width: 11em; } .good { color: #1a7f1a; font-weight: 600; }
 pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 13px; }
 .add { color: #1a7f1a; } .del { color: #b31d28; } .hunk { color: #6f42c1; }
+.headline { font-size: 1.15em; font-weight: 600; }
 .note { color: #666; } footer { color: #888; font-size: 0.85em; margin-top: 2em; }
 """
 
@@ -348,6 +369,7 @@ def render_html(data: ReportData, png: bytes) -> str:
         f"<title>autolab report: {e(data.session.branch)}</title>",
         f"<style>{CSS}</style></head><body>",
         f"<h1>autolab report: {e(data.session.branch)}</h1>",
+        f'<p class="headline">{e(headline(data))}</p>',
         f'<p>best val_bpb <span class="good">{e(_best_line(data))}</span>'
         f" against a reference of {_bpb(st.reference_bpb)}</p>",
         f'<img alt="val_bpb per experiment" src="data:image/png;base64,{image}">',

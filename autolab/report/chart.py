@@ -4,7 +4,8 @@ Every number is the branch's standing (`track.standings`): the reference is a da
 running best a green step line from the reference through each kept candidate (labelled with its
 description), with the keep band shaded below it; baseline runs are blue diamonds (measurements
 of the reference, not improvements); discards are faint grey points; crash, timeout and invalid
-runs, which have no score, are red x marks along the top edge. Discards far worse than the
+runs, which have no score, are red x marks along the top edge; confirm runs (the reference and the
+best re-run after the search) are hollow diamonds and circles. Discards far worse than the
 reference are pinned to the top edge as grey triangles so that they do not squash the axis.
 Each session continued with --resume is marked on the x axis where it starts.
 """
@@ -45,11 +46,13 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     scored = [v for v in runs if score(v) is not None]
     kept = [v for v in scored if v.status == "keep" and v.kind == "candidate"]
     baselines = [v for v in scored if v.kind == "baseline"]
+    confirms = [v for v in scored if v.kind == "confirm"]
     discarded = [v for v in scored if v.status == "discard"]
     failed = [v for v in runs if v.status in FAILED_STATUSES]
 
     fig, ax = plt.subplots(figsize=(12, 6), dpi=120)
-    low, high = _limits([score(v) for v in kept + baselines], [score(v) for v in discarded],
+    low, high = _limits([score(v) for v in kept + baselines + confirms],
+                        [score(v) for v in discarded],
                         baseline_bpb)  # fmt: skip
     ax.set_ylim(low, high)
     if runs:
@@ -72,6 +75,12 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     if baselines:
         ax.scatter([v.number for v in baselines], [score(v) for v in baselines], s=36,
                    marker="D", c=BASELINE_COLOR, label="baseline run", zorder=3)  # fmt: skip
+    for recipe, marker, color in (("reference", "D", BASELINE_COLOR), ("best", "o", KEEP_COLOR)):
+        shown = [v for v in confirms if rows[v.number].confirms == recipe]
+        if shown:  # hollow: a re-run after the search, not a step of it
+            ax.scatter([v.number for v in shown], [score(v) for v in shown], s=40, marker=marker,
+                       facecolors="none", edgecolors=color, linewidths=1.5,
+                       label=f"confirm run: {recipe}", zorder=3)  # fmt: skip
     if ref is not None and runs:
         _running_best(ax, kept, score, ref.bpb, ref.band, max(v.number for v in runs))
     _session_marks(ax, views)
@@ -137,7 +146,8 @@ def _session_marks(ax, views: list[ExperimentView]) -> None:
     for before, v in zip(views, views[1:], strict=False):
         if v.session_id != before.session_id:
             ax.axvline(v.number - 0.5, color="#999999", lw=0.8, ls=":", zorder=1)
-            ax.annotate(f"session {v.session_id}", (v.number - 0.5, 0.01),
+            what = f"session {v.session_id}" + (" (confirm)" if v.kind == "confirm" else "")
+            ax.annotate(what, (v.number - 0.5, 0.01),
                         xycoords=("data", "axes fraction"), xytext=(3, 0),
                         textcoords="offset points", fontsize=8, color="#777777")  # fmt: skip
 

@@ -180,7 +180,7 @@ class ResearchSession:
             if view.kind != "baseline" and view.commit_sha:
                 git_branch.preserve(self.repo, view.number, view.commit_sha)
             self.recorder.event("verdict", f"exp {view.number} interrupted", view.number)
-        kept = [e for e in self._experiments() if e.status == "keep" and e.kind != "baseline"]
+        kept = [e for e in self._experiments() if e.status == "keep" and e.kind == "candidate"]
         expected = kept[-1].commit_sha if kept else self.base_commit
         recovered = git_branch.recover_head(
             self.repo, expected, self.workspace.state_dir / "recovered" / time.strftime("%H%M%S")

@@ -35,8 +35,10 @@ SCHEMA_VERSION = 3
 BUSY_TIMEOUT_MS = 10_000
 
 # manual: an `autolab train` a person ran (researcher "manual", no session); a `--repeat` adds
-# recheck rows of it, as the loop's re-check does.
-KINDS = ("baseline", "candidate", "recheck", "manual")
+# recheck rows of it, as the loop's re-check does. confirm: a re-run, after the search, of the
+# reference or the best recipe with a fresh seed (research.confirm); a measurement, never a keep
+# or a discard, even when recorded as keep.
+KINDS = ("baseline", "candidate", "recheck", "manual", "confirm")
 RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
 SCORED_STATUSES = ("keep", "discard")  # the results that have a score
 FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it
@@ -130,7 +132,7 @@ class ExperimentRecord:
 
     number: int
     session_id: int | None
-    kind: str  # baseline | candidate | recheck | manual
+    kind: str  # baseline | candidate | recheck | manual | confirm
     commit_sha: str
     description: str
     parent_commit: str = ""

@@ -15,7 +15,9 @@ in a new session, and the standings cover them all.
 - **Δ** (`delta`): score − reference, negative = better, everywhere. `delta_best_before` is the
   score − the best before the experiment (what its verdict was measured against).
 - **counts**: candidates by verdict, and the runs that are not candidates (baseline runs,
-  re-checks) as what they are.
+  re-checks, confirm runs) as what they are.
+- **confirmed**: the best and the reference re-run side by side after the search, with the
+  95% interval of their difference (`track.confirmation`); None until that was done.
 - **session state**: one vocabulary, SESSION_STATES.
 - **manual runs**: every `autolab train` a person runs is an experiment of kind `manual`
   (researcher `manual`) in no session: one history per workspace, MANUAL_HISTORY, with its own
@@ -26,6 +28,7 @@ in a new session, and the standings cover them all.
 from dataclasses import asdict, dataclass, field
 
 from autolab.processes import process_alive
+from autolab.track.confirmation import Confirmation, confirmation_of, sides
 from autolab.track.ledger import (
     FAILED_STATUSES,
     RESULT_STATUSES,
@@ -59,7 +62,7 @@ class Standing:
     """One experiment's place in the story."""
 
     number: int
-    kind: str  # baseline | candidate | recheck
+    kind: str  # baseline | candidate | recheck | confirm
     status: str
     score: float | None  # None unless keep or discard
     delta: float | None  # score - reference: negative is better
@@ -67,6 +70,7 @@ class Standing:
     delta_best_before: float | None  # score - best_before
     rechecks: int | None  # the candidate a re-check re-ran
     is_best: bool = False
+    confirms: str | None = None  # a confirm run's recipe: reference | best | earlier best
 
 
 @dataclass
@@ -80,6 +84,7 @@ class Counts:
     running: int = 0  # of every kind
     rechecks: int = 0  # re-check runs, whatever they ended
     baseline_runs: int = 0
+    confirm_runs: int = 0  # whatever they ended
 
     @property
     def failed(self) -> int:
@@ -108,6 +113,7 @@ class Standings:
     delta: float | None  # best_score - reference: negative is better
     counts: Counts
     rows: list[Standing] = field(default_factory=list)
+    confirmed: Confirmation | None = None  # the best re-run beside the reference
 
     def row(self, number: int) -> Standing | None:
         return next((r for r in self.rows if r.number == number), None)
@@ -167,7 +173,9 @@ def compute(
                 score=score,
                 delta=_minus(score, ref_bpb),
                 best_before=best_score,
-                delta_best_before=_minus(score, best_score) if v.kind != "baseline" else None,
+                delta_best_before=_minus(score, best_score)
+                if v.kind in ("candidate", "recheck")
+                else None,
                 rechecks=v.rechecks,
             )  # fmt: skip
         )
@@ -177,6 +185,8 @@ def compute(
             counts.baseline_runs += 1
         elif v.kind == "recheck":
             counts.rechecks += 1
+        elif v.kind == "confirm":
+            counts.confirm_runs += 1
         else:
             name = _COUNTED[v.status]
             setattr(counts, name, getattr(counts, name) + 1)
@@ -185,6 +195,8 @@ def compute(
             best_score, best_view = score, v
     if best_view is not None:
         next(r for r in rows if r.number == best_view.number).is_best = True
+    for number, recipe in sides(views, best_view).items():
+        next(r for r in rows if r.number == number).confirms = recipe
     return Standings(
         tag=tag,
         session_ids=list(session_ids or sorted({v.session_id for v in views if v.session_id})),
@@ -195,6 +207,7 @@ def compute(
         delta=_minus(best_score, ref_bpb),
         counts=counts,
         rows=rows,
+        confirmed=confirmation_of(views, best_view, _minus(best_score, ref_bpb)),
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from autolab.hardware import distinct
 from autolab.processes import process_alive
+from autolab.track.confirmation import Confirmation
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
 from autolab.track.standings import (
     LIVE_STATES,
@@ -57,6 +58,7 @@ class SessionStatus:
     best_number: int | None  # None while nothing was kept
     best_description: str
     delta: float | None  # best_bpb - reference_bpb: negative is better
+    confirmed: Confirmation | None = None  # the best re-run beside the reference
     config: dict = field(default_factory=dict)
     # The session's experiments' hardware fingerprints (autolab.hardware), each once.
     hardware_fingerprints: list[dict] = field(default_factory=list)
@@ -86,7 +88,8 @@ def plural(n: int, word: str) -> str:
 def runs_line(counts: Counts) -> str:
     """ "2 baseline runs, 1 re-check": the runs that are not candidates."""
     line = plural(counts.baseline_runs, "baseline run")
-    return line + (f", {plural(counts.rechecks, 're-check')}" if counts.rechecks else "")
+    line += f", {plural(counts.rechecks, 're-check')}" if counts.rechecks else ""
+    return line + (f", {plural(counts.confirm_runs, 'confirm run')}" if counts.confirm_runs else "")
 
 
 def counts_line(counts: Counts) -> str:
@@ -151,6 +154,7 @@ def session_status(
         best_number=standings.best_number,
         best_description=standings.best_description,
         delta=standings.delta,
+        confirmed=standings.confirmed,
         config=session.config,
         hardware_fingerprints=distinct(v.flags.get("hardware") for v in views),
     )

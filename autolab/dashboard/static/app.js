@@ -120,6 +120,11 @@ function renderProgress() {
   const baselines = scored.filter((e) => e.kind === "baseline");
   traces.push({ ...pts(baselines), name: "baseline", mode: "markers", type: "scatter", hovertemplate: hover,
     marker: { color: COLORS.baseline, size: 9, symbol: "diamond" } });
+  // Confirm runs: the reference (open diamonds) and the best (open circles) re-run after the search.
+  const confirms = scored.filter((e) => e.kind === "confirm");
+  if (confirms.length) traces.push({ ...pts(confirms), name: "confirm run", mode: "markers", type: "scatter", hovertemplate: hover,
+    marker: { size: 8, symbol: confirms.map((e) => (e.confirms === "best" ? "circle-open" : "diamond-open")),
+      color: confirms.map((e) => (e.confirms === "best" ? COLORS.keep : COLORS.baseline)), line: { width: 2 } } });
   const kept = scored.filter((e) => e.status === "keep" && e.kind === "candidate");
   // Running best: the reference until a candidate is kept, then each keep's score (the best
   // before each row, as the API gives it), carried to the last run; below it, the keep band.
@@ -179,7 +184,7 @@ function renderProgress() {
     const prev = sessionRows[sessionRows.indexOf(e) - 1];
     if (!prev || prev.session_id === e.session_id) continue;
     shapes.push({ type: "line", yref: "paper", x0: e.number - 0.5, x1: e.number - 0.5, y0: 0, y1: 1, line: { color: "#6b7686", width: 1, dash: "dot" } });
-    annotations.push({ yref: "paper", x: e.number - 0.5, y: 0, yanchor: "bottom", xanchor: "left", text: `session ${e.session_id}`, showarrow: false, font: { size: 10, color: "#6b7686" } });
+    annotations.push({ yref: "paper", x: e.number - 0.5, y: 0, yanchor: "bottom", xanchor: "left", text: `session ${e.session_id}${e.kind === "confirm" ? " · confirm" : ""}`, showarrow: false, font: { size: 10, color: "#6b7686" } });
   }
   const running = exps.filter((e) => e.shown_status === "running");
   for (const e of running) {
@@ -257,6 +262,19 @@ function renderHeader() {
     gain.className = "num " + (o.delta < 0 ? "good" : "");
     gain.title = `reference ${bpb(ref.bpb, 6)} ± ${bpb(ref.spread, 6)} (mean of ${ref.runs} baseline runs; keep band ${bpb(ref.band, 4)})`;
   } else { gain.textContent = "—"; gain.className = "num"; }
+  // The confirmed gain: the best and the reference re-run side by side, with its 95% interval.
+  const cf = o.confirmed, ce = $("#confirmed");
+  if (cf && isNum(cf.delta)) {
+    ce.textContent = isNum(cf.low) ? `${signed(cf.delta)} [${signed(cf.low)}, ${signed(cf.high)}]` : signed(cf.delta);
+    ce.className = "num " + (cf.excludes_zero && cf.high < 0 ? "good" : "");
+    ce.title = `mean of ${cf.best_scores.length} runs of #${cf.best_number} − mean of ${cf.reference_scores.length} runs of the reference; `
+      + (isNum(cf.low) ? `the 95% interval ${cf.excludes_zero ? "excludes" : "includes"} zero` : "too few runs for an interval")
+      + `; in session ${signed(cf.session_delta)}`;
+  } else {
+    ce.textContent = o.best && !o.best.is_reference ? "not yet" : "—";
+    ce.className = "num";
+    ce.title = "`autolab confirm` re-runs the reference and the best";
+  }
   const c = o.counts || {};
   $("#count").textContent = c.total ? `${c.total}  ·  ${c.kept || 0} kept` : "0";
   $("#count").title = Object.entries(c).map(([k, v]) => `${k}: ${v}`).join("\n");
