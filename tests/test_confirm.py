@@ -22,13 +22,13 @@ from autolab.workspace import load_workspace
 BUDGET = "1.5s"
 # The agent may write train.py and nothing beside it (no temporary file, as `sed -i` makes).
 AGENT = (
-    f"test -s {{prompt_file}} && {sys.executable} -c \"import pathlib; p = pathlib.Path("
+    f'test -s {{prompt_file}} && {sys.executable} -c "import pathlib; p = pathlib.Path('
     "'train.py'); p.write_text(p.read_text().replace('RATE = 0.00005', 'RATE = 0.005'))\""
     " && echo 'restore the learning rate' > .autolab/description.txt"
 )
 
 BREAK = (  # a train.py that exits 3 before anything: a crash
-    f"test -s {{prompt_file}} && {sys.executable} -c \"import pathlib; p = pathlib.Path("
+    f'test -s {{prompt_file}} && {sys.executable} -c "import pathlib; p = pathlib.Path('
     "'train.py'); p.write_text('raise SystemExit(3)\\n' + p.read_text())\""
     " && echo 'exit 3 first' > .autolab/description.txt"
 )

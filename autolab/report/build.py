@@ -223,8 +223,12 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
             else "-",
         ),  # fmt: skip
         ("best val_bpb", _best_line(data)),
-        ("confirmed", confirmation_text(data.standings.confirmed)
-         if data.standings.best_number is not None else "-"),
+        (
+            "confirmed",
+            confirmation_text(data.standings.confirmed)
+            if data.standings.best_number is not None
+            else "-",
+        ),
     ]
     prompt, completion = data.llm_tokens
     if prompt or completion or data.llm_cost_usd:
