@@ -27,7 +27,8 @@ def researched(tmp_path_factory):
     ws = tmp / "ws"
     assert autolab("init", str(ws), "--recipe", "mlp", "--budget", "1.5s", env=env).returncode == 0
     done = autolab("research", "-C", str(ws), "--tag", TAG, "--baseline-runs", "1",
-                   "--max-experiments", "1", "--confirm", "0", env=env)  # fmt: skip
+                   "--max-experiments", "1", "--confirm", "0",
+                   "--greedy", env=env)  # fmt: skip  (greedy: no re-check run, two rows exactly)
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp, ws, env
 
