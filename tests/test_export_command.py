@@ -26,9 +26,9 @@ def researched(tmp_path_factory):
     env = {**os.environ, "AUTOLAB_HOME": str(tmp / "home")}
     ws = tmp / "ws"
     assert autolab("init", str(ws), "--recipe", "mlp", "--budget", "1.5s", env=env).returncode == 0
+    # Greedy: a win inside the noise band cannot add a re-check row; two rows exactly.
     done = autolab("research", "-C", str(ws), "--tag", TAG, "--baseline-runs", "1",
-                   "--max-experiments", "1", "--confirm", "0",
-                   "--greedy", env=env)  # fmt: skip  (greedy: no re-check run, two rows exactly)
+                   "--max-experiments", "1", "--confirm", "0", "--greedy", env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp, ws, env
 
