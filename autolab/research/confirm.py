@@ -17,21 +17,16 @@ run's own folder under .autolab/confirm/, so the workspace stays as it is.
 import os
 import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from autolab import gitrepo, stop_request
 from autolab.errors import UsageError
-from autolab.experiment import ExperimentResult, run_experiment
-from autolab.harness.settings import RunSettings
-from autolab.research import branch as git_branch
-from autolab.research.integrity import PackageGuard
+from autolab.research.recorder import Recorder, result_record
+from autolab.research.trial import Runner, Trial, session_must_end
 from autolab.sandbox.availability import choose_isolation
 from autolab.track.confirmation import DEFAULT_K, confirmation_text
 from autolab.track.ledger import ExperimentRecord, Ledger, LedgerError, ResultRecord
-from autolab.track.results_tsv import write_results_tsv
 from autolab.track.standings import LIVE_STATES, Standings, read_standings, session_state
-from autolab.workers import Workers
-from autolab.workspace import TRAIN_FILE, Workspace, prepare_data
+from autolab.workspace import TRAIN_FILE, Workspace
 
 SEED_OFFSET = 1_000_000  # + the run's number: a seed no baseline, candidate or re-check used
 RESEARCHER = "confirm"
@@ -110,16 +105,20 @@ class ConfirmSession:
         self.repo = workspace.root
         self.ledger = ledger
         self.options = options
-        self.listeners = list(listeners)
+        self.recorder = Recorder(ledger, options.tag, workspace.root / "results.tsv")
+        self.recorder.listeners = list(listeners)
+        self.recorder.subject = self
         self.on_change = lambda: None
         self.stopping = False  # end after the running run is recorded
         self.interrupting = False  # and interrupt it
         self.stop_reason = ""  # the confirmation cannot go on (a run tampered with autolab)
         self.session_id: int | None = None
         self.plan: Plan | None = None
-        self.guard = PackageGuard()
-        self.workers: Workers | None = None
-        self.data = prepare_data(workspace)
+        self.runner: Runner | None = None  # made in start(), once the device is known
+
+    @property
+    def listeners(self) -> list:
+        return self.recorder.listeners
 
     def standings(self) -> Standings:
         return self.ledger.standings(self.options.tag)
@@ -144,7 +143,10 @@ class ConfirmSession:
         self.isolation = self.options.isolation or choose_isolation(None, lambda message: None)
         self.budget = last.budget_seconds
         self.seed = int(last.config.get("seed") or 0)
-        self.session_id = self.ledger.start_session(
+        self.runner = Runner(workspace=self.workspace, budget_seconds=self.budget,
+                             device=self.options.device, isolation=self.isolation,
+                             wall_limit=self.options.wall_limit)  # fmt: skip
+        self.session_id = self.recorder.session_id = self.ledger.start_session(
             tag=tag,
             branch=last.branch,
             researcher=RESEARCHER,
@@ -187,8 +189,8 @@ class ConfirmSession:
             status, reason = "failed", str(err) or type(err).__name__
             raise
         finally:
-            if self.workers is not None:
-                self.workers.close()
+            if self.runner is not None:
+                self.runner.close()
             self._record_end(status, reason)
         return status
 
@@ -199,7 +201,7 @@ class ConfirmSession:
                 self.ledger.add_result(view.number, ResultRecord("interrupted", reason or status))
             self.ledger.end_session(self.session_id, status, reason)
             self._event("session_ended", f"session {status}" + (f": {reason}" if reason else ""))
-            write_results_tsv(self.ledger, self.repo / "results.tsv")
+            self.recorder.write_tsv()
         except (sqlite3.Error, OSError, LedgerError):
             pass  # as the loop's: a session without an end row reads as killed
 
@@ -220,130 +222,41 @@ class ConfirmSession:
         seed = self.seed + SEED_OFFSET + number
         best = self.plan.best_number
         what = "the reference" if recipe == "reference" else f"the best, exp {best}"
-        self.ledger.add_experiment(
+        self.recorder.experiment(
             ExperimentRecord(
                 number=number, session_id=self.session_id, kind="confirm", commit_sha=commit,
                 description=f"confirm: {what} (seed {seed})", researcher=RESEARCHER, seed=seed,
             )
         )  # fmt: skip
-        self._event("created", f"exp {number}: confirm {what} (seed {seed})", number)
-        run_dir = self.workspace.runs_dir / str(number)
         script = self.workspace.state_dir / "confirm" / str(number) / TRAIN_FILE
         script.parent.mkdir(parents=True, exist_ok=True)
         script.write_text(gitrepo.show_file(self.repo, commit, TRAIN_FILE))
-        data = self.data
-        settings = RunSettings(
-            data_dir=data.data_dir, run_dir=run_dir, budget_seconds=self.budget,
-            device=self.options.device, seed=seed,
-        )  # fmt: skip
-        self._event("started", f"exp {number} started (seed {seed})", number)
+        trial = Trial(number, "confirm", commit, f"confirm {what}", seed, script)
+        self.recorder.event("started", f"exp {number} started (seed {seed})", number)
         pending: list[dict] = []
 
         def on_metrics(record: dict) -> None:
             pending.append(record)
             if len(pending) >= 4 or record.get("progress", 0.0) >= 1.0:
-                self._flush(number, pending)
+                self.recorder.metrics(number, pending[:])
+                pending.clear()
+                self.on_change()
 
-        self.guard.take()
-        result = run_experiment(
-            script, settings, data.val_path, wall_limit=self.options.wall_limit,
-            on_metrics=on_metrics, should_stop=self._interrupt_now, workers=self._workers(data),
-        )  # fmt: skip
-        self._flush(number, pending)
-        result = self._check_integrity(result, run_dir)
-        ok = result.status == "ok"
+        result = self.runner.run(trial, on_metrics, self._interrupt_now)
+        for message in self.runner.replaced():  # never a silent restart
+            self.recorder.event("alert", message)
+        self.recorder.metrics(number, pending)
+        if reason := session_must_end(result):
+            self.stop_reason = reason
         status, reason = result.status, result.reason
-        if ok:  # scored: a measurement, recorded as keep as a baseline run is
+        if status == "ok":  # scored: a measurement, recorded as keep as a baseline run is
             status, reason = "keep", f"confirm run of {what}"
-        self.ledger.add_result(number, result_record(result, status, reason, self.options.device))
-        row = self.standings().row(number)
-        text = f" {result.val_bpb:.4f} (Δ {row.delta:+.4f} vs reference)" if ok else ""
-        self._event(
-            "verdict", f"exp {number} {status}{text}: {reason}", number,
-            {"status": status, "score": row.score, "delta": row.delta, "confirms": recipe,
-             "val_bpb": result.val_bpb},
-        )  # fmt: skip
-        write_results_tsv(self.ledger, self.repo / "results.tsv")
-
-    def _workers(self, data) -> Workers:
-        if self.workers is None:
-            hidden = [data.val_path.parent, self.repo, self.workspace.state_dir]
-            self.workers = Workers(
-                self.isolation, data.data_dir, data.val_path, self.options.device, hidden
-            )
-            self.workers.start()
-        return self.workers
-
-    def _flush(self, number: int, pending: list[dict]) -> None:
-        if not pending:
-            return
-        self.ledger.add_metrics(number, list(pending))
-        last = pending[-1]
-        self._event(
-            "step",
-            f"exp {number}  step {last.get('step')} ({100 * last.get('progress', 0):.0f}%)  "
-            f"loss {last.get('loss', float('nan')):.3f}",
-            number,
-            {k: last.get(k) for k in ("step", "progress", "loss", "tokens_per_sec")},
-        )
-        pending.clear()
-        self.on_change()
-
-    def _check_integrity(self, result: ExperimentResult, run_dir: Path) -> ExperimentResult:
-        """The loop's checks: files changed outside the run make it invalid; a change to
-        autolab's own code or the sealed data ends the confirmation."""
-        changed = git_branch.quarantine_changes(self.repo, run_dir / "workspace-changes")
-        if result.flags.get("sealed_changed"):
-            self.stop_reason = result.reason
-        tampered = self.guard.changed(run_dir / "autolab-changes")
-        if tampered:
-            self.stop_reason = (
-                f"autolab's own code changed while experiment {run_dir.name} ran "
-                f"({', '.join(tampered[:3])}; copies in {run_dir / 'autolab-changes'})"
-            )
-            changed = [f"autolab's own code: {', '.join(tampered[:3])}"]
-        if changed:
-            return ExperimentResult(
-                "invalid", f"changed files outside its run: {', '.join(changed[:3])}",
-                run_dir=run_dir, reported=result.reported, wall_seconds=result.wall_seconds,
-            )  # fmt: skip
-        return result
+        score = result.val_bpb if status == "keep" else None
+        record = result_record(result, status, reason, score, self.options.device, self.isolation)
+        self.recorder.result(number, result, record)
 
     def _event(self, kind: str, message: str, number: int | None = None, data=None) -> None:
-        event_id = self.ledger.add_event(
-            kind, message, session_id=self.session_id, number=number, data=data
-        )
-        for listener in self.listeners:
-            try:
-                listener(self.ledger.events(after_id=event_id - 1, limit=1)[0], self)
-            except Exception as err:  # a notifier's failure must not end the confirmation
-                self.ledger.add_event(
-                    "note", f"listener {listener!r} failed: {err}", session_id=self.session_id
-                )
-
-
-def result_record(result: ExperimentResult, status: str, reason: str, device: str):
-    """The ledger's row for a run's outcome, as the loop records its experiments."""
-    reported = result.reported
-    return ResultRecord(
-        status=status,
-        reason=reason,
-        val_bpb=result.val_bpb,
-        reported_val_bpb=_number(reported.get("val_bpb")),
-        peak_memory_mb=_number(reported.get("peak_memory_mb")),
-        wall_seconds=result.wall_seconds,
-        training_seconds=_number(reported.get("training_seconds")),
-        total_seconds=_number(reported.get("total_seconds")),
-        tokens_per_sec=_number(reported.get("tokens_per_sec")),
-        num_steps=_number(reported.get("num_steps")),
-        num_params_M=_number(reported.get("num_params_M")),
-        hardware=str(reported.get("device", device)),
-        flags={**result.flags, "isolation": result.isolation},
-    )
-
-
-def _number(value):
-    return value if isinstance(value, int | float) else None
+        self.recorder.event(kind, message, number, data)
 
 
 def _plain(confirmation) -> dict | None:

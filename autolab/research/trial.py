@@ -9,6 +9,7 @@ zygotes and the snapshot of autolab's own files.
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from autolab.experiment import ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
@@ -21,10 +22,13 @@ from autolab.workspace import Workspace, prepare_data
 @dataclass(frozen=True)
 class Trial:
     number: int
-    kind: str  # baseline | candidate | recheck
+    kind: str  # baseline | candidate | recheck | confirm
     commit: str
     description: str
     seed: int
+    # The train.py to run: the workspace's (the loop checks the commit out there), or a copy
+    # of the commit's elsewhere (a confirmation leaves the workspace as it is).
+    script: Path | None = None
 
 
 class Runner:
@@ -61,7 +65,7 @@ class Runner:
         )
         self.guard.take()
         result = self.train_and_score(
-            self.workspace.train_py,
+            trial.script or self.workspace.train_py,
             settings,
             self.data.val_path,
             wall_limit=self.wall_limit,
