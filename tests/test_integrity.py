@@ -150,6 +150,7 @@ def test_monkeypatching_evaluate_bpb_changes_nothing(tmp_path, names, honest):
         autolab.harness.evaluate_bpb = lambda *a, **k: 0.0
         autolab.harness.run.evaluate_bpb = lambda *a, **k: 0.0
         autolab.harness.evaluate.evaluate_bpb = lambda *a, **k: 0.0
+        autolab.harness.run.score_tokens = lambda *a, **k: (0.0, 1.0, 1)  # what finish() uses
         """,
     )
     result = run(tmp_path, names, source)

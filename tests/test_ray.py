@@ -83,7 +83,7 @@ def test_four_experiments_on_ray_one_worker_killed(cluster, workspace):
     path, home = workspace
     session = autolab(
         "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray",
-        "--max-experiments", "2", "--baseline-runs", "2", "--greedy", home=home,
+        "--max-experiments", "2", "--baseline-runs", "2", "--greedy", "--confirm", "0", home=home,
         start_new_session=True,
     )  # fmt: skip
     try:
