@@ -16,7 +16,7 @@ FIELDS: dict[str, str] = {
     "tokens_per_sec": "{:.0f}",
     "mfu_percent": "{:.2f}",
     "num_steps": "{:d}",
-    "num_params_M": "{:.1f}",
+    "num_params_M": "millions",  # _millions: three significant figures
     "device": "{}",
     "startup_seconds": "{:.1f}",
     "handover_seconds": "{:.1f}",
@@ -29,9 +29,20 @@ def format_value(key: str, value) -> str:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     fmt = FIELDS.get(key)
+    if fmt == "millions":
+        return _millions(value)
     if fmt is None:
         return f"{value:.6f}" if isinstance(value, float) else str(value)
     return fmt.format(value)
+
+
+def _millions(value: float) -> str:
+    """A count in millions to three significant figures, as a plain decimal that parses back
+    to a float: a 30,212-parameter MLP is 0.0302 (one decimal said 0.0), a 50.3M GPT 50.3."""
+    if value <= 0:
+        return f"{value:.1f}"
+    decimals = max(1, 2 - math.floor(math.log10(value)))
+    return f"{value:.{decimals}f}"
 
 
 def format_summary(values: dict) -> str:

@@ -33,9 +33,18 @@ def test_summary_block_format_is_pinned():
         "tokens_per_sec:   41230\n"
         "mfu_percent:      38.20\n"
         "num_steps:        953\n"
-        "num_params_M:     0.8\n"
+        "num_params_M:     0.810\n"
         "device:           cpu (2 threads)"
     )
+
+
+def test_parameter_count_keeps_three_significant_figures():
+    """A 30k-parameter MLP once printed `num_params_M: 0.0`; the value still parses as millions."""
+    for millions, text in ((0.030212, "0.0302"), (0.81, "0.810"), (50.31, "50.3"),
+                           (1234.5, "1234.5"), (0.0000302, "0.0000302")):  # fmt: skip
+        block = format_summary({"num_params_M": millions})
+        assert block.splitlines()[1] == f"num_params_M:     {text}"
+        assert parse_summary(block)["num_params_M"] == pytest.approx(millions, rel=5e-3)
 
 
 def test_summary_leaves_out_missing_values_and_appends_extra_keys():

@@ -250,3 +250,24 @@ def test_manual_runs_leave_research_numbers_alone(tmp_path):
         assert branches[MANUAL_HISTORY].best_number == 2 and None not in branches
     count = sqlite3.connect(tmp_path / "ledger.db").execute("SELECT COUNT(*) FROM experiments")
     assert count.fetchone()[0] == 2
+
+
+def test_checkout_gives_back_a_crlf_train_py_byte_for_byte(tmp_path, home):
+    """A train.py saved with Windows line endings: the preserved commit and `checkout` keep
+    every CR (a text pipe would have turned them into LF)."""
+    ws = tmp_path / "ws"
+    assert autolab("init", str(ws), "--recipe", "mlp", "--budget", "1s", home=home).returncode == 0
+    crlf = (ws / "train.py").read_bytes().replace(b"\n", b"\r\n")
+    assert crlf.count(b"\r\n") > 10
+    (ws / "train.py").write_bytes(crlf)
+    train(ws, home, "-m", "crlf")
+    preserved = subprocess.run(["git", "cat-file", "blob", "refs/autolab/tried/1:train.py"],
+                               cwd=ws, capture_output=True, check=True).stdout  # fmt: skip
+    assert preserved == crlf
+    done = autolab("checkout", "1", "-C", str(ws), home=home)
+    assert done.returncode == 0 and "already" in done.stdout, done.stdout + done.stderr
+    git(ws, "checkout", "--", "train.py")  # HEAD's LF train.py, which HEAD keeps
+    assert (ws / "train.py").read_bytes() != crlf
+    done = autolab("checkout", "1", "-C", str(ws), home=home)
+    assert done.returncode == 0, done.stderr
+    assert (ws / "train.py").read_bytes() == crlf

@@ -11,7 +11,8 @@ import pytest
 
 from autolab import gitrepo
 from autolab.report.build import build_report
-from autolab.report.chart import progress_chart
+from autolab.report.chart import MANUAL_COLOR, progress_chart
+from autolab.report.manual import manual_trace
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
 from autolab.track.standings import compute
 
@@ -144,3 +145,57 @@ def test_report_without_a_session_is_a_usage_error(tmp_path):
     Ledger.for_workspace(tmp_path).close()
     done = cli("report", "-C", str(tmp_path), env={})
     assert done.returncode == 2 and "autolab research" in done.stderr
+
+
+def manual_pixels(path: Path) -> int:
+    """How many pixels of the chart are the manual runs' purple: only their marks use it."""
+    from matplotlib.image import imread
+
+    rgb = imread(path)[..., :3]
+    target = [int(MANUAL_COLOR[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    return int((abs(rgb - target) < 0.02).all(axis=-1).sum())
+
+
+def test_chart_draws_manual_runs_beside_a_session(synthetic, tmp_path):
+    with Ledger.for_workspace(synthetic) as ledger:
+        commit = ledger.experiment(6).commit_sha
+        for number, status, bpb in ((8, "keep", 1.42), (9, "discard", 1.46)):
+            ledger.add_experiment(ExperimentRecord(number, None, "manual", commit, "by hand",
+                                                   researcher="manual"))  # fmt: skip
+            ledger.add_result(number, ResultRecord(status, val_bpb=bpb))
+        views, standings = ledger.experiments(), ledger.standings("t")
+        session_views = [v for v in views if v.session_id is not None]
+        trace = manual_trace(ledger)
+    alone = progress_chart(session_views, standings, tmp_path / "alone.png")
+    both = progress_chart(session_views, standings, tmp_path / "both.png", trace)
+    assert manual_pixels(alone) == 0 and manual_pixels(both) > 100
+    markdown = build_report(synthetic, tmp_path / "out", num_samples=0)["md"].read_text()
+    assert "| 8 | manual | keep ★ | 1.4200 |  | by hand |" in markdown
+    assert "| 9 | manual | discard | 1.4600 | +0.0400 | by hand |" in markdown
+
+
+def test_report_of_manual_runs_alone(tmp_path):
+    """No research session: the report is the person's runs, from real `autolab train` runs."""
+    env = {"AUTOLAB_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
+    ws = tmp_path / "ws"
+    for args in (("init", str(ws), "--recipe", "mlp", "--budget", "1s"),
+                 ("train", "-C", str(ws), "--samples", "0"),
+                 ("train", "-C", str(ws), "--samples", "0", "--repeat", "2", "-m", "twice")):
+        done = subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
+                              text=True, env={**os.environ, **env}, timeout=300)  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+    done = cli("report", "-C", str(ws), "--samples", "2", env=env)
+    assert done.returncode == 0, done.stderr
+    out = ws / ".autolab" / "report"
+    markdown, page = (out / "report.md").read_text(), (out / "report.html").read_text()
+    with Ledger.for_workspace(ws) as ledger:
+        trace = manual_trace(ledger)
+    best = trace.standings.best_number
+    assert [v.kind for v in trace.views] == ["manual", "manual", "recheck"] and best in (1, 2)
+    assert markdown.startswith("# autolab report: your runs (autolab train)")
+    assert f"Your best: {trace.standings.best_score:.4f} (exp {best}) over 2 runs" in markdown
+    assert f"| noise band | {trace.band:.4f} (from the --repeat runs of exp 2) |" in markdown
+    assert "| 2 | manual | " in markdown and "| 3 | repeat of #2 | " in markdown
+    assert f"2 samples from exp {best}" in markdown
+    assert "## Every experiment" not in markdown and not REMOTE.search(page)
+    assert manual_pixels(out / "progress.png") > 100

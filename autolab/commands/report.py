@@ -9,9 +9,10 @@ from autolab.errors import UsageError
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "report",
-        help="write the latest session's report: progress chart, markdown and HTML",
+        help="write the latest session's report (or your runs'): progress chart, markdown, HTML",
         description="Write progress.png, report.md and a self-contained report.html for the "
-        "latest research session: scores, kept changes, the diff of train.py, samples.",
+        "latest research session (with no session, of your `autolab train` runs): scores, "
+        "kept changes, the diff of train.py, samples.",
     )
     parser.add_argument(
         "--out", type=Path, metavar="DIR", help="where to write (default .autolab/report)"

@@ -6,6 +6,7 @@ it. The user's branch, staging area and working tree are never touched, and the 
 be clean: only train.py is taken from it, everything else is HEAD's.
 """
 
+import subprocess
 import tempfile
 from pathlib import Path
 
@@ -59,12 +60,14 @@ def keep_ref(repo: Path, number: int, commit: str) -> None:
 
 
 def train_py_at(repo: Path, commit: str) -> str:
-    try:
-        return gitrepo.git(repo, "cat-file", "blob", f"{commit}:{TRAIN_FILE}", strip=False)
-    except gitrepo.GitError as err:
-        raise UsageError(
-            f"train.py of commit {commit[:7]} is not in the repository: {err}"
-        ) from None
+    """The exact train.py of `commit`. Read as bytes: a text pipe would turn CRLF into LF, and
+    `autolab checkout` must give back byte for byte what was trained."""
+    done = subprocess.run(["git", "cat-file", "blob", f"{commit}:{TRAIN_FILE}"], cwd=repo,
+                          capture_output=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        err = done.stderr.decode(errors="replace").strip()
+        raise UsageError(f"train.py of commit {commit[:7]} is not in the repository: {err}")
+    return done.stdout.decode()
 
 
 def blob_of(repo: Path, source: str) -> str:

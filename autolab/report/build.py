@@ -6,7 +6,8 @@ branch's standings (`track.standings`: reference, best, Δ, counts) across every
 `--resume` (or `autolab confirm`) continued,
 every experiment tried with its verdict and Δ, each kept change, the cumulative diff of train.py
 from the branch's base commit to the best commit, samples from the best model, the setup and
-the LLM spend.
+the LLM spend. The person's own `autolab train` runs (`report.manual`) have their table and
+their trace on the chart beside the session's; with no research session they are the report.
 report.html embeds the chart as base64 and its CSS inline; it loads nothing from anywhere.
 """
 
@@ -22,13 +23,15 @@ from autolab.durations import format_duration
 from autolab.errors import UsageError
 from autolab.report import manual
 from autolab.report.chart import progress_chart
+from autolab.report.manual import ManualTrace
 from autolab.track.confirmation import confirmation_text
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
-from autolab.track.standings import Standings, read_standings
+from autolab.track.standings import IMPROVING_KINDS, Standings, read_standings
 from autolab.views.status import (
     SessionStatus,
     counts_line,
     format_seconds,
+    plural,
     runs_line,
     session_status,
 )
@@ -51,8 +54,8 @@ class KeptChange:
 @dataclass
 class ReportData:
     workspace: Path
-    session: SessionView
-    status: SessionStatus
+    session: SessionView | None  # None: no research session, the person's runs are the report
+    status: SessionStatus | None
     standings: Standings
     views: list[ExperimentView]  # the branch's, every session
     kept: list[KeptChange]
@@ -65,6 +68,7 @@ class ReportData:
     llm_tokens: tuple[int, int] = (0, 0)  # prompt, completion
     llm_cost_usd: float = 0.0
     manual: list[tuple[str, ...]] = field(default_factory=list)  # the person's runs: manual.py
+    trace: ManualTrace = field(default_factory=ManualTrace)  # ...and their trace on the chart
 
 
 def build_report(
@@ -77,7 +81,7 @@ def build_report(
     out = Path(out_dir) if out_dir else root / STATE_DIR / "report"
     out.mkdir(parents=True, exist_ok=True)
     png = _replace_into(out / CHART_FILE, lambda tmp: progress_chart(
-        data.views, data.standings, tmp))  # fmt: skip
+        data.views, data.standings, tmp, data.trace))  # fmt: skip
     md = _replace_into(out / MARKDOWN_FILE, lambda tmp: tmp.write_text(render_markdown(data)))
     page = render_html(data, png.read_bytes())
     html_path = _replace_into(out / HTML_FILE, lambda tmp: tmp.write_text(page))
@@ -98,7 +102,7 @@ def _replace_into(path: Path, write) -> Path:
 def collect(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
     session = ledger.latest_session()
     if session is None:
-        raise UsageError(f"no research session in {root} yet: run `autolab research` first")
+        return collect_manual(root, ledger, num_samples)
     status = session_status(ledger, session)
     standings = read_standings(ledger, session.tag)
     views = ledger.experiments(session_ids=standings.session_ids)
@@ -126,6 +130,42 @@ def collect(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
         ),
         llm_cost_usd=sum(v.llm_cost_usd or 0.0 for v in candidates),
         manual=manual.manual_rows(ledger),
+        trace=manual.manual_trace(ledger),
+    )
+
+
+def collect_manual(root: Path, ledger: Ledger, num_samples: int = 5) -> ReportData:
+    """The report of the person's `autolab train` runs when no research session exists: their
+    table, chart, best, noise band, the diff of train.py from their first run to their best."""
+    trace = manual.manual_trace(ledger)
+    if not trace.views:
+        raise UsageError(f"nothing to report in {root} yet: run `autolab train` or "
+                         "`autolab research` first")  # fmt: skip
+    st = trace.standings
+    best = next((v for v in trace.views if v.number == st.best_number), None)
+    first = trace.views[0]
+    if best is None:
+        diff, diff_note = "", "no run of yours has a score yet"
+    elif best.number == first.number:
+        diff, diff_note = "", f"your best is your first run (exp {best.number}): no diff"
+    else:
+        diff, diff_note = _diff(root, first.commit_sha, best, f"your first run, exp {first.number}")
+    samples, samples_note = _samples(root, best, num_samples)
+    return ReportData(
+        workspace=root,
+        session=None,
+        status=None,
+        standings=st,
+        views=[],
+        kept=[],
+        best=best,
+        diff=diff,
+        diff_note=diff_note,
+        samples=samples,
+        samples_note=samples_note,
+        counts=st.counts.by_status(),
+        manual=manual.manual_rows(ledger),
+        trace=trace,
     )
 
 
@@ -154,16 +194,18 @@ def kept_changes(standings: Standings, views: list[ExperimentView]) -> list[Kept
     ]
 
 
-def _diff(root: Path, base: str | None, best: ExperimentView | None) -> tuple[str, str]:
+def _diff(
+    root: Path, base: str | None, best: ExperimentView | None, base_label: str = "session start"
+) -> tuple[str, str]:
     if not base:
         return "", "the session recorded no base commit"
-    if best is None or best.kind != "candidate":
+    if best is None or best.kind not in IMPROVING_KINDS:
         return "", "no change was kept: train.py is as the session found it"
     try:
         diff = gitrepo.git(root, "diff", base, best.commit_sha, "--", TRAIN_FILE)
     except gitrepo.GitError as err:
         return "", f"git could not diff {base[:7]}..{best.commit_sha[:7]}: {err}"
-    span = f"{base[:7]} (session start) to {best.commit_sha[:7]} (exp {best.number})"
+    span = f"{base[:7]} ({base_label}) to {best.commit_sha[:7]} (exp {best.number})"
     return diff, f"{TRAIN_FILE} from {span}"
 
 
@@ -193,6 +235,8 @@ def _bpb(value: float | None) -> str:
 
 def facts(data: ReportData) -> list[tuple[str, str]]:
     """The setup and the outcome as (label, value) rows, shared by both renderings."""
+    if data.session is None:
+        return manual.manual_facts(data.trace)
     s, st = data.session, data.status
     counts = counts_line(data.standings.counts)
     ref = data.standings.reference
@@ -258,6 +302,11 @@ def headline(data: ReportData) -> str:
     """The report's first line: the confirmed gain beside the in-session one, when there is a
     best to confirm; else what the session found."""
     st = data.standings
+    if data.session is None:
+        if st.best_number is None:
+            return "None of your runs has a score yet."
+        runs = plural(sum(v.kind == "manual" for v in data.trace.views), "run")
+        return f"Your best: {st.best_score:.4f} (exp {st.best_number}) over {runs} of yours."
     if st.best_number is None:
         return f"No change was kept: the best is the reference ({_bpb(st.best_score)})."
     if st.confirmed is None:
@@ -295,13 +344,34 @@ EXPERIMENT_HEADER = ("#", "session", "kind", "verdict", "val_bpb", "Δ ref", "vs
                      "description", "reason")  # fmt: skip
 
 
+def title(data: ReportData) -> str:
+    return data.session.branch if data.session else "your runs (autolab train)"
+
+
 def render_markdown(data: ReportData) -> str:
-    st = data.status
-    lines = [f"# autolab report: {data.session.branch}", "", f"**{headline(data)}**", ""]
+    lines = [f"# autolab report: {title(data)}", "", f"**{headline(data)}**", ""]
     lines += [f"![progress]({CHART_FILE})", ""]
     lines += ["| | |", "|---|---|"]
     lines += [f"| {k} | {_md_cell(v)} |" for k, v in facts(data)]
-    lines += [
+    lines += manual.markdown(data.manual) if data.session is None else _session_markdown(data)
+    lines += ["", "## Diff", "", data.diff_note, ""]
+    if data.diff:
+        lines += ["```diff", data.diff, "```", ""]
+    lines += ["## Samples", "", data.samples_note, ""]
+    if data.samples:
+        lines += ["```", samples_text(data.samples), "```", ""]
+    lines.append(f"Generated by autolab from {data.workspace} at "
+                 f"{time.strftime('%Y-%m-%d %H:%M')}; best {_bpb(_best_bpb(data))}.")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _best_bpb(data: ReportData) -> float | None:
+    return data.status.best_bpb if data.status else data.standings.best_score
+
+
+def _session_markdown(data: ReportData) -> list[str]:
+    """The session's kept changes and every experiment, then the person's runs, if any."""
+    lines = [
         "",
         "Δ is val_bpb minus the reference (the mean of the baseline runs): negative is "
         "better. A re-checked experiment's val_bpb is the mean over its runs.",
@@ -322,16 +392,7 @@ def render_markdown(data: ReportData) -> str:
               "|" + "|".join("---:" if i < 2 or 4 <= i <= 6 else "---"
                              for i in range(len(EXPERIMENT_HEADER))) + "|"]  # fmt: skip
     lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in experiment_rows(data)]
-    lines += manual.markdown(data.manual)
-    lines += ["", "## Diff", "", data.diff_note, ""]
-    if data.diff:
-        lines += ["```diff", data.diff, "```", ""]
-    lines += ["## Samples", "", data.samples_note, ""]
-    if data.samples:
-        lines += ["```", samples_text(data.samples), "```", ""]
-    lines.append(f"Generated by autolab from {data.workspace} at "
-                 f"{time.strftime('%Y-%m-%d %H:%M')}; best {_bpb(st.best_bpb)}.")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    return lines + manual.markdown(data.manual)
 
 
 def samples_text(samples: list[str]) -> str:
@@ -365,23 +426,43 @@ pre { background: #f7f7f7; padding: 0.8em; overflow-x: auto; font-size: 13px; }
 
 def render_html(data: ReportData, png: bytes) -> str:
     e = html.escape
-    st = data.status
     image = base64.b64encode(png).decode("ascii")
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>autolab report: {e(data.session.branch)}</title>",
+        f"<title>autolab report: {e(title(data))}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>autolab report: {e(data.session.branch)}</h1>",
+        f"<h1>autolab report: {e(title(data))}</h1>",
         f'<p class="headline">{e(headline(data))}</p>',
-        f'<p>best val_bpb <span class="good">{e(_best_line(data))}</span>'
-        f" against a reference of {_bpb(st.reference_bpb)}</p>",
+    ]
+    if data.status is not None:
+        parts.append(f'<p>best val_bpb <span class="good">{e(_best_line(data))}</span>'
+                     f" against a reference of {_bpb(data.status.reference_bpb)}</p>")  # fmt: skip
+    parts += [
         f'<img alt="val_bpb per experiment" src="data:image/png;base64,{image}">',
         '<table class="facts">',
         *(f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in facts(data)),
         "</table>",
-        "<h2>Kept changes</h2>",
     ]
+    parts += manual.html_parts(data.manual) if data.session is None else _session_html(data)
+    parts += ["<h2>Diff</h2>", f'<p class="note">{e(data.diff_note)}</p>']
+    if data.diff:
+        parts.append(f"<pre>{_diff_html(data.diff)}</pre>")
+    parts += ["<h2>Samples</h2>", f'<p class="note">{e(data.samples_note)}</p>']
+    if data.samples:
+        parts.append(f"<pre>{e(samples_text(data.samples))}</pre>")
+    parts += [
+        f"<footer>Generated by autolab from {e(str(data.workspace))} at "
+        f"{time.strftime('%Y-%m-%d %H:%M')}.</footer>",
+        "</body></html>",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+def _session_html(data: ReportData) -> list[str]:
+    """The session's kept changes and every experiment, then the person's runs, if any."""
+    e = html.escape
+    parts = ["<h2>Kept changes</h2>"]
     if data.kept:
         parts.append(
             "<table><tr><th>#</th><th>change</th><th>val_bpb</th><th>vs best before</th>"
@@ -408,19 +489,7 @@ def render_html(data: ReportData, png: bytes) -> str:
         )
         parts.append(f"<tr>{cells}</tr>")
     parts.append("</table>")  # fmt: skip
-    parts += manual.html_parts(data.manual)
-    parts += ["<h2>Diff</h2>", f'<p class="note">{e(data.diff_note)}</p>']
-    if data.diff:
-        parts.append(f"<pre>{_diff_html(data.diff)}</pre>")
-    parts += ["<h2>Samples</h2>", f'<p class="note">{e(data.samples_note)}</p>']
-    if data.samples:
-        parts.append(f"<pre>{e(samples_text(data.samples))}</pre>")
-    parts += [
-        f"<footer>Generated by autolab from {e(str(data.workspace))} at "
-        f"{time.strftime('%Y-%m-%d %H:%M')}.</footer>",
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
+    return parts + manual.html_parts(data.manual)
 
 
 def _diff_html(diff: str) -> str:

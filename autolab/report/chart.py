@@ -8,6 +8,9 @@ runs, which have no score, are red x marks along the top edge; confirm runs (the
 best re-run after the search) are hollow diamonds and circles. Discards far worse than the
 reference are pinned to the top edge as grey triangles so that they do not squash the axis.
 Each session continued with --resume is marked on the x axis where it starts.
+The person's own `autolab train` runs (`report.manual.ManualTrace`), alone or beside a session,
+are purple squares: filled for a new best, hollow for not better, x marks on the top edge for a
+failed run; their best so far is a dashed purple step line with their noise band shaded below.
 """
 
 import textwrap
@@ -25,10 +28,14 @@ LABEL_WIDTH = 38  # characters of a kept experiment's description shown by its p
 
 
 BASELINE_COLOR = "#6f7fd8"
+MANUAL_COLOR = "#8e44ad"
 
 
-def progress_chart(views: list[ExperimentView], standings: Standings, path: Path) -> Path:
-    """Draw the chart of `views` (a branch's experiments) to `path` (PNG)."""
+def progress_chart(
+    views: list[ExperimentView], standings: Standings, path: Path, manual=None
+) -> Path:
+    """Draw the chart of `views` (a branch's experiments) and of `manual` (a ManualTrace of the
+    person's runs, if any) to `path` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -50,13 +57,16 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     discarded = [v for v in scored if v.status == "discard"]
     failed = [v for v in runs if v.status in FAILED_STATUSES]
 
+    mine = _ManualPoints(manual)
+
     fig, ax = plt.subplots(figsize=(12, 6), dpi=120)
-    low, high = _limits([score(v) for v in kept + baselines + confirms],
-                        [score(v) for v in discarded],
+    low, high = _limits([score(v) for v in kept + baselines + confirms] + mine.kept_scores(),
+                        [score(v) for v in discarded] + mine.other_scores(),
                         baseline_bpb)  # fmt: skip
     ax.set_ylim(low, high)
-    if runs:
-        ax.set_xlim(min(v.number for v in runs) - 0.7, max(v.number for v in runs) + 0.7)
+    numbers = [v.number for v in runs] + mine.numbers()
+    if numbers:
+        ax.set_xlim(min(numbers) - 0.7, max(numbers) + 0.7)
 
     inside = [v for v in discarded if score(v) <= high]
     above = [v for v in discarded if score(v) > high]
@@ -84,6 +94,7 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     if ref is not None and runs:
         _running_best(ax, kept, score, ref.bpb, ref.band, max(v.number for v in runs))
     _session_marks(ax, views)
+    mine.draw(ax, high)
     if baseline_bpb is not None:
         ax.axhline(baseline_bpb, color="#888888", lw=0.8, ls="--", zorder=1)
         ax.annotate("reference", (1.0, baseline_bpb), xycoords=("axes fraction", "data"),
@@ -93,6 +104,10 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     candidates = sum(1 for v in runs if v.kind == "candidate")
     improvements = sum(1 for v in kept if v.kind == "candidate")
     title = f"{plural(candidates, 'experiment')}, {plural(improvements, 'kept improvement')}"
+    if mine.runs and not runs:
+        title = f"{plural(len(mine.runs), 'run')} of yours, {plural(len(mine.kept), 'new best')}"
+    elif mine.runs:
+        title += f"; {plural(len(mine.runs), 'run')} of yours"
     ax.set_title(f"autolab progress: {title}", fontsize=13, loc="left")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("experiment #")
@@ -101,7 +116,7 @@ def progress_chart(views: list[ExperimentView], standings: Standings, path: Path
     ax.set_axisbelow(True)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    if runs:
+    if numbers:
         ax.legend(loc="lower left", frameon=False, fontsize=9)
     else:
         ax.text(0.5, 0.5, "no experiments yet", ha="center", va="center",
@@ -139,6 +154,74 @@ def _running_best(ax, kept, score, reference: float, band: float, last_number: i
         ax.annotate(label, (v.number, score(v)), xytext=(5, 5), textcoords="offset points",
                     fontsize=8, color="#1a6e1a", rotation=25, rotation_mode="anchor",
                     ha="left", va="bottom")  # fmt: skip
+
+
+class _ManualPoints:
+    """The person's runs on the chart: what `ManualTrace` holds, split as they are drawn."""
+
+    def __init__(self, trace):
+        views = trace.views if trace is not None else []
+        rows = {r.number: r for r in trace.standings.rows} if views else {}
+        self.band = trace.band if trace is not None else None
+        self.runs = [v for v in views if v.kind != "recheck"]  # a repeat shares its run's point
+        self.score = {n: r.score for n, r in rows.items() if r.score is not None}
+        self.kept = [v for v in self.runs if v.status == "keep" and v.number in self.score]
+        self.other = [v for v in self.runs if v.status != "keep" and v.number in self.score]
+        self.failed = [v for v in self.runs if v.status in FAILED_STATUSES]
+
+    def numbers(self) -> list[int]:
+        return [v.number for v in self.runs]
+
+    def kept_scores(self) -> list[float]:
+        return [self.score[v.number] for v in self.kept]
+
+    def other_scores(self) -> list[float]:
+        return [self.score[v.number] for v in self.other]
+
+    def draw(self, ax, high: float) -> None:
+        if not self.runs:
+            return
+        edge = dict(transform=ax.get_xaxis_transform(), clip_on=False, zorder=3)
+        if self.kept:
+            ax.scatter([v.number for v in self.kept], self.kept_scores(), s=44, marker="s",
+                       c=MANUAL_COLOR, edgecolors="white", linewidths=0.8,
+                       label="your run: new best", zorder=4)  # fmt: skip
+            self._best_line(ax)
+        inside = [v for v in self.other if self.score[v.number] <= high]
+        above = [v for v in self.other if self.score[v.number] > high]
+        if inside:
+            ax.scatter([v.number for v in inside], [self.score[v.number] for v in inside], s=40,
+                       marker="s", facecolors="none", edgecolors=MANUAL_COLOR, linewidths=1.2,
+                       label="your run: not better", zorder=3)  # fmt: skip
+        if above:
+            ax.scatter([v.number for v in above], [EDGE] * len(above), s=34, marker="^",
+                       facecolors="none", edgecolors=MANUAL_COLOR,
+                       label="your run: not better, off the scale", **edge)  # fmt: skip
+        if self.failed:
+            ax.scatter([v.number for v in self.failed], [EDGE] * len(self.failed), s=44,
+                       marker="x", c=MANUAL_COLOR, label="your run: crash / timeout", **edge)
+
+    def _best_line(self, ax) -> None:
+        """Your best so far, from your first new best to your last run, the band below it."""
+        xs, ys, best = [], [], None
+        for v in self.kept:
+            score = self.score[v.number]
+            best = score if best is None else min(best, score)
+            xs.append(v.number)
+            ys.append(best)
+        xs.append(max(v.number for v in self.runs) + 0.5)
+        ys.append(best)
+        ax.step(xs, ys, where="post", color=MANUAL_COLOR, lw=1.5, ls="--", alpha=0.85,
+                label="your best", zorder=3)  # fmt: skip
+        if self.band:
+            ax.fill_between(xs, [y - self.band for y in ys], ys, step="post",
+                            color=MANUAL_COLOR, alpha=0.08, lw=0,
+                            label=f"your noise band ({self.band:.4f})", zorder=1)  # fmt: skip
+        for v in self.kept:
+            label = textwrap.shorten(" ".join(v.description.split()), LABEL_WIDTH, placeholder="…")
+            ax.annotate(label, (v.number, self.score[v.number]), xytext=(5, -5),
+                        textcoords="offset points", fontsize=8, color=MANUAL_COLOR,
+                        rotation=-25, rotation_mode="anchor", ha="left", va="top")  # fmt: skip
 
 
 def _session_marks(ax, views: list[ExperimentView]) -> None:

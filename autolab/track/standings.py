@@ -174,7 +174,7 @@ def compute(
                 delta=_minus(score, ref_bpb),
                 best_before=best_score,
                 delta_best_before=_minus(score, best_score)
-                if v.kind in ("candidate", "recheck")
+                if v.kind in (*IMPROVING_KINDS, "recheck")
                 else None,
                 rechecks=v.rechecks,
             )  # fmt: skip
