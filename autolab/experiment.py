@@ -44,7 +44,7 @@ OOM_MARKERS = ("out of memory", "outofmemoryerror", "cannot allocate memory", "m
 
 @dataclass
 class ExperimentResult:
-    status: str  # ok | crash | timeout | invalid | interrupted
+    status: str  # ok | crash | timeout | invalid | interrupted | pruned (research.pruning)
     reason: str = ""
     val_bpb: float | None = None  # the sealed score
     reported: dict = field(default_factory=dict)  # what train.py reported (its result.json)

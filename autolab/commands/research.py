@@ -94,6 +94,13 @@ def register(subparsers) -> None:
     policy.add_argument("--baseline-runs", type=int, default=2, metavar="R")
     policy.add_argument("--k", type=float, default=2.0, help="noise band = k x baseline spread")
     policy.add_argument("--min-delta", type=float, default=0.002, help="smallest gain that counts")
+    policy.add_argument(
+        "--prune",
+        action="store_true",
+        help="stop a candidate early, recorded `pruned`, when its dev loss at 1/4, 1/2 or 3/4 of "
+        "the budget is worse than the baseline runs' curve by more than max(2%%, 3 spreads) "
+        "(default: off, not yet shown to pay)",
+    )
     llm = parser.add_argument_group("llm researcher")
     llm.add_argument(
         "--llm-base-url",
@@ -190,6 +197,7 @@ def run(args) -> int:
         wall_limit=parse_duration(args.wall_limit, "--wall-limit") if args.wall_limit else None,
         seed=args.seed,
         isolation=isolation_from_args(args),
+        prune=args.prune,
     )
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
     session = ResearchSession(workspace, researcher, options, ledger)

@@ -32,6 +32,7 @@ STATUS_STYLES = {
     "timeout": "red",
     "invalid": "red",
     "interrupted": "yellow",
+    "pruned": "magenta",
     "running": "blue",
 }
 

@@ -38,6 +38,7 @@ RUN_STATUS = {
     "keep": "FINISHED",
     "discard": "FINISHED",
     "interrupted": "KILLED",
+    "pruned": "KILLED",  # stopped early by --prune
     "running": "KILLED",
 }
 PARAM_LIMIT = 6000  # characters MLflow keeps of a param value

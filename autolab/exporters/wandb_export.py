@@ -84,4 +84,4 @@ class WandbExporter(Exporter):
         if finished.samples:
             table = self.wandb.Table(columns=["sample"], data=[[t] for t in finished.samples])
             run.log({"samples": table}, step=finished.last_step)
-        run.finish(exit_code=0 if view.status in ("keep", "discard") else 1)
+        run.finish(exit_code=0 if view.status in ("keep", "discard", "pruned") else 1)

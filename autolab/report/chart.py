@@ -23,6 +23,7 @@ from autolab.views.status import plural
 KEEP_COLOR = "#2ca02c"
 DISCARD_COLOR = "#b0b0b0"
 FAIL_COLOR = "#d62728"
+PRUNED_COLOR = "#9467bd"
 EDGE = 0.965  # height of the marks along the top edge, in axes units
 LABEL_WIDTH = 38  # characters of a kept experiment's description shown by its point
 
@@ -56,6 +57,7 @@ def progress_chart(
     confirms = [v for v in scored if v.kind == "confirm"]
     discarded = [v for v in scored if v.status == "discard"]
     failed = [v for v in runs if v.status in FAILED_STATUSES]
+    pruned = [v for v in runs if v.status == "pruned"]  # stopped early: no score either
 
     mine = _ManualPoints(manual)
 
@@ -82,6 +84,10 @@ def progress_chart(
         ax.scatter([v.number for v in failed], [EDGE] * len(failed), s=40, marker="x",
                    c=FAIL_COLOR, transform=ax.get_xaxis_transform(), clip_on=False,
                    label="crash / timeout / invalid", zorder=3)  # fmt: skip
+    if pruned:
+        ax.scatter([v.number for v in pruned], [EDGE] * len(pruned), s=40, marker="v",
+                   c=PRUNED_COLOR, transform=ax.get_xaxis_transform(), clip_on=False,
+                   label="pruned (stopped early)", zorder=3)  # fmt: skip
     if baselines:
         ax.scatter([v.number for v in baselines], [score(v) for v in baselines], s=36,
                    marker="D", c=BASELINE_COLOR, label="baseline run", zorder=3)  # fmt: skip

@@ -29,7 +29,7 @@ def research_context(
             parent_params=params_at(workspace.root, e.parent_commit),
             kind=e.kind, score=rows[e.number].score, delta=rows[e.number].delta,
             num_steps=e.num_steps, tokens_per_sec=e.tokens_per_sec,
-            peak_memory_mb=e.peak_memory_mb,
+            peak_memory_mb=e.peak_memory_mb, pruned=e.flags.get("pruned"),
         )
         for e in experiments
         if e.status != "running" and e.number in rows

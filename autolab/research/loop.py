@@ -22,7 +22,7 @@ import sqlite3
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autolab import gitrepo, stop_request
@@ -33,6 +33,7 @@ from autolab.research.context import research_context
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
 from autolab.research.policy import Noise, Policy
 from autolab.research.proposal import Proposal, ResearchContext
+from autolab.research.pruning import Curve, Reference, Watch
 from autolab.research.recorder import Recorder, result_record
 from autolab.research.recorder import verdict_event as verdict_event  # where callers import it
 from autolab.research.trial import Runner, Trial, session_must_end
@@ -67,6 +68,7 @@ class SessionOptions:
     # What trains and scores one experiment, with run_experiment's signature and result.
     # None: run_experiment on this machine; `--ray`: autolab.cluster's RayRunner.
     runner: Callable[..., ExperimentResult] | None = None
+    prune: bool = False  # stop candidates whose dev loss is hopeless early (research.pruning)
 
 
 @dataclass
@@ -102,6 +104,7 @@ class ResearchSession:
         self.base_commit = ""
         self.tried_sources: set[str] = set()
         self.started = time.time()
+        self.prune_reference: Reference | None = None  # the baseline runs' dev-loss curves
 
     @property
     def repo(self) -> Path:
@@ -199,7 +202,8 @@ class ResearchSession:
             researcher=self.researcher.name,
             budget_seconds=self.options.budget_seconds,
             hardware=self.options.device,
-            config={**config, "pid": os.getpid(), "isolation": self.isolation},
+            config={**config, "pid": os.getpid(), "isolation": self.isolation,
+                    "prune": self.options.prune},
         )
         self.session_ids.append(self.session_id)
 
@@ -448,9 +452,12 @@ class ResearchSession:
         self.on_change()
         self.recorder.event("started", f"exp {number} started (seed {trial.seed})", number)
         pending: list[dict] = []
+        watch = self._prune_watch() if trial.kind == "candidate" else None
 
         def on_metrics(metrics: dict) -> None:
             pending.append(metrics)
+            if watch:
+                watch.see(metrics)
             self.live.progress = metrics.get("progress", 0.0)
             self.live.step = metrics.get("step", 0)
             self.live.loss = metrics.get("loss")
@@ -460,7 +467,14 @@ class ResearchSession:
                 pending.clear()
             self.on_change()
 
-        result = self.runner.run(trial, on_metrics, self._stop_now)
+        def should_stop() -> bool:  # a stop request first: it is not a prune
+            return self._stop_now() or bool(watch and watch.verdict)
+
+        result = self.runner.run(trial, on_metrics, should_stop)
+        if watch and watch.verdict and result.status == "interrupted" and not self.interrupting:
+            verdict = watch.verdict
+            result = replace(result, status="pruned", reason=verdict.reason(),
+                             flags={**result.flags, "pruned": verdict.to_dict()})  # fmt: skip
         for message in self.runner.replaced():  # never a silent restart
             self.recorder.event("alert", f"exp {number}: {message}", number,
                                 {"alert": "worker_died"})  # fmt: skip
@@ -482,6 +496,25 @@ class ResearchSession:
         self.recorder.result(number, result, record)
         self.live = LiveState(phase="recorded")
         self.on_change()
+
+    def _prune_watch(self) -> Watch | None:
+        """What judges a candidate's dev-loss points under --prune: the baseline runs' curves,
+        read once. None without --prune, or when no baseline run recorded a dev-loss curve
+        (said once in a note: the recipe does not call run.watch)."""
+        if not self.options.prune:
+            return None
+        if self.prune_reference is None:
+            baselines = [e for e in self._experiments()
+                         if e.kind == "baseline" and e.status == "keep"]  # fmt: skip
+            curves = [Curve.from_metrics(self.ledger.metrics(e.number)) for e in baselines]
+            curves = tuple(c for c in curves if c.points)
+            if not curves:
+                self.options.prune = False
+                self.recorder.note("--prune: the baseline runs recorded no dev-loss curve "
+                                   "(the recipe does not call run.watch): nothing is pruned")
+                return None
+            self.prune_reference = Reference(curves)
+        return Watch(self.prune_reference)
 
     # -- the branch's history ------------------------------------------------------------------
 

@@ -104,7 +104,7 @@ def _row(outcome: Outcome) -> str:
     text = " ".join(outcome.description.split())[:120]
     if outcome.kind != "candidate":
         text = f"[{outcome.kind}] {text}"
-    if outcome.status in FAILED_STATUSES and outcome.reason:
+    if (outcome.status in FAILED_STATUSES or outcome.status == "pruned") and outcome.reason:
         text += " -- " + " ".join(outcome.reason.split())[:100]
     delta = "-" if outcome.delta is None else f"{outcome.delta:+.4f}"
     steps = "-" if outcome.num_steps is None else str(int(outcome.num_steps))

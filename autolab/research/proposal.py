@@ -31,7 +31,7 @@ class Outcome:
 
     number: int
     description: str
-    status: str  # keep | discard | crash | timeout | invalid | interrupted
+    status: str  # keep | discard | crash | timeout | invalid | interrupted | pruned
     val_bpb: float | None  # the sealed score; None when there is none
     params: dict | None = None
     reason: str = ""  # why it crashed / was invalid
@@ -42,6 +42,7 @@ class Outcome:
     num_steps: int | None = None
     tokens_per_sec: float | None = None
     peak_memory_mb: float | None = None
+    pruned: dict | None = None  # a pruned run's point: research.pruning.Verdict.to_dict()
 
 
 @dataclass

@@ -63,7 +63,9 @@ SCORED = ("keep", "discard")
 # Failures of the configuration itself (too big for the budget, diverged into NaN, broke the
 # model, FAILED_STATUSES) are told to the study as the worst score seen so far, so TPE learns to
 # stay away. An `interrupted` run says nothing about its configuration and teaches the study
-# nothing.
+# nothing. A `pruned` one (`--prune`) is told as Optuna's own pruned trial (TrialState.PRUNED,
+# its dev loss at the point it stopped as the intermediate value): TPE ranks it below every
+# complete trial, and pruned ones among themselves by how far they got and their dev loss.
 SAMPLERS = ("tpe", "random")
 # Scored experiments before TPE models the history (Optuna's default is 10). Experiments cost
 # minutes and every proposal is already local to the best, so waiting long buys little: on the
@@ -195,6 +197,11 @@ class SearchResearcher:
             if outcome.params and value is not None:
                 seen.add(_key(outcome.params, space))
                 _add(study, constants, space, outcome.params, value)
+            elif outcome.params and outcome.status == "pruned" and outcome.pruned:
+                seen.add(_key(outcome.params, space))
+                point = outcome.pruned
+                step = round(100 * point["progress"])  # percent of the budget it reached
+                _add(study, constants, space, outcome.params, point["dev_loss"], step)
         # The best is often a baseline or another researcher's change, outside the history's
         # params: it is the strongest evidence there is about where the good values lie.
         if _finite(context.best_val_bpb) and _key(best, space) not in seen:
@@ -279,7 +286,7 @@ def _repeat_step(c: Constant, old, new):
 
 def _scored(history: list[Outcome]) -> list[Outcome]:
     """The experiments whose result says something about their configuration, in order."""
-    return [o for o in history if o.params and o.status in SCORED + FAILED_STATUSES]
+    return [o for o in history if o.params and o.status in (*SCORED, *FAILED_STATUSES, "pruned")]
 
 
 def _moved(outcome: Outcome, space) -> list[str]:
@@ -475,9 +482,10 @@ def _times_changed(history: list[Outcome], names: Iterable[str]) -> dict[str, in
     return counts
 
 
-def _add(study, constants, space, params: Mapping, value: float) -> None:
+def _add(study, constants, space, params: Mapping, value: float, pruned_at: int | None = None):
     """Tell the study one past configuration; values outside today's space are left out (TPE
-    models each constant from the trials that have it)."""
+    models each constant from the trials that have it). `pruned_at`: it was pruned at that
+    step (percent of the budget), `value` its dev loss there."""
     kept = {}
     for name, dist in space.items():
         if name in params:
@@ -486,10 +494,11 @@ def _add(study, constants, space, params: Mapping, value: float) -> None:
                 kept[name] = param
     if kept:
         trial = create_trial(
-            state=TrialState.COMPLETE,
-            value=value,
+            state=TrialState.COMPLETE if pruned_at is None else TrialState.PRUNED,
+            value=value if pruned_at is None else None,
             params=kept,
             distributions={name: space[name] for name in kept},
+            intermediate_values=None if pruned_at is None else {pruned_at: value},
         )
         study.add_trial(trial)
 

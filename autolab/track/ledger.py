@@ -39,7 +39,9 @@ BUSY_TIMEOUT_MS = 10_000
 # reference or the best recipe with a fresh seed (research.confirm); a measurement, never a keep
 # or a discard, even when recorded as keep.
 KINDS = ("baseline", "candidate", "recheck", "manual", "confirm")
-RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted")
+# pruned: a candidate stopped early by `research --prune`, its dev loss hopeless against the
+# reference's curve (research.pruning); no sealed score, and not a failure of the change.
+RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted", "pruned")
 SCORED_STATUSES = ("keep", "discard")  # the results that have a score
 FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it
 SESSION_STATUSES = ("succeeded", "failed", "cancelled")
@@ -150,7 +152,7 @@ class ExperimentRecord:
 class ResultRecord:
     """One row of `results`: how an experiment ended. val_bpb is the sealed score."""
 
-    status: str  # keep | discard | crash | timeout | invalid | interrupted
+    status: str  # keep | discard | crash | timeout | invalid | interrupted | pruned
     reason: str = ""
     val_bpb: float | None = None
     reported_val_bpb: float | None = None  # what the experiment itself printed

@@ -81,6 +81,7 @@ class Counts:
     timed_out: int = 0
     invalid: int = 0
     interrupted: int = 0
+    pruned: int = 0  # stopped early by --prune: neither scored nor failed
     running: int = 0  # of every kind
     rechecks: int = 0  # re-check runs, whatever they ended
     baseline_runs: int = 0
@@ -93,13 +94,14 @@ class Counts:
     def by_status(self) -> dict[str, int]:
         """Candidates by verdict, in the ledger's order of statuses, zeros left out."""
         values = dict(zip(RESULT_STATUSES, (self.kept, self.discarded, self.crashed,
-                                            self.timed_out, self.invalid, self.interrupted),
+                                            self.timed_out, self.invalid, self.interrupted,
+                                            self.pruned),
                           strict=True))  # fmt: skip
         return {k: v for k, v in values.items() if v}
 
 
 _COUNTED = {"keep": "kept", "discard": "discarded", "crash": "crashed", "timeout": "timed_out",
-            "invalid": "invalid", "interrupted": "interrupted"}  # fmt: skip
+            "invalid": "invalid", "interrupted": "interrupted", "pruned": "pruned"}  # fmt: skip
 
 
 @dataclass

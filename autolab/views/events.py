@@ -22,6 +22,7 @@ VERDICT_STYLES = {
     "timeout": "red",
     "invalid": "red",
     "interrupted": "yellow",
+    "pruned": "magenta",
 }
 ALERT_STYLES = {"new_best": "bold green", "crash_streak": "bold red", "nan": "bold red"}
 KIND_STYLES = {

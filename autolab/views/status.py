@@ -95,7 +95,7 @@ def runs_line(counts: Counts) -> str:
 def counts_line(counts: Counts) -> str:
     """ "3 kept, 12 discarded, 1 crash": the candidates by verdict, in the ledger's order."""
     words = {"keep": "kept", "discard": "discarded", "crash": "crashed", "timeout": "timed out",
-             "invalid": "invalid", "interrupted": "interrupted"}  # fmt: skip
+             "invalid": "invalid", "interrupted": "interrupted", "pruned": "pruned"}  # fmt: skip
     ordered = [f"{n} {words[s]}" for s, n in counts.by_status().items()]
     return ", ".join(ordered) or "none yet"
 

@@ -9,7 +9,7 @@ const failedStatuses = () => (S.overview && S.overview.failed_statuses) || [];
 const COLORS = {
   keep: "#3fb96f", discard: "#8a94a3", crash: "#f2555a", timeout: "#e59a3a",
   invalid: "#d266c0", interrupted: "#d9b44a", running: "#5aa7ff", baseline: "#9aa8ff",
-  manual: "#f2a65a",
+  manual: "#f2a65a", pruned: "#b08ee0",
 };
 const PALETTE = ["#f2a65a", "#c678dd", "#56d4c8", "#e06c9f", "#d7d35a", "#7aa2ff", "#ff7b72", "#9be07f"];
 const MAX_EVENTS = 300;
@@ -172,6 +172,12 @@ function renderProgress() {
     customdata: failed.map((e) => [e.shown_status, e.description, e.reason || ""]),
     hovertemplate: "<b>#%{x}</b> %{customdata[0]}<br>%{customdata[1]}<br><i>%{customdata[2]}</i><extra></extra>",
     marker: { symbol: "x-thin", size: 10, line: { width: 2.5, color: failed.map((e) => COLORS[e.shown_status] || COLORS.crash) } } });
+  // Pruned (--prune): stopped early, so no score either; along the top edge, their own mark.
+  const pruned = exps.filter((e) => e.status === "pruned");
+  if (pruned.length) traces.push({ x: pruned.map((e) => e.number), y: pruned.map(() => top), name: "pruned",
+    mode: "markers", type: "scatter", customdata: pruned.map((e) => [e.shown_status, e.description, e.reason || ""]),
+    hovertemplate: "<b>#%{x}</b> %{customdata[0]}<br>%{customdata[1]}<br><i>%{customdata[2]}</i><extra></extra>",
+    marker: { symbol: "triangle-down-open", size: 9, line: { width: 2 }, color: COLORS.pruned } });
   const shapes = [], annotations = [];
   const base = ref && ref.bpb;
   if (isNum(base)) {
