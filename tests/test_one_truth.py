@@ -311,7 +311,7 @@ def researched(tmp_path_factory):
     runs = []
     for extra in ([], ["--resume"]):
         done = cli("research", "-C", str(root), "--plain", "--tag", "real", "--max-experiments",
-                   "3" if extra else "2", "--notify-cmd", notify, *extra,
+                   "3" if extra else "2", "--baseline-runs", "2", "--notify-cmd", notify, *extra,
                    timeout=600)  # fmt: skip
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         runs.append(done.stdout)
