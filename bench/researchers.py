@@ -7,10 +7,10 @@ exactly as `autolab research` would. The default recipe is trained once per seed
 
     gap recovered = (detuned - final best) / (detuned - default)
 
-where detuned is the mean of the session's own baseline runs (2, as `autolab research` runs
-them) and final best is `session.best_bpb`. Targets (the issue): `search` has the best median
-final val_bpb and recovers at least 80% of the gap; the per-experiment overhead (wall time -
-training budget) is at most 10% of the budget.
+where detuned is the mean of the session's own baseline runs (3, as `autolab research` runs
+them with no earlier session to pool the spread with) and final best is `session.best_bpb`.
+Targets (the issue): `search` has the best median final val_bpb and recovers at least 80% of
+the gap; the per-experiment overhead (wall time - training budget) is at most 10% of the budget.
 
     .venv/bin/python bench/researchers.py                    # the full run: ~100 min on CPU
     .venv/bin/python bench/researchers.py --budget 3s --experiments 3 --seeds 1   # smoke

@@ -81,7 +81,7 @@ def confirmed(tmp_path_factory, home):
     done = autolab(
         "research", "-C", str(workspace), "--plain", "--tag", "c", "--agent", "command",
         "--agent-command", AGENT, "--max-experiments", "1", "--confirm", "2",
-        "--notify-cmd", f"cat >> {notices}", home=home,
+        "--baseline-runs", "2", "--notify-cmd", f"cat >> {notices}", home=home,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return workspace, notices, done.stdout

@@ -178,9 +178,11 @@ def test_report_of_manual_runs_alone(tmp_path):
     """No research session: the report is the person's runs, from real `autolab train` runs."""
     env = {"AUTOLAB_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
     ws = tmp_path / "ws"
-    for args in (("init", str(ws), "--recipe", "mlp", "--budget", "1s"),
-                 ("train", "-C", str(ws), "--samples", "0"),
-                 ("train", "-C", str(ws), "--samples", "0", "--repeat", "2", "-m", "twice")):
+    for args in (
+        ("init", str(ws), "--recipe", "mlp", "--budget", "1s"),
+        ("train", "-C", str(ws), "--samples", "0"),
+        ("train", "-C", str(ws), "--samples", "0", "--repeat", "2", "-m", "twice"),
+    ):
         done = subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
                               text=True, env={**os.environ, **env}, timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr

@@ -128,14 +128,14 @@ def test_search_session_records_everything_and_keeps_the_branch_consistent(works
     views = assert_ledger_and_branch_agree(workspace, "t1")
     baselines = [v for v in views if v.kind == "baseline"]
     candidates = [v for v in views if v.kind == "candidate"]
-    assert len(baselines) == 2 and len(candidates) == 3
-    assert sorted(v.seed for v in baselines) == [0, 1]
+    assert len(baselines) == 3 and len(candidates) == 3  # no history to pool with: 3 runs
+    assert sorted(v.seed for v in baselines) == [0, 1, 2]
     assert all(v.val_bpb and 2.0 < v.val_bpb < 5.0 for v in baselines)
     assert all(v.researcher == "search" and v.params for v in candidates)
     assert len({v.commit_sha for v in candidates}) == 3  # never the same change twice
     with ledger_of(workspace) as ledger:
         session = ledger.latest_session()
-        assert session.status == "succeeded" and session.noise.runs == 2
+        assert session.status == "succeeded" and session.noise.runs == 3
         assert ledger.metrics(candidates[0].number)  # live metrics were recorded
         kinds = {e.kind for e in ledger.events()}
     assert {"created", "started", "step", "evaluation", "finished", "verdict"} <= kinds
@@ -162,8 +162,9 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         assert done.returncode == 0, done.stdout + done.stderr
         views = ledger.experiments()
         assert views[1].status == "interrupted"
-        assert [v.kind for v in views].count("baseline") == 3  # re-run after the interruption
-        assert ledger.sessions()[0].noise.runs == 2
+        # 3 scored (no history to pool with), one more for the interrupted one
+        assert [v.kind for v in views].count("baseline") == 4
+        assert ledger.sessions()[0].noise.runs == 3
 
         # Kill point 2: a candidate is training.
         process = start_research(

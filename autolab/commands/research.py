@@ -91,7 +91,13 @@ def register(subparsers) -> None:
     )
     policy = parser.add_argument_group("keep or discard")
     policy.add_argument("--greedy", action="store_true", help="autoresearch's rule: any gain keeps")
-    policy.add_argument("--baseline-runs", type=int, default=2, metavar="R")
+    policy.add_argument(
+        "--baseline-runs",
+        type=int,
+        metavar="R",
+        help="baseline runs that measure the reference (default: 2 when earlier sessions of the "
+        "same commit, budget and hardware give a spread to pool with, else 3)",
+    )
     policy.add_argument("--k", type=float, default=2.0, help="noise band = k x baseline spread")
     policy.add_argument("--min-delta", type=float, default=0.002, help="smallest gain that counts")
     policy.add_argument(
@@ -170,7 +176,7 @@ def run(args) -> int:
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
     check_interval(args.progress_interval)
-    if args.baseline_runs < 1:
+    if args.baseline_runs is not None and args.baseline_runs < 1:
         raise UsageError("--baseline-runs must be at least 1")
     from autolab.research.confirm import check_k
 

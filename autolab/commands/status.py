@@ -106,6 +106,19 @@ def manual_summary(ledger) -> dict | None:
     }
 
 
+def noise_line(status) -> str:
+    """The spread with its 95% interval and where it comes from: 'spread 0.0040 (95%
+    0.0025-0.0098 from 5 degrees of freedom, pooled over 3 sessions)'."""
+    line = f"spread {status.noise_spread:.4f}"
+    if status.noise_interval is None:
+        return line + " (one run: no estimate of the noise)"
+    low, high = status.noise_interval
+    sessions = status.noise_pooled_sessions or 1
+    pooled = f", pooled over {sessions} sessions" if sessions > 1 else ", this session alone"
+    return (f"{line} (95% {low:.4f}-{high:.4f} from {status.noise_dof} degree"
+            f"{'s' if status.noise_dof != 1 else ''} of freedom{pooled})")  # fmt: skip
+
+
 def render_status(status):
     """A panel: state line, time, running experiment, counts, baseline and best."""
     from rich.console import Group
@@ -162,6 +175,7 @@ def render_status(status):
             f"{status.reference_bpb:.4f} ± {status.noise_spread:.4f} "
             f"(mean of the baseline runs; keep band {status.band:.4f})",
         )
+        grid.add_row("noise", noise_line(status))
     if status.best_number is not None:
         best = Text(f"{status.best_bpb:.4f}", style="bold green")
         best.append(f"  (Δ {status.delta:+.4f} vs reference)  exp {status.best_number}: ")

@@ -204,8 +204,15 @@ class _ManualPoints:
                        facecolors="none", edgecolors=MANUAL_COLOR,
                        label="your run: not better, off the scale", **edge)  # fmt: skip
         if self.failed:
-            ax.scatter([v.number for v in self.failed], [EDGE] * len(self.failed), s=44,
-                       marker="x", c=MANUAL_COLOR, label="your run: crash / timeout", **edge)
+            ax.scatter(
+                [v.number for v in self.failed],
+                [EDGE] * len(self.failed),
+                s=44,
+                marker="x",
+                c=MANUAL_COLOR,
+                label="your run: crash / timeout",
+                **edge,
+            )
 
     def _best_line(self, ax) -> None:
         """Your best so far, from your first new best to your last run, the band below it."""

@@ -37,8 +37,11 @@ def manual_trace(ledger: Ledger) -> ManualTrace:
     if not views:
         return ManualTrace()
     noise = manual_noise(ledger)
-    band = None if noise is None else Policy().band(Noise(noise[0].baseline_bpb,
-                                                          noise[0].spread, noise[0].runs))
+    band = (
+        None
+        if noise is None
+        else Policy().band(Noise(noise[0].baseline_bpb, noise[0].spread, noise[0].runs))
+    )
     return ManualTrace(views, manual_standings(ledger), band,
                        None if noise is None else noise[1])  # fmt: skip
 
@@ -68,9 +71,11 @@ def manual_facts(trace: ManualTrace) -> list[tuple[str, str]]:
         ("researcher", "you (autolab train); no research session yet"),
         ("first run", started),
         ("hardware", hardware),
-        ("runs", f"{len(runs)} train.py runs: {kept} new best, {len(runs) - kept - failed} not "
-                 f"better, {failed} failed" + (f" (plus {repeats} --repeat runs)" if repeats
-                                               else "")),  # fmt: skip
+        (
+            "runs",
+            f"{len(runs)} train.py runs: {kept} new best, {len(runs) - kept - failed} not "
+            f"better, {failed} failed" + (f" (plus {repeats} --repeat runs)" if repeats else ""),
+        ),  # fmt: skip
         ("best val_bpb", best),
         ("noise band", band),
     ]

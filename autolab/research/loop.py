@@ -31,7 +31,13 @@ from autolab.experiment import DISK_FULL_MARKERS, ExperimentResult
 from autolab.research import branch as git_branch
 from autolab.research.context import research_context
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
-from autolab.research.policy import Noise, Policy
+from autolab.research.policy import (
+    BASELINE_RUNS_ALONE,
+    DEFAULT_BASELINE_RUNS,
+    Noise,
+    Policy,
+    pooled_spread,
+)
 from autolab.research.proposal import Proposal, ResearchContext
 from autolab.research.pruning import Curve, Reference, Watch
 from autolab.research.recorder import Recorder, result_record
@@ -46,7 +52,7 @@ from autolab.track.ledger import (
     LedgerError,
     ResultRecord,
 )
-from autolab.track.standings import Standings
+from autolab.track.standings import Standings, noise_pool, pool_key
 from autolab.workspace import TRAIN_FILE, Workspace
 
 MAX_SKIPS_IN_A_ROW = 5
@@ -60,7 +66,7 @@ class SessionOptions:
     device: str = "cpu"
     max_experiments: int | None = None  # candidates to run (baseline and rechecks not counted)
     hours: float | None = None
-    baseline_runs: int = 2
+    baseline_runs: int | None = None  # None: 2 with earlier runs to pool the spread with, else 3
     policy: Policy = field(default_factory=Policy)
     wall_limit: float | None = None
     seed: int = 0
@@ -202,8 +208,12 @@ class ResearchSession:
             researcher=self.researcher.name,
             budget_seconds=self.options.budget_seconds,
             hardware=self.options.device,
-            config={**config, "pid": os.getpid(), "isolation": self.isolation,
-                    "prune": self.options.prune},
+            config={
+                **config,
+                "pid": os.getpid(),
+                "isolation": self.isolation,
+                "prune": self.options.prune,
+            },
         )
         self.session_ids.append(self.session_id)
 
@@ -297,13 +307,16 @@ class ResearchSession:
     # -- the reference -------------------------------------------------------------------------
 
     def _measure_baseline(self) -> str | None:
-        """Run the baseline until it has `baseline_runs` scores, then record the noise.
-        Returns why the session cannot go on, if so."""
+        """Run the baseline until it has enough scores, then record the noise: the spread
+        pooled with earlier sessions' runs of the same commit, budget and hardware. Returns why
+        the session cannot go on, if so."""
         if self.noise is not None:
             return None
         runs = [e for e in self._experiments() if e.kind == "baseline"]
-        scores = [e.val_bpb for e in runs if e.status == "keep" and e.val_bpb is not None]
-        while len(scores) < self.options.baseline_runs and not self._out_of_time():
+        scored = [e for e in runs if e.status == "keep" and e.val_bpb is not None]
+        scores = [e.val_bpb for e in scored]
+        hardware = next((e.flags.get("hardware") for e in scored), None)
+        while len(scores) < self._baseline_runs(hardware) and not self._out_of_time():
             seed = self.options.seed + len(runs)
             trial = self._trial("baseline", gitrepo.head(self.repo), f"baseline (seed {seed})",
                                 seed)  # fmt: skip
@@ -321,18 +334,38 @@ class ResearchSession:
                 )
             self._record(trial.number, result, "keep", "baseline run")
             scores.append(result.val_bpb)
-        if len(scores) < self.options.baseline_runs:
+            hardware = hardware or result.flags.get("hardware")
+        if len(scores) < self._baseline_runs(hardware):
             return None
-        self.noise = Noise.measure(scores)
-        self.ledger.record_noise(
-            self.session_id, self.noise.baseline_bpb, self.noise.spread, len(scores)
-        )
+        own = Noise.measure(scores)
+        history = self._noise_history(hardware)
+        spread, dof = pooled_spread([*history, (own.spread, len(scores))])
+        self.noise = Noise(own.baseline_bpb, spread, len(scores))
+        self.ledger.record_noise(self.session_id, own.baseline_bpb, spread, len(scores))
         band = self.options.policy.band(self.noise)
+        pooled = (f" pooled with {len(history)} earlier session{'s' if len(history) != 1 else ''}"
+                  f" ({dof} degrees of freedom; this session's own {own.spread:.4f})"
+                  if history else "")  # fmt: skip
         self.recorder.note(
-            f"baseline {self.noise.baseline_bpb:.4f} over {len(scores)} runs, spread "
-            f"{self.noise.spread:.4f}; keep needs a gain over {band:.4f}"
+            f"baseline {own.baseline_bpb:.4f} over {len(scores)} runs, spread "
+            f"{spread:.4f}{pooled}; keep needs a gain over {band:.4f}"
         )
         return None
+
+    def _noise_history(self, hardware: dict | None) -> list[tuple[float, int]]:
+        """(spread, runs) of earlier sessions' baseline runs of this commit, budget and
+        hardware fingerprint, this branch's own aside; none without a fingerprint."""
+        if not hardware:
+            return []
+        key = pool_key(gitrepo.head(self.repo), self.options.budget_seconds, hardware)
+        return noise_pool(self.ledger, key, self.session_id, self.session_ids)
+
+    def _baseline_runs(self, hardware: dict | None) -> int:
+        """--baseline-runs when given; else 2 when earlier sessions' runs pool the spread (the
+        fingerprint is known once a run is scored), 3 when none do."""
+        if self.options.baseline_runs is not None:
+            return self.options.baseline_runs
+        return DEFAULT_BASELINE_RUNS if self._noise_history(hardware) else BASELINE_RUNS_ALONE
 
     # -- candidates ----------------------------------------------------------------------------
 
@@ -371,9 +404,12 @@ class ResearchSession:
             return None
         trial = self._trial("candidate", commit, proposal.description, self.options.seed)
         result = self._run(trial, self._experiment_record(trial, proposal, parent))
+        standings = self.standings()
+        reference = standings.reference
         verdict, reason = self.options.policy.judge(
-            result.status, result.reason, result.val_bpb, self.best_bpb, self.noise
-        )
+            result.status, result.reason, result.val_bpb, standings.best_score, self.noise,
+            result.flags.get("hardware"), reference.hardware if reference else None,
+        )  # fmt: skip
         score, again = result.val_bpb, None
         if verdict == "recheck":
             verdict, reason, score, again = self._recheck(trial, proposal, parent, result)
@@ -510,8 +546,10 @@ class ResearchSession:
             curves = tuple(c for c in curves if c.points)
             if not curves:
                 self.options.prune = False
-                self.recorder.note("--prune: the baseline runs recorded no dev-loss curve "
-                                   "(the recipe does not call run.watch): nothing is pruned")
+                self.recorder.note(
+                    "--prune: the baseline runs recorded no dev-loss curve "
+                    "(the recipe does not call run.watch): nothing is pruned"
+                )
                 return None
             self.prune_reference = Reference(curves)
         return Watch(self.prune_reference)

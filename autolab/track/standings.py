@@ -9,7 +9,9 @@ in a new session, and the standings cover them all.
   the mean over its re-check when it had one. Only keep and discard have one.
 - **reference**: the mean of the baseline runs, with their spread and the keep band (how much
   better one run must be to be kept outright). Baseline runs measure it; they are not
-  improvements, even though the ledger records them as keep.
+  improvements, even though the ledger records them as keep. The spread is pooled with the
+  earlier sessions whose baseline ran the same commit, budget and hardware fingerprint
+  (`noise_pool`); `dof` and `interval` say how sure it is, `hardware` what it was measured on.
 - **best**: the kept candidate with the lowest score; the reference when nothing was kept
   (`best_number` is None then).
 - **Δ** (`delta`): score − reference, negative = better, everywhere. `delta_best_before` is the
@@ -25,6 +27,7 @@ in a new session, and the standings cover them all.
   `autolab train --repeat N`. Research branches never count them.
 """
 
+import json
 from dataclasses import asdict, dataclass, field
 
 from autolab.processes import process_alive
@@ -55,6 +58,10 @@ class Reference:
     spread: float  # their sample standard deviation
     runs: int
     band: float  # a single run must beat the best by more than this to be kept outright
+    dof: int = 0  # the spread's degrees of freedom: sum of (runs - 1) over the pooled sessions
+    pooled_sessions: int = 1  # sessions whose baseline runs the spread pools, this one included
+    interval: tuple[float, float] | None = None  # the spread's 95% chi-square interval
+    hardware: dict | None = None  # the baseline runs' fingerprint: what candidates must match
 
 
 @dataclass
@@ -141,7 +148,68 @@ def read_standings(ledger: Ledger, tag: str | None = None) -> Standings:
     noise = measured[-1].noise if measured else None
     config = branch[-1].config if branch else {}
     views = ledger.experiments(session_ids=ids) if ids else []
-    return compute(views, noise, config, tag, ids)
+    pool = _branch_pool(ledger, views) if noise is not None else None
+    return compute(views, noise, config, tag, ids, pool)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The baseline runs a reference's spread pools: (spread, runs) per session."""
+
+    key: tuple  # (commit, budget seconds, fingerprint as JSON): what makes runs comparable
+    groups: list[tuple[float, int]]
+
+    @property
+    def hardware(self) -> dict | None:
+        return json.loads(self.key[2])
+
+
+def pool_key(commit: str, budget: float | None, hardware: dict | None) -> tuple:
+    return (commit, budget, json.dumps(hardware, sort_keys=True))
+
+
+def baseline_scores(ledger: Ledger) -> dict[tuple[int, tuple], list[float]]:
+    """Every session's scored baseline runs by (session id, pool key). Runs without a
+    fingerprint (ledgers older than it) pool with nothing."""
+    budgets = {s.id: s.budget_seconds for s in ledger.sessions()}
+    groups: dict[tuple[int, tuple], list[float]] = {}
+    for v in ledger.experiments():
+        hardware = v.flags.get("hardware")
+        if v.kind == "baseline" and v.status == "keep" and v.val_bpb is not None and hardware:
+            key = pool_key(v.commit_sha, budgets.get(v.session_id), hardware)
+            groups.setdefault((v.session_id, key), []).append(v.val_bpb)
+    return groups
+
+
+def noise_pool(ledger: Ledger, key: tuple, before: int, branch=()) -> list[tuple[float, int]]:
+    """(spread, runs) of the baseline runs under `key` of each session with an id below
+    `before` and not of `branch` (whose runs are the session's own): the history a session's
+    spread pools with."""
+    import statistics
+
+    return [(statistics.stdev(scores), len(scores))
+            for (sid, k), scores in sorted(baseline_scores(ledger).items(), key=lambda i: i[0][0])
+            if k == key and sid < before and sid not in branch and len(scores) > 1]  # fmt: skip
+
+
+def _branch_pool(ledger: Ledger, views: list[ExperimentView]) -> Pool | None:
+    """The pool behind the branch's reference: the branch's baseline runs under its latest
+    one's key, and the earlier sessions' of other branches under it (as the loop pooled)."""
+    import statistics
+
+    runs = [v for v in views if v.kind == "baseline" and v.status == "keep"
+            and v.val_bpb is not None and v.flags.get("hardware")]  # fmt: skip
+    if not runs:
+        return None
+    sid = runs[-1].session_id
+    budget = next((s.budget_seconds for s in ledger.sessions() if s.id == sid), None)
+    key = pool_key(runs[-1].commit_sha, budget, runs[-1].flags["hardware"])
+    own = [v.val_bpb for v in runs
+           if pool_key(v.commit_sha, budget, v.flags["hardware"]) == key]  # fmt: skip
+    groups = noise_pool(ledger, key, sid, {v.session_id for v in views})
+    if len(own) > 1:
+        groups.append((statistics.stdev(own), len(own)))
+    return Pool(key, groups)
 
 
 def band(noise: NoiseRow, config: dict) -> float:
@@ -158,10 +226,18 @@ def compute(
     config: dict,
     tag: str | None = None,
     session_ids: list[int] | None = None,
+    pool: Pool | None = None,
 ) -> Standings:
     reference = None
     if noise is not None:
-        reference = Reference(noise.baseline_bpb, noise.spread, noise.runs, band(noise, config))
+        from autolab.research.policy import spread_interval
+
+        # Without a pool (runs with no fingerprint, hand-written rows) the spread is its own.
+        dof = sum(n - 1 for _, n in pool.groups) if pool else max(0, noise.runs - 1)
+        reference = Reference(noise.baseline_bpb, noise.spread, noise.runs, band(noise, config),
+                              dof, max(1, len(pool.groups)) if pool else 1,
+                              spread_interval(noise.spread, dof),
+                              pool.hardware if pool else None)  # fmt: skip
     ref_bpb = reference.bpb if reference else None
     counts, rows = Counts(), []
     best_score, best_view = ref_bpb, None

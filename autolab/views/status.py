@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 from autolab.hardware import distinct
 from autolab.processes import process_alive
+from autolab.research.policy import DEFAULT_BASELINE_RUNS
 from autolab.track.confirmation import Confirmation
 from autolab.track.ledger import ExperimentView, Ledger, SessionView
 from autolab.track.standings import (
@@ -62,6 +63,11 @@ class SessionStatus:
     config: dict = field(default_factory=dict)
     # The session's experiments' hardware fingerprints (autolab.hardware), each once.
     hardware_fingerprints: list[dict] = field(default_factory=list)
+    # How sure the spread is: its degrees of freedom, 95% chi-square interval, and the sessions
+    # whose baseline runs it pools (track.standings.Reference).
+    noise_dof: int | None = None
+    noise_interval: tuple[float, float] | None = None
+    noise_pooled_sessions: int | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -157,6 +163,9 @@ def session_status(
         confirmed=standings.confirmed,
         config=session.config,
         hardware_fingerprints=distinct(v.flags.get("hardware") for v in views),
+        noise_dof=ref.dof if ref else None,
+        noise_interval=ref.interval if ref else None,
+        noise_pooled_sessions=ref.pooled_sessions if ref else None,
     )
 
 
@@ -197,7 +206,9 @@ def _remaining(
         mean = sum(walls) / len(walls)
         done = sum(1 for v in views if v.kind == "candidate" and v.status != "running")
         baselines_done = sum(1 for v in views if v.kind == "baseline" and v.status != "running")
-        baselines_left = max(0, int(session.config.get("baseline_runs") or 0) - baselines_done)
+        # None: 2 or 3 (research.policy), known once the history is; 2 is the smaller guess.
+        runs = session.config.get("baseline_runs") or DEFAULT_BASELINE_RUNS
+        baselines_left = max(0, int(runs) - baselines_done)
         to_run = max(0, limit - done) + baselines_left
         left = to_run * mean
         if running is not None:

@@ -1,0 +1,118 @@
+"""The noise band: the spread pooled across sessions of one commit, budget and hardware
+fingerprint, its 95% interval, a third baseline run with no history, and no comparison across
+fingerprints. Sessions are real `autolab research` processes (mlp recipe, 1 s per run)."""
+
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+
+import pytest
+
+from autolab.research.policy import Noise, Policy, pooled_spread, spread_interval
+from autolab.track.ledger import Ledger
+
+BUDGET = "1s"
+
+
+def test_pooled_spread_weights_each_session_by_its_degrees_of_freedom():
+    # Sessions [3.00, 3.02] and [3.10, 3.12, 3.14]: squared deviations from their own means
+    # sum to 0.0002 + 0.0008 over 1 + 2 degrees of freedom: sqrt(0.001 / 3).
+    a, b = [3.00, 3.02], [3.10, 3.12, 3.14]
+    spread, dof = pooled_spread([(statistics.stdev(a), 2), (statistics.stdev(b), 3)])
+    assert dof == 3 and spread == pytest.approx(math.sqrt(0.001 / 3))
+    # One run has no spread to give: it counts for nothing, and nothing gives (0, 0).
+    assert pooled_spread([(statistics.stdev(a), 2), (0.0, 1)]) == pytest.approx((0.01414214, 1))
+    assert pooled_spread([]) == (0.0, 0)
+
+
+def test_the_spread_interval_is_chi_square_with_its_degrees_of_freedom():
+    # With 2 degrees of freedom chi-square is exponential: its quantile q is -2 ln(1 - q), so the
+    # 95% interval of s = 0.01 is sqrt(2 s^2 / (-2 ln 0.025)) .. sqrt(2 s^2 / (-2 ln 0.975)).
+    low, high = spread_interval(0.01, 2)
+    assert low == pytest.approx(math.sqrt(2e-4 / (-2 * math.log(0.025))))
+    assert high == pytest.approx(math.sqrt(2e-4 / (-2 * math.log(0.975))))
+    assert spread_interval(0.0, 0) is None  # one run: no estimate at all
+    wide, narrow = spread_interval(0.01, 1), spread_interval(0.01, 10)
+    assert wide[1] - wide[0] > narrow[1] - narrow[0]  # more runs, a surer spread
+
+
+def test_a_candidate_on_other_hardware_is_not_compared():
+    here = {"device": "cpu", "cpu": "A", "threads": 2, "torch": "2.9", "workers": 1}
+    there = {**here, "threads": 1}
+    policy, noise = Policy(), Noise(3.01, 0.001, 3)
+    verdict, reason = policy.judge("ok", "", 2.5, 3.01, noise, there, here)
+    assert verdict == "discard" and "other hardware" in reason and "1 threads" in reason
+    assert policy.judge("ok", "", 2.5, 3.01, noise, here, here)[0] == "keep"
+    # A fingerprint not recorded (an older ledger) cannot tell them apart: compared as before.
+    assert policy.judge("ok", "", 2.5, 3.01, noise, None, here)[0] == "keep"
+    assert policy.judge("crash", "boom", None, 3.01, noise, there, here) == ("crash", "boom")
+
+
+# -- real sessions --------------------------------------------------------------------------------
+
+
+def autolab(*args, home):
+    return subprocess.run(
+        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
+        env={**os.environ, "AUTOLAB_HOME": str(home), "COLUMNS": "200"}, timeout=600,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    home, path = tmp_path / "home", tmp_path / "ws"
+    done = autolab("init", str(path), "--recipe", "mlp", "--budget", BUDGET, home=home)
+    assert done.returncode == 0, done.stderr
+    return path, home
+
+
+def research(workspace, tag, *args):
+    path, home = workspace
+    start = subprocess.run(["git", "-C", str(path), "branch", "--show-current"],
+                           capture_output=True, text=True).stdout.strip()  # fmt: skip
+    done = autolab("research", "-C", str(path), "--plain", "--tag", tag, "--max-experiments",
+                   "1", "--confirm", "0", *args, home=home)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The next session starts from the same commit, whatever this one kept.
+    subprocess.run(["git", "-C", str(path), "checkout", "-q", start], check=True)
+    return done
+
+
+def test_a_second_session_pools_the_first_ones_spread_and_status_shows_how_sure(workspace):
+    path, home = workspace
+    research(workspace, "a")  # no history: three baseline runs
+    research(workspace, "b")  # from the same commit on the same machine: two, pooled
+    with Ledger(path / ".autolab" / "ledger.db") as ledger:
+        a, b = ledger.sessions()
+        runs = {s.id: [v.val_bpb for v in ledger.experiments(s.id) if v.kind == "baseline"]
+                for s in (a, b)}  # fmt: skip
+        baselines = [v for v in ledger.experiments() if v.kind == "baseline"]
+        commits = {v.commit_sha for v in baselines}
+        fingerprints = {json.dumps(v.flags["hardware"]) for v in baselines}
+    assert (len(runs[a.id]), len(runs[b.id])) == (3, 2)
+    assert len(commits) == 1 and len(fingerprints) == 1
+    assert a.noise.spread == pytest.approx(statistics.stdev(runs[a.id]))
+    # By hand: squared deviations of both sessions over 2 + 1 degrees of freedom.
+    squares = sum((x - statistics.fmean(r)) ** 2 for r in runs.values() for x in r)
+    assert b.noise.spread == pytest.approx(math.sqrt(squares / 3))
+    assert b.noise.runs == 2 and b.noise.baseline_bpb == pytest.approx(statistics.fmean(runs[b.id]))
+
+    status = json.loads(autolab("status", "-C", str(path), "--json", home=home).stdout)
+    assert (status["noise_dof"], status["noise_pooled_sessions"]) == (3, 2)
+    assert status["noise_spread"] == pytest.approx(b.noise.spread)
+    low, high = status["noise_interval"]
+    assert (low, high) == pytest.approx(spread_interval(b.noise.spread, 3))
+    shown = " ".join(autolab("status", "-C", str(path), home=home).stdout.split())
+    assert f"95% {low:.4f}-{high:.4f} from 3 degrees of freedom, pooled over 2 sessions" in shown
+
+    # An explicit --baseline-runs wins; the branch a was measured alone.
+    research(workspace, "c", "--baseline-runs", "1")
+    with Ledger(path / ".autolab" / "ledger.db") as ledger:
+        c = ledger.sessions()[-1]
+        assert len([v for v in ledger.experiments(c.id) if v.kind == "baseline"]) == 1
+        assert c.noise.spread == pytest.approx(b.noise.spread)  # one run adds nothing
+        assert ledger.standings("a").reference.pooled_sessions == 1
+        assert ledger.standings("a").reference.dof == 2
