@@ -59,8 +59,11 @@ def run(root: Path, sessions: int, budget: float) -> list[dict]:
             rows.append({"session": i, "scores": scores, "band_before": policy.band(alone),
                          "band_after": st.reference.band, "spread_after": st.reference.spread,
                          "dof": st.reference.dof, "interval": st.reference.interval})  # fmt: skip
-            print(f"session {i}: {len(scores)} runs, band alone {rows[-1]['band_before']:.4f}, "
-                  f"pooled {rows[-1]['band_after']:.4f} ({st.reference.dof} dof)", flush=True)
+            print(
+                f"session {i}: {len(scores)} runs, band alone {rows[-1]['band_before']:.4f}, "
+                f"pooled {rows[-1]['band_after']:.4f} ({st.reference.dof} dof)",
+                flush=True,
+            )
     return rows
 
 
