@@ -16,8 +16,9 @@ OTHER = {**CPU, "device": "NVIDIA H200", "driver": "550.54.15", "cuda": "12.8", 
 
 def test_fingerprint_of_this_machine():
     assert CPU["device"] == "cpu" and CPU["driver"] is None and CPU["cuda"] is None
-    here = fingerprint("cpu")  # threads as now: other tests in this process may set them
-    assert here["torch"] == torch.__version__ and here["threads"] == torch.get_num_threads()
+    # Threads as this process first saw them (fingerprint caches the machine); other tests in
+    # the process may have changed torch's count since.
+    assert CPU["torch"] == torch.__version__ and CPU["threads"] >= 1
     assert CPU["cpu"] and CPU["workers"] == 1
     assert fingerprint("cpu", workers=3)["workers"] == 3
 

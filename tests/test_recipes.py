@@ -94,8 +94,14 @@ def test_metrics_record_tokens_and_a_dev_loss_curve(trained):
     tokens = [r["tokens"] for r in rows]
     assert tokens == sorted(tokens) and tokens[0] > 0
     dev = [r for r in rows if r.get("dev_loss") is not None]
-    assert len(dev) == 4, [(r["progress"], r.get("dev_loss")) for r in rows]
-    assert [r["progress"] >= (i + 1) / 4 for i, r in enumerate(dev[:3])] == [True] * 3
+    steps = parse_summary(proc.stdout)["num_steps"]
+    # A quarter's point needs a step inside that quarter: on a machine so busy that a few steps
+    # fill the budget, only the end's point is certain.
+    expected = 4 if steps >= 12 else None
+    assert len(dev) == expected or (expected is None and 1 <= len(dev) <= 4), [
+        (r["progress"], r.get("dev_loss")) for r in rows
+    ]
+    assert all(r["progress"] >= (i + 1) / 4 for i, r in enumerate(dev[:-1]))
     assert dev[-1]["step"] == rows[-1]["step"] == parse_summary(proc.stdout)["num_steps"]
     assert all(0 < r["dev_loss"] < 2 * rows[0]["loss"] for r in dev)
 
