@@ -83,7 +83,7 @@ def test_overview(client):
     assert o["best"]["number"] == 4 and o["best"]["score"] == 3.5
     assert o["reference"]["bpb"] == 4.0 and o["delta"] == pytest.approx(-0.5)
     assert o["counts"] == {"total": 5, "kept": 1, "discarded": 1, "crashed": 1, "timed_out": 0,
-                           "invalid": 0, "interrupted": 0, "running": 1, "rechecks": 0,
+                           "invalid": 0, "interrupted": 0, "pruned": 0, "running": 1, "rechecks": 0,
                            "baseline_runs": 1, "confirm_runs": 0, "failed": 1}  # fmt: skip
     assert o["failed_statuses"] == ["crash", "timeout", "invalid"]  # the page reads them here
     assert o["running"]["number"] == 5 and o["running"]["loss"] == 3.3

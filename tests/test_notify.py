@@ -72,6 +72,7 @@ def test_payloads_of_the_three_notices(tmp_path):
             "timed_out": 0,
             "invalid": 0,
             "interrupted": 0,
+            "pruned": 0,
             "running": 0,
             "rechecks": 0,
             "baseline_runs": 1,

@@ -38,7 +38,7 @@ BEST, BEST_NUMBER = 1.950, 8
 DELTAS = {1: -0.005, 2: 0.005, 3: 0.015, 4: -0.008, 5: -0.006, 6: None, 7: None, 8: -0.055,
           9: -0.015}  # fmt: skip
 COUNTS = {"kept": 2, "discarded": 2, "crashed": 1, "timed_out": 0, "invalid": 1,
-          "interrupted": 0, "running": 0, "rechecks": 1, "baseline_runs": 2,
+          "interrupted": 0, "pruned": 0, "running": 0, "rechecks": 1, "baseline_runs": 2,
           "confirm_runs": 0, "failed": 2}  # fmt: skip
 
 
