@@ -8,12 +8,14 @@ is marked interrupted by the next `autolab train`.
 """
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 from autolab.errors import UsageError
 from autolab.manual import preserve
 from autolab.processes import process_alive
 from autolab.research.constants import describe_changes, parse_constants, values
+from autolab.research.recorder import result_record
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
 from autolab.track.standings import (
     LIVE_STATES,
@@ -156,25 +158,10 @@ class ManualRecorder:
                 number=number,
                 data={"val_bpb": result.val_bpb, "reported": reported.get("val_bpb")},
             )
-        self.ledger.add_result(
-            number,
-            ResultRecord(
-                status=status,
-                reason=reason,
-                val_bpb=result.val_bpb,
-                reported_val_bpb=_number(reported.get("val_bpb")),
-                peak_memory_mb=_number(reported.get("peak_memory_mb")),
-                wall_seconds=result.wall_seconds,
-                training_seconds=_number(reported.get("training_seconds")),
-                total_seconds=_number(reported.get("total_seconds")),
-                tokens_per_sec=_number(reported.get("tokens_per_sec")),
-                num_steps=_number(reported.get("num_steps")),
-                num_params_M=_number(reported.get("num_params_M")),
-                hardware=str(reported.get("device", "")),
-                flags={**result.flags, "isolation": result.isolation, **(flags or {})},
-                score=score,
-            ),
-        )
+        # The loop's results row (a failure's status passes through as it is); the verdict's
+        # extra flags on top.
+        record = result_record(result, status, reason, score, "", result.isolation)
+        self.ledger.add_result(number, replace(record, flags={**record.flags, **(flags or {})}))
         row = manual_standings(self.ledger).row(number)
         shown = row.score if row and row.score is not None else None
         text = f" {shown:.4f}" if shown is not None else ""
@@ -204,7 +191,3 @@ class ManualRecorder:
 
 def runs_dir(workspace: Workspace, number: int) -> Path:
     return workspace.runs_dir / str(number)
-
-
-def _number(value):
-    return value if isinstance(value, int | float) else None
