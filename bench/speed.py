@@ -19,6 +19,7 @@ and its overhead is total_seconds - training_seconds (start-up, data, export, se
 import argparse
 import math
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -67,13 +68,22 @@ def busy_cpu_seconds() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
-def train_once(workspace: Path, home: Path, seed: int, device: str = "cpu") -> dict:
+def repo_pythonpath() -> str:
+    """This checkout first on the children's import path, anything already there after it (a
+    lent GPU's image may carry extra packages on PYTHONPATH)."""
+    return os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
+def train_once(
+    workspace: Path, home: Path, seed: int, device: str = "cpu", isolation: str | None = None
+) -> dict:
     """`autolab train` once in `workspace`; its summary values, or {"error": ...}."""
-    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": repo_pythonpath()}
     busy_before, ours_before = busy_cpu_seconds(), children_cpu_seconds()
     proc = subprocess.run(
         [sys.executable, "-m", "autolab", "train", "-C", str(workspace), "--seed", str(seed),
-         "--samples", "0", "--device", device],
+         "--samples", "0", "--device", device,
+         *(["--isolation", isolation] if isolation else [])],
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     # Other processes' CPU time during the run: the cores are shared, and a busy machine
@@ -81,15 +91,15 @@ def train_once(workspace: Path, home: Path, seed: int, device: str = "cpu") -> d
     others = busy_cpu_seconds() - busy_before - (children_cpu_seconds() - ours_before)
     summary = parse_summary(proc.stdout)
     if proc.returncode != 0 or "val_bpb" not in summary:
-        last = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"exit {proc.returncode}: {last[0]}"}
+        last = (proc.stdout + proc.stderr).strip().splitlines()[-4:] or ["no output"]
+        return {"error": f"exit {proc.returncode}: {' | '.join(last)}", "log": run_log_tail(proc)}
     return {**summary, "other_cpu_seconds": max(0.0, others)}
 
 
 def make_workspace(recipe: str, source: Path, budget: float, home: Path, root: Path) -> Path:
     """A CPU-sized workspace for `recipe`; the yardstick's is a gpt one with its train.py."""
     workspace = root / f"{recipe}-{source.stem}"
-    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": repo_pythonpath()}
     subprocess.run(
         [sys.executable, "-m", "autolab", "init", str(workspace), "--device", "cpu",
          "--recipe", "gpt" if recipe == REFERENCE else recipe,
@@ -104,6 +114,14 @@ def make_workspace(recipe: str, source: Path, budget: float, home: Path, root: P
 def children_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def run_log_tail(proc: subprocess.CompletedProcess, lines: int = 15) -> str:
+    """The end of the run.log a failed `autolab train` names: why it failed, usually."""
+    named = re.findall(r"log: (\S+run\.log)", proc.stdout + proc.stderr)
+    if not named or not Path(named[-1]).exists():
+        return ""
+    return "\n".join(Path(named[-1]).read_text(errors="replace").splitlines()[-lines:])
 
 
 def nats_per_char(val_bpb: float, meta: dict, split: str = "val") -> float:

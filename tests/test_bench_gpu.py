@@ -53,3 +53,18 @@ def test_the_script_prints_one_json_object():
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert report["device"] == "cpu" and report["throughput"]["shape"] == TINY
+
+
+def test_a_part_that_breaks_is_reported_as_its_error_and_written_to_out(tmp_path):
+    """On a lent GPU one broken part must not cost the others: its error is the part's value,
+    and --out holds the report so far."""
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu.py"), "--device", "cpu", "--skip-tests",
+         "--skip-runs", "--shape", '{"depth": 2}', "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["throughput"]["error"].startswith("KeyError")
+    assert json.loads(out.read_text()) == report

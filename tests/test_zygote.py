@@ -90,6 +90,20 @@ def test_torch_in_a_child_computes_with_the_threads_a_fresh_process_gets(zygote,
     assert log.split()[0] == fresh.stdout.strip() and log.split()[1] == "1.0"
 
 
+@pytest.mark.cuda
+def test_a_child_can_use_cuda_after_the_zygotes_warm_up(zygote, tmp_path):
+    """torch refuses CUDA in a child forked after the parent asked the driver for its devices;
+    the warm-up must not have asked (autolab.zygote.server.children_can_use_cuda)."""
+    import torch
+
+    if not torch.cuda.is_available():  # asked here, in the test process: not the zygote
+        pytest.skip("needs a CUDA device")
+    source = "import torch\nprint(float(torch.ones(4, device='cuda').sum()))\n"
+    code, log = run_script(zygote, tmp_path, source)
+    assert code == 0, log
+    assert log.strip() == "4.0"
+
+
 def test_kill_ends_the_childs_whole_process_group(zygote, tmp_path):
     pid_file = tmp_path / "grandchild.pid"
     source = (

@@ -51,6 +51,27 @@ def warm_up() -> None:
     # CUDA cannot be used again in a child forked after it was initialised in the parent.
     if torch.cuda.is_initialized():
         raise SystemExit("the zygote initialised CUDA while warming up; no child could use it")
+    if not children_can_use_cuda():
+        raise SystemExit(
+            "the zygote asked the CUDA driver for its devices while warming up, so no child it "
+            f"forks could use CUDA (torch {torch.__version__}); train with --device cpu"
+        )
+
+
+def children_can_use_cuda() -> bool:
+    """Whether a child forked now could initialise CUDA. torch marks every later fork 'bad' once
+    the process has asked the CUDA driver anything, even only how many devices there are (as
+    torch.export's set-up does through `torch.cuda.is_available()`): such a child fails at its
+    first CUDA tensor. One forked probe answers it, in milliseconds."""
+    import torch
+
+    if torch.version.cuda is None:  # a CPU build: nothing to poison
+        return True
+    pid = os.fork()
+    if pid == 0:
+        os._exit(1 if torch.cuda._is_in_bad_fork() else 0)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status) == 0
 
 
 def report(message: dict) -> None:
@@ -120,6 +141,9 @@ PR_SET_DUMPABLE = 4
 
 
 def main() -> None:
+    # Asked through NVML, torch's device count leaves forks usable; asked through the CUDA
+    # driver (its default), it marks every later fork unable to use CUDA. Set before torch loads.
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
     sandboxed = "--sandboxed" in sys.argv[1:]
     if sandboxed:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
