@@ -145,7 +145,9 @@ def test_a_session_prunes_a_hopeless_candidate_and_every_view_says_so(tmp_path):
     assert candidate.score is None and candidate.val_bpb is None
     point = candidate.flags["pruned"]
     assert point["dev_loss"] > point["reference"] + point["margin"]
-    assert point["progress"] < 0.5  # its first point already said so
+    # Judged at one of its own dev-loss points (a quarter of the budget, or later on a machine
+    # so busy that the runs had no step in the first quarters).
+    assert point["progress"] in {r["progress"] for r in metrics if r.get("dev_loss") is not None}
     assert candidate.reason.startswith("pruned at ") and f"{point['dev_loss']:.4f}" in (
         candidate.reason
     )
