@@ -30,7 +30,8 @@ def rebase(parent_source: str, source: str, best_source: str) -> tuple[str | Non
         return None, "it changes more than constants, which do not re-base mechanically"
     old = values(parse_constants(parent_source))
     best = values(parse_constants(best_source))
-    moved = sorted(k for k in changes if k in best and best[k] != old.get(k))
+    moved = sorted(k for k in changes
+                   if k in best and best[k] != old.get(k) and best[k] != changes[k])  # fmt: skip
     if moved:
         return None, f"the new best changed {', '.join(moved)} as well"
     try:
