@@ -185,7 +185,8 @@ def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(works
     monkeypatch.setenv("AUTOLAB_HOME", str(home))
     ws = load_workspace(root)
     source = ws.train_py.read_text()
-    assert "self.out = nn.Linear" in source and "    run.finish(model, context_len=CONTEXT_LEN)" in source
+    assert "self.out = nn.Linear" in source
+    assert "    run.finish(model, context_len=CONTEXT_LEN)" in source
     end = source.index("\n# ----")  # the end of the constants block
     source = source[:end] + HANDICAPS.rstrip() + source[end:]
     source = source.replace("    run.finish(model, context_len=CONTEXT_LEN)", SPOIL)
@@ -215,7 +216,7 @@ def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(works
     assert "HANDICAP_A = 0" in best_source and "HANDICAP_B = 0" in best_source
 
 
-def test_kill_9_with_two_in_flight_loses_nothing_and_resume_carries_on(workspace):
+def test_kill_9_with_two_in_flight_loses_nothing_then_resume_and_stop(workspace):
     home, root = workspace
     args = ["research", "-C", str(root), "--plain", "--tag", "k", "--workers", "2",
             "--baseline-runs", "2", "--confirm", "0", "--budget", "3s"]  # fmt: skip
@@ -240,13 +241,31 @@ def test_kill_9_with_two_in_flight_loses_nothing_and_resume_carries_on(workspace
         before = {v.number: v for v in ledger.experiments()}
     recorded = {n: v.status for n, v in before.items() if v.status != "running"}
     assert len(recorded) >= 2  # the baseline runs, complete
-    done = autolab(*args, "--resume", "--max-experiments", "4", home=home)
-    assert done.returncode == 0, done.stdout + done.stderr
+    # The resumed session runs the two again first; `autolab stop` then lets the experiments
+    # in flight finish and be recorded, and ends it.
+    resumed = subprocess.Popen([sys.executable, "-m", "autolab", *args, "--resume"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "AUTOLAB_HOME": str(home)})  # fmt: skip
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and resumed.poll() is None:
+            time.sleep(0.5)
+            with Ledger.for_workspace(root) as ledger:
+                if any(v.number > max(before) and v.status == "running"
+                       for v in ledger.experiments()):  # fmt: skip
+                    break
+        stop = autolab("stop", "-C", str(root), home=home)
+        assert stop.returncode == 0, stop.stderr
+        output, _ = resumed.communicate(timeout=300)
+    finally:
+        resumed.kill()
+    assert resumed.returncode == 0, output
     with Ledger.for_workspace(root) as ledger:
         assert ledger.verify() == []
         after = {v.number: v for v in ledger.experiments()}
+        assert ledger.sessions()[-1].status == "cancelled"
     # Nothing recorded before the kill changed; the two in flight are interrupted, then run
-    # again by the resumed session; nothing is left running.
+    # again by the resumed session and recorded before it stopped; nothing is left running.
     assert {n: after[n].status for n in recorded} == recorded
     killed = [after[v.number] for v in running]
     assert all(v.status == "interrupted" for v in killed)
