@@ -63,7 +63,7 @@ def worktrees(root) -> list[str]:
 
 def test_slots_divide_the_cores_or_pin_one_gpu_each():
     assert plan_slots(2, None, "cpu", cores=2) == [Slot(0, 1), Slot(1, 1)]
-    assert plan_slots(None, None, "cpu", cores=8) == [Slot(0, 8)]
+    assert plan_slots(None, None, "cpu", cores=8) == [Slot(0, 0)]  # alone: torch's own count
     assert [s.threads for s in plan_slots(3, None, "cpu", cores=8)] == [2, 2, 2]
     assert [s.threads for s in plan_slots(2, None, "cpu", threads=3, cores=8)] == [3, 3]
     gpus = plan_slots(None, [0, 2, 3], "cuda", cores=16, gpu_count=4)

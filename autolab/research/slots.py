@@ -2,8 +2,9 @@
 
 On CUDA a slot owns one GPU (the run sees it through CUDA_VISIBLE_DEVICES); on a CPU it owns
 its share of the cores, cores // workers torch threads (at least 1), so N runs at once never ask
-for more threads than the machine has. The thread count reaches the run through its settings
-(RunSettings.threads, applied by the harness), never through a recipe constant.
+for more threads than the machine has (a session of one worker keeps torch's own count). The
+thread count reaches the run through its settings (RunSettings.threads, applied by the
+harness), never through a recipe constant.
 """
 
 import os
@@ -15,7 +16,7 @@ from autolab.errors import UsageError
 @dataclass(frozen=True)
 class Slot:
     index: int
-    threads: int  # torch threads each run in this slot gets
+    threads: int  # torch threads each run in this slot gets; 0: torch's own count
     gpu: int | None = None  # the GPU it is pinned to (CUDA sessions)
 
 
@@ -67,12 +68,15 @@ def plan_slots(workers: int | None, gpus: list[int] | None, device: str,
         if workers > cores:
             raise UsageError(f"--workers {workers} on {cores} cores would oversubscribe them: "
                              f"use at most {cores} workers")  # fmt: skip
-    share = max(1, cores // workers)
+    # Alone, a run keeps torch's own count (as `autolab train` does, so their fingerprints
+    # match); shared, each gets its part of the cores.
+    share = max(1, cores // workers) if workers > 1 else 0
     if threads is not None:
         if threads < 1:
             raise UsageError(f"--threads must be at least 1 (got {threads})")
         if threads * workers > cores:
             raise UsageError(f"--threads {threads} x --workers {workers} is more than the "
-                             f"{cores} cores: use --threads {share} or fewer")  # fmt: skip
+                             f"{cores} cores: use --threads {cores // workers} or "
+                             "fewer")  # fmt: skip
         share = threads
     return [Slot(i, share, gpu) for i, gpu in enumerate(gpus)]

@@ -17,7 +17,7 @@ from autolab.experiment import ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
 from autolab.research import branch as git_branch
 from autolab.research.integrity import PackageGuard
-from autolab.research.slots import Slot, usable_cores
+from autolab.research.slots import Slot
 from autolab.workers import Workers
 from autolab.workspace import TRAIN_FILE, Workspace, prepare_data
 
@@ -53,9 +53,9 @@ class Runner:
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
         self.workers: Workers | None = None
-        # Its share of the machine (alone: all the cores); where its train.py is checked out
-        # (None: the workspace itself); how many experiments share the machine (fingerprint).
-        self.slot = slot or Slot(0, usable_cores())
+        # Its share of the machine (alone: torch's own thread count); where its train.py is
+        # checked out (None: the workspace); how many experiments share the machine.
+        self.slot = slot or Slot(0, 0)
         self.checkout = checkout
         self.workers_in_flight = workers_in_flight
 
