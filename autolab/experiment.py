@@ -198,7 +198,7 @@ def run_experiment(
     result.run_dir = run_dir
     result.isolation = workers.isolation
     result.flags.update(watch.timing(process_seconds))
-    result.flags["hardware"] = fingerprint(settings.device)
+    result.flags["hardware"] = fingerprint(settings.device, threads=settings.threads)
     result.wall_seconds = time.time() - started
     return result
 

@@ -13,9 +13,11 @@ from pathlib import Path
 NVIDIA_DRIVER_FILE = Path("/proc/driver/nvidia/version")
 
 
-def fingerprint(device: str, workers: int = 1) -> dict:
-    """This machine as `device` sees it, and how many experiments share it (`workers`)."""
-    return {**_machine(device.startswith("cuda")), "workers": workers}
+def fingerprint(device: str, workers: int = 1, threads: int = 0) -> dict:
+    """This machine as `device` sees it, the torch threads a run was given (`threads`; 0:
+    torch's default here) and how many experiments share the machine (`workers`)."""
+    machine = _machine(device.startswith("cuda"))
+    return {**machine, "threads": threads or machine["threads"], "workers": workers}
 
 
 @functools.cache

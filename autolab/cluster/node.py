@@ -46,6 +46,7 @@ def train(job: dict, shard_refs: list, progress) -> dict:
             budget_seconds=job["budget_seconds"],
             device=job["device"],
             seed=job["seed"],
+            threads=job.get("threads", 0),
         )
         result = run_experiment(
             train_py,

@@ -95,6 +95,8 @@ class RayRunner:
         self.device = device
         self.isolation = isolation  # the session's request; each node applies it (node.py)
         self.resources = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": cpus}
+        # torch threads on the node: the CPUs the task asked Ray for (a GPU task: torch's own)
+        self.threads = 0 if device.startswith("cuda") else max(1, int(cpus))
         self._check_resources()
         self.shards = ShardSet.of(data_dir)
         self._shard_ref = ray.put(self.shards.read(data_dir))
@@ -177,6 +179,7 @@ class RayRunner:
             "attempt": number,
             "source": source,
             "seed": settings.seed,
+            "threads": self.threads,
             "budget_seconds": settings.budget_seconds,
             "device": settings.device,
             "wall_limit": limit,

@@ -51,6 +51,26 @@ def register(subparsers) -> None:
         "max(10s, 10%%))",
     )
     add_isolation_argument(session)
+    parallel = parser.add_argument_group("several experiments at once on this machine")
+    parallel.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="experiments in flight at once, each in its own git worktree and pinned to its "
+        "own GPU or share of the cores (default: one per --gpus GPU, else 1)",
+    )
+    parallel.add_argument(
+        "--gpus",
+        metavar="LIST",
+        help="CUDA sessions: the GPUs to use, one worker each, e.g. 0,2,3 (default: 0..N-1)",
+    )
+    parallel.add_argument(
+        "--threads",
+        type=int,
+        metavar="T",
+        help="torch CPU threads per experiment; T x workers may not exceed the cores "
+        "(default: cores // workers)",
+    )
     session.add_argument("-C", "--workspace", default=".", metavar="DIR")
     session.add_argument("--plain", action="store_true", help="print lines, no live view")
     session.add_argument(
@@ -172,6 +192,9 @@ def run(args) -> int:
         import_ray()
         if args.ray_cpus <= 0:
             raise UsageError("--ray-cpus must be more than 0")
+    if args.ray and args.workers is not None and args.workers != 1:
+        raise UsageError("--workers runs experiments at once on this machine and --ray on a "
+                         "cluster: give one of them")  # fmt: skip
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
@@ -183,6 +206,7 @@ def run(args) -> int:
     check_k(args.confirm)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
+    slots = _slots(args, device)
     if note := sizing_note(workspace, device):
         print(f"note: {note}", flush=True)
     researcher = make_researcher(args, workspace)
@@ -204,9 +228,15 @@ def run(args) -> int:
         seed=args.seed,
         isolation=isolation_from_args(args),
         prune=args.prune,
+        slots=slots,
     )
     (workspace.state_dir / STOP_FILE).unlink(missing_ok=True)
-    session = ResearchSession(workspace, researcher, options, ledger)
+    if len(slots) > 1:
+        from autolab.research.parallel import ParallelSession
+
+        session = ParallelSession(workspace, researcher, options, ledger)
+    else:
+        session = ResearchSession(workspace, researcher, options, ledger)
     if args.ray:  # the runner hook: experiments train on the cluster, are scored here
         from autolab.cluster.runner import RayRunner
 
@@ -219,6 +249,19 @@ def run(args) -> int:
     finally:
         if options.runner is not None:
             options.runner.close()
+
+
+def _slots(args, device: str):
+    """Each experiment in flight's share of the machine (research.slots)."""
+    from autolab.research.slots import parse_gpus, plan_slots
+
+    gpus = parse_gpus(args.gpus)
+    gpu_count = None
+    if device.startswith("cuda"):
+        import torch
+
+        gpu_count = torch.cuda.device_count()
+    return plan_slots(args.workers, gpus, device, args.threads, gpu_count=gpu_count)
 
 
 def _run_session(args, workspace, session, exporters) -> int:

@@ -149,8 +149,7 @@ def render_status(status):
         grid.add_row("isolation", ISOLATION_LINES.get(isolation, isolation))
     for hardware in status.hardware_fingerprints:  # more than one: scores differ by machine too
         grid.add_row("hardware", fingerprint_label(hardware))
-    run = status.running
-    if run is not None:
+    for run in status.in_flight or ([status.running] if status.running else []):
         line = Text(f"exp {run.number}  ", style="bold blue")
         line.append(" ".join(run.description.split()), style="")
         grid.add_row("running", line)

@@ -30,6 +30,10 @@ def register(subparsers) -> None:
     parser.add_argument("--seed", type=int, help="default from autolab.toml")
     parser.add_argument("--samples", type=int, default=5, help="samples to print afterwards")
     parser.add_argument(
+        "--threads", type=int, metavar="T", help="torch CPU threads the harness gives the run "
+        "(default: torch's own, about one per core)",
+    )  # fmt: skip
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -65,6 +69,8 @@ def run(args) -> int:
     interval = check_interval(args.progress_interval)
     if args.repeat < 1:
         raise UsageError("--repeat must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be at least 1 (got {args.threads})")
     workspace = load_workspace(args.workspace)
     budget = parse_duration(args.budget) if args.budget else workspace.budget_seconds
     device = resolve_cli_device(args.device or workspace.device)
@@ -88,7 +94,8 @@ def run(args) -> int:
             stamp = time.strftime("train-%Y%m%d-%H%M%S")
             run_dir = new_run_dir(workspace, stamp + (f"-{i + 1}" if args.repeat > 1 else ""))
         settings = RunSettings(data_dir=data.data_dir, run_dir=run_dir, budget_seconds=budget,
-                               device=device, seed=seed + i)  # fmt: skip
+                               device=device, seed=seed + i,
+                               threads=args.threads or 0)  # fmt: skip
         try:
             result = _train_once(console, workspace, settings, data, isolation, interval,
                                  recording.on_metrics() if recording else None)  # fmt: skip

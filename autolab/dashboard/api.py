@@ -126,6 +126,7 @@ class Dashboard:
             "failed_statuses": list(FAILED_STATUSES),
             "session_states": list(SESSION_STATES),
             "running": None,
+            "in_flight": [],
             "alerts": [],
             "stop_requested": self.stop_requested(),
             "time": time.time(),
@@ -159,13 +160,14 @@ class Dashboard:
             **standing_fields(standings, len(views)),
         )
         if running is not None and state in LIVE_STATES:
-            last = ledger.metrics(running.number)[-1:]
-            base["running"] = {
-                "number": running.number,
-                "description": running.description,
-                "started": running.created,
-                **(_clean(last[0]) if last else {}),
-            }
+            # Every experiment in flight (`research --workers N`), the latest as "running".
+            base["in_flight"] = [
+                {"number": view.number, "description": view.description,
+                 "started": view.created,
+                 **(_clean(last[0]) if (last := ledger.metrics(view.number)[-1:]) else {})}
+                for view in views if view.status == "running"
+            ]  # fmt: skip
+            base["running"] = base["in_flight"][-1]
         return base
 
     def experiments(

@@ -53,7 +53,8 @@ class SealedEvaluator:
             "run_dir": str(self.settings.run_dir),
             "data_dir": str(sealed_dir),  # meta.json and token_bytes.npy: the sealed copies
             "val": str(self.val_path),
-            "device": self.settings.device,
+            "device": self.settings.scoring_device,
+            "threads": self.settings.threads,  # the run's share of the cores, as its training had
             "scratch": str(scratch),
             "log": str(output),
         }

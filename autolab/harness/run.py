@@ -51,6 +51,8 @@ class Run:
         self.vocab_size: int = self.meta["vocab_size"]
         self.token_bytes = read_token_bytes(settings.data_dir)
         settings.run_dir.mkdir(parents=True, exist_ok=True)
+        if settings.threads:  # before the recipe builds anything: its share of the cores
+            torch.set_num_threads(settings.threads)
         torch.manual_seed(settings.seed)
         self.batches = BatchSampler(
             read_tokens(settings.data_dir / "train.bin", self.meta), self.device, settings.seed

@@ -16,6 +16,10 @@ ENV_BUDGET = "AUTOLAB_BUDGET_S"  # training time budget in seconds
 ENV_DEVICE = "AUTOLAB_DEVICE"  # auto | cpu | cuda | cuda:N
 ENV_SEED = "AUTOLAB_SEED"  # integer seed for torch and the batch sampler
 ENV_LR_FIND = "AUTOLAB_LR_FIND"  # steps of a learning-rate range test (autolab lr-find)
+ENV_THREADS = "AUTOLAB_THREADS"  # torch's CPU threads, applied by the harness; unset: torch's own
+# Which GPU a run sees, when the runner pins it to one (`research --workers`): CUDA's own variable,
+# so inside the run that GPU is cuda:0.
+ENV_VISIBLE_GPUS = "CUDA_VISIBLE_DEVICES"
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,10 @@ class RunSettings:
     device: str
     seed: int
     lr_find_steps: int = 0  # > 0: this run is a learning-rate range test, not a training run
+    # torch's CPU threads (the harness calls torch.set_num_threads); 0: torch's default. The
+    # runner sets it, so runs sharing a machine divide its cores instead of each taking them all.
+    threads: int = 0
+    gpu: int | None = None  # the one GPU (as nvidia-smi numbers them) the run sees; None: all
 
     @classmethod
     def from_env(cls, environ=os.environ) -> "RunSettings":
@@ -46,6 +54,7 @@ class RunSettings:
             device=device,
             seed=int(environ.get(ENV_SEED, "0")),
             lr_find_steps=int(environ.get(ENV_LR_FIND, "0")),
+            threads=int(environ.get(ENV_THREADS, "0")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -56,7 +65,17 @@ class RunSettings:
             ENV_DEVICE: self.device,
             ENV_SEED: str(self.seed),
             **({ENV_LR_FIND: str(self.lr_find_steps)} if self.lr_find_steps else {}),
+            **({ENV_THREADS: str(self.threads)} if self.threads else {}),
+            **({ENV_VISIBLE_GPUS: str(self.gpu)} if self.gpu is not None else {}),
         }
+
+    @property
+    def scoring_device(self) -> str:
+        """The device the sealed evaluator scores on: it sees every GPU, so a run pinned to
+        GPU g (seen inside as cuda) is scored on cuda:g."""
+        if self.gpu is not None and self.device.startswith("cuda"):
+            return f"cuda:{self.gpu}"
+        return self.device
 
 
 def resolve_device(requested: str) -> str:

@@ -16,8 +16,8 @@ DEVICES = ("cpu", "cuda")  # what a recipe can be sized for
 
 # Recipe -> device -> the constants that differ from the file's CPU values. Not measured on a GPU
 # yet (bench/gpu.py is the command that will): a deeper model (width 256, as before the CPU
-# sizes went shallow and wide), a longer context, bfloat16 autocast, compiled, and torch's own
-# thread count.
+# sizes went shallow and wide), a longer context, bfloat16 autocast, compiled. torch's thread
+# count is not a recipe constant: the harness sets it (RunSettings.threads).
 SIZES = {
     "gpt": {
         "cuda": {
@@ -27,10 +27,9 @@ SIZES = {
             "BATCH_SIZE": 2**6,
             "BF16_AUTOCAST": True,
             "COMPILE": True,
-            "NUM_THREADS": 0,
         }
     },
-    "mlp": {"cuda": {"NUM_THREADS": 0}},
+    "mlp": {},
 }
 
 

@@ -50,7 +50,6 @@ FINAL_LR_FRAC = 0.0  # learning rate at the very end, as a fraction of the peak
 
 BF16_AUTOCAST = False  # run the forward under bfloat16 autocast: fast on GPUs, slow on most CPUs
 COMPILE = False  # torch.compile the training forward; on a CPU it takes ~20 s to compile
-NUM_THREADS = 2  # CPU threads for torch; 0 keeps torch's default
 
 # ---------------------------------------------------------------------------------------------
 
@@ -276,8 +275,6 @@ def build_optimizers(model: GPT, dim: int, device: str) -> list[torch.optim.Opti
 def main():
     check_choices()
     run = Run.from_env()
-    if NUM_THREADS:
-        torch.set_num_threads(NUM_THREADS)
     if run.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # float32 matmuls on tensor cores
 

@@ -33,7 +33,6 @@ LEARNING_RATE = 0.005  # peak learning rate
 WEIGHT_DECAY = 0.0  # decoupled (AdamW) or L2 (SGD) weight decay
 WARMUP_RATIO = 0.02  # share of the budget spent warming the learning rate up from 0
 WARMDOWN_RATIO = 0.5  # share of the budget at the end spent decaying it linearly to 0
-NUM_THREADS = 2  # CPU threads for torch; 0 keeps torch's default
 
 # ---------------------------------------------------------------------------------------------
 
@@ -76,8 +75,6 @@ def lr_multiplier(progress: float) -> float:
 def main():
     check_choices()
     run = Run.from_env()
-    if NUM_THREADS:
-        torch.set_num_threads(NUM_THREADS)
     model = MLP(run.vocab_size).to(run.device)
     run.watch(model, context_len=CONTEXT_LEN)  # dev loss a few times while training, off the clock
     optimizer = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}[OPTIMIZER](

@@ -91,3 +91,39 @@ def recover_head(repo: Path, expected: str, keep_dir: Path) -> str | None:
     gitrepo.git(repo, "update-ref", ref, current)
     reset_to(repo, expected)
     return ref
+
+
+# -- worktrees: where the experiments of `research --workers N` are checked out ---------------
+
+
+def add_worktree(repo: Path, path: Path, commit: str) -> None:
+    """A detached worktree of `repo` at `commit` in `path`; whatever an earlier session (or a
+    kill) left there is removed first: its experiments are recorded, or will be on resume."""
+    remove_worktree(repo, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gitrepo.git(repo, "worktree", "add", "-q", "--detach", str(path), commit)
+
+
+def remove_worktree(repo: Path, path: Path) -> None:
+    if path.exists():
+        gitrepo.git(repo, "worktree", "remove", "--force", str(path), check=False)
+        shutil.rmtree(path, ignore_errors=True)
+    gitrepo.git(repo, "worktree", "prune")
+
+
+def commit_in_worktree(tree: Path, parent: str, source: str, description: str) -> str:
+    """Check `parent` out in the worktree `tree`, write train.py and commit it there, detached:
+    the research branch does not move until the commit is kept."""
+    gitrepo.git(tree, "checkout", "-q", "--force", "--detach", parent)
+    (tree / TRAIN_FILE).write_text(source)
+    return gitrepo.commit_all(tree, description, [TRAIN_FILE])
+
+
+def check_out_in_worktree(tree: Path, commit: str) -> None:
+    gitrepo.git(tree, "checkout", "-q", "--force", "--detach", commit)
+
+
+def advance(repo: Path, commit: str) -> None:
+    """Keep `commit`: the branch checked out in `repo` moves to it (its only change is
+    train.py, so the workspace's train.py becomes the new best)."""
+    reset_to(repo, commit)

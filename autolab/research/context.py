@@ -1,6 +1,7 @@
 """What a researcher is shown before it proposes: the branch's history as the standings tell
 it (score, Δ, steps, throughput, memory), the noise band, the best train.py and the tail of
-the last failed run's log."""
+the last failed run's log, and what is running now (several workers: the other proposals in
+flight, which a new proposal should not repeat)."""
 
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +35,12 @@ def research_context(
         for e in experiments
         if e.status != "running" and e.number in rows
     ]  # fmt: skip
+    in_flight = [
+        Outcome(e.number, e.description, "running", None, e.params or None, kind=e.kind,
+                parent_params=params_at(workspace.root, e.parent_commit))
+        for e in experiments
+        if e.status == "running" and e.kind == "candidate"
+    ]  # fmt: skip
     failures = [e for e in experiments if e.status in FAILED_STATUSES]
     ref = standings.reference
     return ResearchContext(
@@ -50,6 +57,7 @@ def research_context(
         noise_spread=ref.spread if ref else None,
         keep_band=ref.band if ref else None,
         device=device,
+        in_flight=in_flight,
     )
 
 

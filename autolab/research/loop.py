@@ -42,6 +42,7 @@ from autolab.research.proposal import Proposal, ResearchContext
 from autolab.research.pruning import Curve, Reference, Watch
 from autolab.research.recorder import Recorder, result_record
 from autolab.research.recorder import verdict_event as verdict_event  # where callers import it
+from autolab.research.slots import Slot
 from autolab.research.trial import Runner, Trial, session_must_end
 from autolab.sandbox.availability import choose_isolation
 from autolab.track.ledger import (
@@ -75,6 +76,9 @@ class SessionOptions:
     # None: run_experiment on this machine; `--ray`: autolab.cluster's RayRunner.
     runner: Callable[..., ExperimentResult] | None = None
     prune: bool = False  # stop candidates whose dev loss is hopeless early (research.pruning)
+    # Each experiment in flight's share of the machine (research.slots); more than one runs
+    # them at once (research.parallel). None: one, with all the cores.
+    slots: list[Slot] | None = None
 
 
 @dataclass
@@ -99,8 +103,10 @@ class ResearchSession:
         self.isolation = options.isolation or choose_isolation(None, lambda message: None)
         self.recorder = Recorder(ledger, options.tag, workspace.root / "results.tsv")
         self.recorder.subject = self  # listeners read the standings and workspace from it
+        slots = options.slots or [None]
         self.runner = Runner(workspace, options.budget_seconds, options.device, self.isolation,
-                             options.wall_limit, options.runner)  # fmt: skip
+                             options.wall_limit, options.runner, slot=slots[0],
+                             workers_in_flight=len(slots))  # fmt: skip
         self.live = LiveState()
         self.on_change = lambda: None  # the view's refresh hook
         self.stopping = False  # end the session once the running experiment is recorded
@@ -111,6 +117,7 @@ class ResearchSession:
         self.tried_sources: set[str] = set()
         self.started = time.time()
         self.prune_reference: Reference | None = None  # the baseline runs' dev-loss curves
+        self.last_number = 0  # the last experiment number handed out (several may be in flight)
 
     @property
     def repo(self) -> Path:
@@ -289,11 +296,13 @@ class ResearchSession:
             pass
 
     def _out_of_time(self) -> bool:
+        limit = self.options.max_experiments
+        return self._stopped() or (limit is not None and self._candidates_run() >= limit)
+
+    def _stopped(self) -> bool:
+        """A stop was asked for, or the session's hours are up."""
         if self.stopping or stop_request.requested(self.workspace.state_dir):
             self.stopping = True
-            return True
-        limit = self.options.max_experiments
-        if limit is not None and self._candidates_run() >= limit:
             return True
         hours = self.options.hours
         return hours is not None and time.time() - self.started > hours * 3600
@@ -317,24 +326,27 @@ class ResearchSession:
         scores = [e.val_bpb for e in scored]
         hardware = next((e.flags.get("hardware") for e in scored), None)
         while len(scores) < self._baseline_runs(hardware) and not self._out_of_time():
-            seed = self.options.seed + len(runs)
-            trial = self._trial("baseline", gitrepo.head(self.repo), f"baseline (seed {seed})",
-                                seed)  # fmt: skip
-            runs.append(trial)
-            result = self._run(trial, self._experiment_record(trial))
-            if result.status != "ok":
-                self._record(trial.number, result, result.status, result.reason)
-                if fatal := self._fatal(result):
-                    return fatal
-                if result.status == "interrupted":  # a stop --now or Ctrl-C: the loop ends
-                    continue
-                raise UsageError(
-                    f"the baseline train.py failed ({result.status}: {result.reason}); "
-                    f"fix it and see {result.run_dir / 'run.log'}"
-                )
-            self._record(trial.number, result, "keep", "baseline run")
-            scores.append(result.val_bpb)
-            hardware = hardware or result.flags.get("hardware")
+            trials = []
+            for _ in range(min(self._baseline_runs(hardware) - len(scores), self._room())):
+                seed = self.options.seed + len(runs)
+                trial = self._trial("baseline", gitrepo.head(self.repo),
+                                    f"baseline (seed {seed})", seed)  # fmt: skip
+                runs.append(trial)
+                trials.append(trial)
+            for trial, result in self._run_all(trials):
+                if result.status != "ok":
+                    self._record(trial.number, result, result.status, result.reason)
+                    if fatal := self._fatal(result):
+                        return fatal
+                    if result.status == "interrupted":  # a stop --now or Ctrl-C: the loop ends
+                        continue
+                    raise UsageError(
+                        f"the baseline train.py failed ({result.status}: {result.reason}); "
+                        f"fix it and see {result.run_dir / 'run.log'}"
+                    )
+                self._record(trial.number, result, "keep", "baseline run")
+                scores.append(result.val_bpb)
+                hardware = hardware or result.flags.get("hardware")
         if len(scores) < self._baseline_runs(hardware):
             return None
         own = Noise.measure(scores)
@@ -458,7 +470,17 @@ class ResearchSession:
     # -- running one experiment ----------------------------------------------------------------
 
     def _trial(self, kind: str, commit: str, description: str, seed: int) -> Trial:
-        return Trial(self.ledger.next_number(), kind, commit, description, seed)
+        self.last_number = max(self.ledger.next_number(), self.last_number + 1)
+        return Trial(self.last_number, kind, commit, description, seed)
+
+    def _room(self) -> int:
+        """How many experiments may start at once (research.parallel: one per free slot)."""
+        return 1
+
+    def _run_all(self, trials: list[Trial]):
+        """(trial, result) of each baseline trial, run one after another here."""
+        for trial in trials:
+            yield trial, self._run(trial, self._experiment_record(trial))
 
     def _experiment_record(self, trial: Trial, proposal: Proposal | None = None, parent="",
                            rechecks: int | None = None) -> ExperimentRecord:  # fmt: skip
@@ -483,12 +505,8 @@ class ResearchSession:
         """Record the experiment, run it with its metrics streaming into the ledger, and
         record how the run ended (not yet the verdict)."""
         number = trial.number
-        self.recorder.experiment(record)
-        self.live = LiveState(number=number, description=trial.description, phase="training")
-        self.on_change()
-        self.recorder.event("started", f"exp {number} started (seed {trial.seed})", number)
+        watch = self._begin(trial, record)
         pending: list[dict] = []
-        watch = self._prune_watch() if trial.kind == "candidate" else None
 
         def on_metrics(metrics: dict) -> None:
             pending.append(metrics)
@@ -507,14 +525,29 @@ class ResearchSession:
             return self._stop_now() or bool(watch and watch.verdict)
 
         result = self.runner.run(trial, on_metrics, should_stop)
+        self.recorder.metrics(number, pending)
+        return self._finish(trial, result, watch, self.runner)
+
+    def _begin(self, trial: Trial, record: ExperimentRecord) -> Watch | None:
+        """Record that the experiment starts; the watch that may prune it, if any."""
+        number = trial.number
+        self.recorder.experiment(record)
+        self.live = LiveState(number=number, description=trial.description, phase="training")
+        self.on_change()
+        self.recorder.event("started", f"exp {number} started (seed {trial.seed})", number)
+        return self._prune_watch() if trial.kind == "candidate" else None
+
+    def _finish(self, trial: Trial, result: ExperimentResult, watch: Watch | None,
+                runner: Runner) -> ExperimentResult:  # fmt: skip
+        """Record how the run ended (its metrics are in): pruned, scored, its status."""
+        number = trial.number
         if watch and watch.verdict and result.status == "interrupted" and not self.interrupting:
             verdict = watch.verdict
             result = replace(result, status="pruned", reason=verdict.reason(),
                              flags={**result.flags, "pruned": verdict.to_dict()})  # fmt: skip
-        for message in self.runner.replaced():  # never a silent restart
+        for message in runner.replaced():  # never a silent restart
             self.recorder.event("alert", f"exp {number}: {message}", number,
                                 {"alert": "worker_died"})  # fmt: skip
-        self.recorder.metrics(number, pending)
         self.live.phase = "scoring"
         self.on_change()
         if result.val_bpb is not None:

@@ -46,6 +46,10 @@ def build_prompt(
             "# The current best train.py\n\n```python\n" + context.best_source.rstrip() + "\n```"
         )
     sections.append("# Results so far\n\n" + history_table(context.history))
+    if context.in_flight:
+        sections.append("# Running now (other workers; do not propose these again)\n\n"
+                        + "\n".join(f"- exp {o.number}: {o.description}"
+                                     for o in context.in_flight))  # fmt: skip
     if context.last_failure_log:
         sections.append("# The last failed run\n\n" + _failure(context))
     sections.append("# Your turn\n\n" + instructions.strip())

@@ -58,3 +58,6 @@ class ResearchContext:
     noise_spread: float | None = None  # of the baseline runs
     keep_band: float | None = None  # a single run must beat the best by more to be kept
     device: str = ""
+    # Experiments running now (`research --workers N`): proposed, not yet scored. A proposal
+    # should differ from them as from the history.
+    in_flight: list[Outcome] = field(default_factory=list)

@@ -29,6 +29,7 @@ its own.
 
 import math
 import re
+import warnings
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -119,13 +120,14 @@ class SearchResearcher:
         # Every configuration run so far: the candidates, and the bests they were built on (the
         # baseline's run carries no params of its own).
         tried = {_key(p, space) for o in context.history for p in (o.params, o.parent_params) if p}
+        tried.update(_key(o.params, space) for o in context.in_flight if o.params)
         tried.add(_key(best, space))
         if self.sampler == "tpe":
             for move in (_step_further, _step_back):
                 step = move(context.history, constants, space, best)
                 if step and _key({**best, **step}, space) not in tried:
                     return _proposal(context.best_source, constants, best, step)
-        rng = np.random.default_rng([self.seed, len(context.history)])
+        rng = np.random.default_rng([self.seed, len(context.history), len(context.in_flight)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
         names = list(space)
         tries = _times_changed(context.history, names)
@@ -185,7 +187,14 @@ class SearchResearcher:
     ) -> optuna.Study:
         """An in-memory study holding every scored (or failed) configuration in the history."""
         if self.sampler == "tpe":
-            sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=TPE_STARTUP)
+            # constant_liar: the experiments in flight (RUNNING below) count as bad results,
+            # so proposals asked for while others run differ from them (Optuna's answer to
+            # parallel workers; experimental in Optuna 5, hence the silenced warning).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                sampler = optuna.samplers.TPESampler(
+                    seed=seed, n_startup_trials=TPE_STARTUP, constant_liar=True
+                )
         else:
             sampler = optuna.samplers.RandomSampler(seed=seed)
         study = optuna.create_study(direction="minimize", sampler=sampler)
@@ -206,6 +215,9 @@ class SearchResearcher:
         # params: it is the strongest evidence there is about where the good values lie.
         if _finite(context.best_val_bpb) and _key(best, space) not in seen:
             _add(study, constants, space, best, context.best_val_bpb)
+        for outcome in context.in_flight:
+            if outcome.params:
+                _add(study, constants, space, outcome.params, None, running=True)
         return study
 
 
@@ -482,10 +494,11 @@ def _times_changed(history: list[Outcome], names: Iterable[str]) -> dict[str, in
     return counts
 
 
-def _add(study, constants, space, params: Mapping, value: float, pruned_at: int | None = None):
+def _add(study, constants, space, params: Mapping, value: float | None,
+         pruned_at: int | None = None, running: bool = False):  # fmt: skip
     """Tell the study one past configuration; values outside today's space are left out (TPE
     models each constant from the trials that have it). `pruned_at`: it was pruned at that
-    step (percent of the budget), `value` its dev loss there."""
+    step (percent of the budget), `value` its dev loss there. `running`: in flight, no value."""
     kept = {}
     for name, dist in space.items():
         if name in params:
@@ -493,9 +506,10 @@ def _add(study, constants, space, params: Mapping, value: float, pruned_at: int 
             if param is not None and _contains(dist, param):
                 kept[name] = param
     if kept:
+        state = TrialState.COMPLETE if pruned_at is None else TrialState.PRUNED
         trial = create_trial(
-            state=TrialState.COMPLETE if pruned_at is None else TrialState.PRUNED,
-            value=value if pruned_at is None else None,
+            state=TrialState.RUNNING if running else state,
+            value=value if pruned_at is None and not running else None,
             params=kept,
             distributions={name: space[name] for name in kept},
             intermediate_values=None if pruned_at is None else {pruned_at: value},

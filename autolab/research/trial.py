@@ -2,9 +2,11 @@
 for anything it changed outside its run directory.
 
 A trial writes nothing to the ledger: its metrics go to a callback and its outcome is the
-`ExperimentResult` it returns, so whoever runs it (today the loop, one at a time) decides
-what gets recorded. The `Runner` holds what trials share: the prepared data, the warm
-zygotes and the snapshot of autolab's own files.
+`ExperimentResult` it returns, so whoever runs it (the loop, one at a time or several at once
+from worker threads: research.parallel) decides what gets recorded. The `Runner` holds what
+trials share: the prepared data, the warm zygotes and the snapshot of autolab's own files. A
+session with several workers has one Runner per slot, each with its own zygotes, its own git
+worktree (`checkout`) and its own share of the machine (`slot`).
 """
 
 from collections.abc import Callable
@@ -15,8 +17,9 @@ from autolab.experiment import ExperimentResult, run_experiment
 from autolab.harness.settings import RunSettings
 from autolab.research import branch as git_branch
 from autolab.research.integrity import PackageGuard
+from autolab.research.slots import Slot
 from autolab.workers import Workers
-from autolab.workspace import Workspace, prepare_data
+from autolab.workspace import TRAIN_FILE, Workspace, prepare_data
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,9 @@ class Runner:
 
     def __init__(self, workspace: Workspace, budget_seconds: float, device: str,
                  isolation: str, wall_limit: float | None = None,
-                 train_and_score: Callable[..., ExperimentResult] | None = None):  # fmt: skip
+                 train_and_score: Callable[..., ExperimentResult] | None = None,
+                 slot: Slot | None = None, checkout: Path | None = None,
+                 workers_in_flight: int = 1):  # fmt: skip
         self.workspace = workspace
         self.budget_seconds = budget_seconds
         self.device = device
@@ -48,6 +53,11 @@ class Runner:
         self.data = prepare_data(workspace)
         self.guard = PackageGuard()
         self.workers: Workers | None = None
+        # Its share of the machine (alone: torch's own thread count); where its train.py is
+        # checked out (None: the workspace); how many experiments share the machine.
+        self.slot = slot or Slot(0, 0)
+        self.checkout = checkout
+        self.workers_in_flight = workers_in_flight
 
     def run(
         self,
@@ -62,10 +72,12 @@ class Runner:
             budget_seconds=self.budget_seconds,
             device=self.device,
             seed=trial.seed,
+            threads=self.slot.threads,
+            gpu=self.slot.gpu,
         )
         self.guard.take()
         result = self.train_and_score(
-            trial.script or self.workspace.train_py,
+            trial.script or (self.checkout or self.workspace.root) / TRAIN_FILE,
             settings,
             self.data.val_path,
             wall_limit=self.wall_limit,
@@ -73,6 +85,8 @@ class Runner:
             should_stop=should_stop,
             workers=self._workers(),
         )
+        if result.flags.get("hardware"):
+            result.flags["hardware"]["workers"] = self.workers_in_flight
         return self._check_integrity(result)
 
     def replaced(self) -> list[str]:
@@ -99,7 +113,8 @@ class Runner:
     def _check_integrity(self, result: ExperimentResult) -> ExperimentResult:
         """Files the experiment changed outside its run directory make it invalid."""
         run_dir = result.run_dir
-        changed = git_branch.quarantine_changes(self.workspace.root, run_dir / "workspace-changes")
+        tree = self.checkout or self.workspace.root
+        changed = git_branch.quarantine_changes(tree, run_dir / "workspace-changes")
         tampered = self.guard.changed(run_dir / "autolab-changes")
         if tampered:
             names = ", ".join(tampered[:3])

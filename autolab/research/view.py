@@ -14,11 +14,15 @@ RECENT_ROWS = 12
 
 def render(session) -> Panel:
     """The running experiment, the recent results and the best so far, from the session."""
-    live = session.live
     head = Table.grid(padding=(0, 2))
     head.add_column()
     head.add_column()
-    if live.number is not None:
+    # With --workers N, every experiment in flight (research.parallel keeps `lives`).
+    lives = list(getattr(session, "lives", {}).values()) or [session.live]
+    for live in lives:
+        if live.number is None:
+            head.add_row(Text(live.phase, style="bold"), Text(live.description))
+            continue
         loss = f"loss {live.loss:.4f}" if live.loss is not None else "loss -"
         head.add_row(
             Text(f"exp {live.number}  {live.phase}", style="bold blue"),
@@ -29,8 +33,6 @@ def render(session) -> Panel:
             f"{100 * live.progress:3.0f}%  step {live.step}  {loss}  "
             f"{live.tokens_per_sec / 1000:.1f}k tok/s",
         )
-    else:
-        head.add_row(Text(live.phase, style="bold"), Text(live.description))
     standings = session.standings()
     views = session.ledger.experiments(session_ids=standings.session_ids)
     standing = Text(standings_text(standings))

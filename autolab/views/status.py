@@ -49,7 +49,7 @@ class SessionStatus:
     ended: float | None  # the end row's time; for a killed session, its last event's
     elapsed_seconds: float
     remaining_seconds: float | None  # an estimate, when the session has hours or max_experiments
-    running: RunningExperiment | None
+    running: RunningExperiment | None  # the latest one started (of `in_flight`)
     session_ids: list[int]  # the branch's sessions, this one last
     counts: Counts  # the branch's, from track.standings
     reference_bpb: float | None  # mean of the baseline runs
@@ -68,6 +68,7 @@ class SessionStatus:
     noise_dof: int | None = None
     noise_interval: tuple[float, float] | None = None
     noise_pooled_sessions: int | None = None
+    in_flight: list[RunningExperiment] = field(default_factory=list)  # all running now
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -131,7 +132,8 @@ def session_status(
         last = ledger.events(session_id=session.id, last=1)
         ended = last[0].time if last else session.started
     elapsed = (ended if ended is not None else now) - session.started
-    running = _running(ledger, views) if state in LIVE_STATES else None
+    in_flight = _in_flight(ledger, views) if state in LIVE_STATES else []
+    running = in_flight[-1] if in_flight else None
     standings = read_standings(ledger, session.tag)
     ref = standings.reference
     return SessionStatus(
@@ -151,6 +153,7 @@ def session_status(
         if state in LIVE_STATES
         else None,
         running=running,
+        in_flight=in_flight,
         session_ids=standings.session_ids,
         counts=standings.counts,
         reference_bpb=ref.bpb if ref else None,
@@ -169,11 +172,12 @@ def session_status(
     )
 
 
-def _running(ledger: Ledger, views: list[ExperimentView]) -> RunningExperiment | None:
-    unfinished = [v for v in views if v.status == "running"]
-    if not unfinished:
-        return None
-    view = unfinished[-1]
+def _in_flight(ledger: Ledger, views: list[ExperimentView]) -> list[RunningExperiment]:
+    """Every experiment running now (several with `research --workers N`), oldest first."""
+    return [_running(ledger, v) for v in views if v.status == "running"]
+
+
+def _running(ledger: Ledger, view: ExperimentView) -> RunningExperiment:
     metrics = ledger.metrics(view.number)
     last = metrics[-1] if metrics else {}
     return RunningExperiment(

@@ -85,6 +85,8 @@ def run_evaluation(job: dict) -> int:
     from autolab.evaluation.sealed import evaluate_run
 
     os.chdir(job["scratch"])
+    if job.get("threads"):  # a forked child has all the cores; runs sharing the machine don't
+        torch.set_num_threads(job["threads"])
     torch.manual_seed(0)
     with torch.inference_mode():
         verdict = evaluate_run(

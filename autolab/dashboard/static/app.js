@@ -227,6 +227,11 @@ function renderLive() {
     if (ref) traces.push(...curveTraces(best, ref, COLORS.keep, 1.2, curveName(best, "best "), { opacity: 0.55, dash: "dot" }));
     else ensureMetrics(best).then(renderLive).catch(() => {});
   }
+  // The other experiments in flight (research --workers N): each its own live curve.
+  for (const other of S.experiments.filter((x) => x.shown_status === "running" && x.number !== live)) {
+    const otherRows = S.metrics.get(other.number);
+    if (otherRows) traces.push(...curveTraces(other.number, otherRows, COLORS.running, 1.5, curveName(other.number) + " (live)", { opacity: 0.7 }));
+  }
   const rows = live != null ? S.metrics.get(live) || [] : [];
   if (live != null) traces.push(...curveTraces(live, rows, COLORS.running, 2.5, curveName(live) + (S.byNumber.get(live)?.shown_status === "running" ? " (live)" : "")));
   const e = S.byNumber.get(live);
@@ -287,9 +292,13 @@ function renderHeader() {
   const r = o.running;
   let now = "";
   if (r) {
-    now = `#${r.number} ${r.description}`;
-    if (isNum(r.progress)) now += `  ·  ${Math.round(100 * r.progress)}%`;
-    if (isNum(r.loss)) now += `  ·  loss ${r.loss.toFixed(3)}`;
+    const flight = o.in_flight && o.in_flight.length ? o.in_flight : [r];
+    now = flight.map((f) => {
+      let line = `#${f.number} ${f.description}`;
+      if (isNum(f.progress)) line += `  ·  ${Math.round(100 * f.progress)}%`;
+      if (isNum(f.loss)) line += `  ·  loss ${f.loss.toFixed(3)}`;
+      return line;
+    }).join("   |   ");
   } else if (s && s.ended) now = `ended ${clock(s.ended)}${s.reason ? ": " + s.reason : ""}`;
   else if (s && state === "killed") now = s.state_reason;
   else if (s) now = state === "running" ? "the researcher is thinking…" : "";

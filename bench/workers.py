@@ -1,0 +1,131 @@
+"""Workers benchmark: experiments per hour and the best val_bpb at equal wall clock, with 1 and 2
+experiments at once (`autolab research --workers N`, 1 torch thread each), with and without
+`--prune` (issue 12 §7).
+
+Each configuration is one `autolab research` session, run as a person runs it (a subprocess,
+the search researcher, the default sandbox) in a fresh workspace on the same prepared data, for
+`--session-seconds` of wall clock: the loop's own limit (`--hours`) stops new experiments then,
+and the ones in flight finish and are recorded. Configurations run one after another, never at
+once: they would share the cores.
+
+    .venv/bin/python bench/workers.py                                    # 1 h per configuration
+    .venv/bin/python bench/workers.py --session-seconds 90 --budget 5s   # smoke
+    .venv/bin/python bench/workers.py --configs 1,2 --recipe gpt --budget 30s
+
+experiments/hour counts every experiment that ended with a result (baseline runs, candidates,
+re-checks), so 1 and 2 workers compare as machine throughput; candidates/hour beside it. The
+best is the branch's best score at the end (the reference when nothing was kept). Raw results
+go to bench/out/workers-<timestamp>.json.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from autolab.track.ledger import Ledger  # noqa: E402
+
+CONFIGS = {  # name -> (workers, prune)
+    "1": (1, False),
+    "2": (2, False),
+    "1+prune": (1, True),
+    "2+prune": (2, True),
+}
+
+
+def autolab(args: list[str], home: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "autolab", *args], env=env, text=True,
+                          capture_output=True, **kwargs)  # fmt: skip
+
+
+def run_config(name: str, args, home: Path, scratch: Path) -> dict:
+    workers, prune = CONFIGS[name]
+    root = scratch / f"ws-{name.replace('+', '-')}"
+    done = autolab(["init", str(root), "--recipe", args.recipe, "--dataset", args.dataset,
+                    "--budget", args.budget, "--device", "cpu"], home, check=True)  # fmt: skip
+    hours = f"{args.session_seconds / 3600:.6f}"
+    command = ["research", "-C", str(root), "--plain", "--tag", "bench", "--confirm", "0",
+               "--workers", str(workers), "--threads", "1", "--device", "cpu",
+               "--hours", hours, "--seed", str(args.seed)]  # fmt: skip
+    if prune:
+        command.append("--prune")
+    started = time.time()
+    done = autolab(command, home)
+    wall = time.time() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name}: autolab research failed:\n{done.stdout[-2000:]}{done.stderr}")
+    with Ledger.for_workspace(root) as ledger:
+        views = ledger.experiments()
+        standings = ledger.standings("bench")
+    ended = [v for v in views if v.status not in ("running", "interrupted")]
+    hours = wall / 3600
+    return {
+        "config": name,
+        "workers": workers,
+        "prune": prune,
+        "wall_seconds": round(wall, 1),
+        "experiments": len(ended),
+        "candidates": sum(v.kind == "candidate" for v in ended),
+        "experiments_per_hour": round(len(ended) / hours, 1),
+        "candidates_per_hour": round(sum(v.kind == "candidate" for v in ended) / hours, 1),
+        "best_val_bpb": standings.best_score,
+        "reference_val_bpb": standings.reference.bpb if standings.reference else None,
+        "kept": standings.counts.kept,
+        "pruned": standings.counts.pruned,
+        "statuses": {s: sum(v.status == s for v in views) for s in {v.status for v in views}},
+        "hardware": next((v.flags.get("hardware") for v in views if v.flags.get("hardware")),
+                         None),  # fmt: skip
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--session-seconds", type=float, default=3600,
+                        help="wall clock per configuration (default: 3600)")  # fmt: skip
+    parser.add_argument("--budget", default="20s", help="training time per experiment")
+    parser.add_argument("--recipe", default="mlp", help="gpt | mlp (default: mlp)")
+    parser.add_argument("--dataset", default="names")
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help=f"among {', '.join(CONFIGS)} (default: all)")  # fmt: skip
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    names = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CONFIGS]
+    if unknown:
+        parser.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="autolab-bench-workers-") as scratch:
+        scratch = Path(scratch)
+        home = scratch / "home"  # one data cache for every configuration
+        for name in names:
+            print(f"{name}: {args.session_seconds:.0f} s ...", flush=True)
+            results.append(run_config(name, args, home, scratch))
+    print(f"\n{args.recipe} on {args.dataset}, {args.budget} per experiment, "
+          f"{args.session_seconds:.0f} s per session, 1 thread per worker")  # fmt: skip
+    print(f"{'config':<10} {'exp/h':>7} {'cand/h':>7} {'best val_bpb':>13} {'reference':>10} "
+          f"{'kept':>5} {'pruned':>6}")  # fmt: skip
+    for r in results:
+        best = f"{r['best_val_bpb']:.4f}" if r["best_val_bpb"] is not None else "-"
+        ref = f"{r['reference_val_bpb']:.4f}" if r["reference_val_bpb"] is not None else "-"
+        print(f"{r['config']:<10} {r['experiments_per_hour']:>7.1f} "
+              f"{r['candidates_per_hour']:>7.1f} {best:>13} {ref:>10} {r['kept']:>5} "
+              f"{r['pruned']:>6}")  # fmt: skip
+    out = REPO / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    meta = {"session_seconds": args.session_seconds, "budget": args.budget,
+            "recipe": args.recipe, "dataset": args.dataset, "seed": args.seed}  # fmt: skip
+    path.write_text(json.dumps({"settings": meta, "results": results}, indent=2))
+    print(f"raw results: {path}")
+
+
+if __name__ == "__main__":
+    main()
