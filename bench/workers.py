@@ -81,8 +81,9 @@ def run_config(name: str, args, home: Path, scratch: Path) -> dict:
         "kept": standings.counts.kept,
         "pruned": standings.counts.pruned,
         "statuses": {s: sum(v.status == s for v in views) for s in {v.status for v in views}},
-        "hardware": next((v.flags.get("hardware") for v in views if v.flags.get("hardware")),
-                         None),  # fmt: skip
+        "hardware": next(
+            (v.flags.get("hardware") for v in views if v.flags.get("hardware")), None
+        ),  # fmt: skip
     }
 
 

@@ -177,8 +177,7 @@ class FixEach:
         return Proposal(context.best_source.replace(f"{name} = 1", f"{name} = 0"), f"fix {name}")
 
 
-def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(workspace,
-                                                                           monkeypatch):
+def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(workspace, monkeypatch):
     from autolab.research.loop import SessionOptions
 
     home, root = workspace
@@ -192,8 +191,13 @@ def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(works
     source = source.replace("    run.finish(model, context_len=CONTEXT_LEN)", SPOIL)
     ws.train_py.write_text(source)
     gitrepo.commit_all(root, "two handicaps")
-    options = SessionOptions(tag="r", budget_seconds=1.0, baseline_runs=2, policy=Policy(),
-                             slots=plan_slots(2, None, "cpu", cores=2))
+    options = SessionOptions(
+        tag="r",
+        budget_seconds=1.0,
+        baseline_runs=2,
+        policy=Policy(),
+        slots=plan_slots(2, None, "cpu", cores=2),
+    )
     with Ledger.for_workspace(root) as ledger:
         session = ParallelSession(ws, FixEach(), options, ledger)
         session.start()
