@@ -1,0 +1,75 @@
+"""bench/researchers.py's bookkeeping: seeds split over invocations merge into one report, and
+only results of the same data, budget and session limit merge. The sessions themselves take
+minutes and are the benchmark, not a test."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from autolab.errors import UsageError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_bench():
+    spec = importlib.util.spec_from_file_location(
+        "bench_researchers", REPO / "bench" / "researchers.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def raw_result(tmp_path: Path, seed: int, final: dict[str, float], **over) -> Path:
+    """One invocation's raw result, as researchers.py writes it, for `seed`."""
+    sessions = [
+        {"researcher": name, "seed": seed, "status": "succeeded", "reason": "",
+         "detuned_bpb": 3.5, "final_bpb": bpb, "overhead_s": 1.0, "train_py_overhead_s": 0.5,
+         "autolab_overhead_s": 0.5, "session_seconds": 150.0, "runs": 20,
+         "candidates": 15, "pruned": 3 if name == "search+prune" else 0, "experiments": []}
+        for name, bpb in final.items()
+    ]  # fmt: skip
+    raw = {"args": {}, "budget_seconds": 5.0, "data": "names (char)",
+           "limit": "150s per session", "fixture": {"DEPTH": 1},
+           "defaults": [{"seed": seed, "val_bpb": 3.4, "wall_seconds": 7.0}],
+           "sessions": sessions, **over}  # fmt: skip
+    path = tmp_path / f"researchers-{seed}-{len(over)}.json"
+    path.write_text(json.dumps(raw))
+    return path
+
+
+def test_merged_seeds_give_one_median_per_researcher(tmp_path):
+    bench = load_bench()
+    paths = [
+        raw_result(tmp_path, seed, {"search": s, "search+prune": p})
+        for seed, s, p in [(0, 3.30, 3.28), (1, 3.20, 3.29), (2, 3.25, 3.27)]
+    ]
+    raw = bench.merge_results(paths)
+    assert [d["seed"] for d in raw["defaults"]] == [0, 1, 2]
+    by_name = bench.summarize(raw["sessions"], {0: 3.4, 1: 3.4, 2: 3.4}, 5.0)
+    assert by_name["search"]["median_final_bpb"] == pytest.approx(3.25)
+    assert by_name["search+prune"]["median_final_bpb"] == pytest.approx(3.28)
+    assert by_name["search+prune"]["pruned"] == 9
+    checks = dict(bench.verdicts(by_name, 5.0))
+    assert checks["search+prune has a better median than search (+0.0300)"] is False
+    # search+prune is the same researcher: not one of those search must beat
+    assert not any(text.startswith("search has the best median") for text in checks)
+
+
+def test_merge_refuses_a_seed_twice_and_other_settings(tmp_path):
+    bench = load_bench()
+    first = raw_result(tmp_path, 0, {"search": 3.3})
+    with pytest.raises(UsageError, match="a seed comes twice"):
+        bench.merge_results([first, raw_result(tmp_path, 0, {"search": 3.2}, args={"x": 1})])
+    other_budget = raw_result(tmp_path, 1, {"search": 3.2}, budget_seconds=10.0)
+    with pytest.raises(UsageError, match="differ in budget_seconds"):
+        bench.merge_results([first, other_budget])
+
+
+def test_the_title_says_what_ended_each_session():
+    bench = load_bench()
+    assert bench.session_limit(20, None) == "20 experiments"
+    assert bench.session_limit(None, 150.0) == "150s per session"
+    assert bench.session_limit(8, 150.0) == "8 experiments, 150s per session"
