@@ -73,3 +73,33 @@ def test_the_title_says_what_ended_each_session():
     assert bench.session_limit(20, None) == "20 experiments"
     assert bench.session_limit(None, 150.0) == "150s per session"
     assert bench.session_limit(8, 150.0) == "8 experiments, 150s per session"
+
+
+def test_the_replay_counts_what_each_reference_would_prune(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        "prune_replay", REPO / "bench" / "prune_replay.py"
+    )
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+
+    def run(number, kind, status, losses, description=""):
+        curve = [[p, loss] for p, loss in zip((0.25, 0.5, 0.75, 1.0), losses, strict=False)]
+        return {"number": number, "kind": kind, "status": status, "description": description,
+                "dev_curve": curve}  # fmt: skip
+
+    session = {"experiments": [
+        run(1, "baseline", "keep", [2.50, 2.40, 2.35, 2.30]),
+        run(2, "baseline", "keep", [2.51, 2.41, 2.36, 2.31]),
+        # hopeless against both references at 25%: 2.70 > 2.505 + 2% of it
+        run(3, "candidate", "discard", [2.70, 2.50, 2.40, 2.35]),
+        # a win; its re-check makes the best's curve two runs
+        run(4, "candidate", "keep", [2.30, 2.20, 2.15, 2.10]),
+        run(5, "recheck", "keep", [2.31, 2.21, 2.16, 2.11], "re-check of exp 4 (seed 1004)"),
+        # fine against the baselines, hopeless against the new best (2.305 + 2%) at 25%
+        run(6, "candidate", "discard", [2.45, 2.38, 2.33, 2.29]),
+    ]}  # fmt: skip
+    counts = replay.replay(session, budget=4.0)
+    assert counts["candidates"] == 3
+    assert counts["baseline"] == {"pruned": 1, "pruned_keeps": 0, "seconds_saved": 3.0}
+    assert counts["best"]["pruned"] == 2 and counts["best"]["pruned_keeps"] == 0
+    assert counts["best"]["seconds_saved"] == 6.0
