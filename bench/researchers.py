@@ -16,6 +16,10 @@ the gap; the per-experiment overhead (wall time - training budget) is at most 10
     .venv/bin/python bench/researchers.py --budget 3s --experiments 3 --seeds 1   # smoke
     .venv/bin/python bench/researchers.py --dataset tinyshakespeare --tokenizer bpe:512
     .venv/bin/python bench/researchers.py --dataset path/to/corpus.txt   # any file or folder
+    # --prune at equal wall clock; seeds split over invocations, then one report
+    .venv/bin/python bench/researchers.py --researchers search,search+prune \
+        --session-seconds 150 --budget 5s --seeds 1 --first-seed 0
+    .venv/bin/python bench/researchers.py --merge bench/out/researchers-A.json ...
 
 Raw results go to bench/out/researchers-<timestamp>.json.
 """
