@@ -57,6 +57,7 @@ from autolab.research.constants import (  # noqa: E402
     values,
 )
 from autolab.research.loop import ResearchSession, SessionOptions  # noqa: E402
+from autolab.research.policy import DEFAULT_MIN_DELTA  # noqa: E402
 from autolab.research.proposal import Proposal, ResearchContext  # noqa: E402
 from autolab.research.pruning import Curve  # noqa: E402
 from autolab.research.search import (  # noqa: E402
@@ -353,10 +354,18 @@ def verdicts(by_name: dict, budget: float) -> list[tuple[str, bool]]:
         ok = gap is not None and gap >= TARGET_GAP
         checks.append((f"search recovers >= {TARGET_GAP:.0%} of the gap ({shown})", ok))
     if "search" in scored and "search+prune" in scored:
-        # The rule for --prune's default: a better median at equal wall clock.
-        # Whether the difference is more than noise is for the reader (the table's seeds).
+        # The rule for --prune's default: a better median at equal wall clock. A tie is
+        # not a win: better by more than min_delta (what the loop itself calls nothing), and on
+        # more than half of the seeds both ran.
         diff = scored["search+prune"]["median_final_bpb"] - scored["search"]["median_final_bpb"]
-        checks.append((f"search+prune has a better median than search ({diff:+.4f})", diff < 0))
+        finals = {n: {r["seed"]: r["final_bpb"] for r in scored[n]["runs"]}
+                  for n in ("search", "search+prune")}  # fmt: skip
+        seeds = finals["search"].keys() & finals["search+prune"].keys()
+        wins = sum(finals["search+prune"][s] < finals["search"][s] for s in seeds)
+        ok = diff < -DEFAULT_MIN_DELTA and wins > len(seeds) / 2
+        text = (f"search+prune has a better median than search by more than {DEFAULT_MIN_DELTA} "
+                f"({diff:+.4f}) and on most seeds ({wins} of {len(seeds)})")  # fmt: skip
+        checks.append((text, ok))
     overheads = [s["median_overhead_s"] for s in scored.values()]
     if overheads:
         within = max(overheads) <= TARGET_OVERHEAD * budget
