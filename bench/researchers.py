@@ -16,6 +16,10 @@ the gap; the per-experiment overhead (wall time - training budget) is at most 10
     .venv/bin/python bench/researchers.py --budget 3s --experiments 3 --seeds 1   # smoke
     .venv/bin/python bench/researchers.py --dataset tinyshakespeare --tokenizer bpe:512
     .venv/bin/python bench/researchers.py --dataset path/to/corpus.txt   # any file or folder
+    # --prune at equal wall clock; seeds split over invocations, then one report
+    .venv/bin/python bench/researchers.py --researchers search,search+prune \
+        --session-seconds 150 --budget 5s --seeds 1 --first-seed 0
+    .venv/bin/python bench/researchers.py --merge bench/out/researchers-A.json ...
 
 Raw results go to bench/out/researchers-<timestamp>.json.
 """
@@ -53,7 +57,9 @@ from autolab.research.constants import (  # noqa: E402
     values,
 )
 from autolab.research.loop import ResearchSession, SessionOptions  # noqa: E402
+from autolab.research.policy import DEFAULT_MIN_DELTA  # noqa: E402
 from autolab.research.proposal import Proposal, ResearchContext  # noqa: E402
+from autolab.research.pruning import Curve  # noqa: E402
 from autolab.research.search import (  # noqa: E402
     FROZEN,
     SearchResearcher,
@@ -163,7 +169,7 @@ def _moves(c: Constant) -> list:
 
 def make_researcher(name: str, seed: int):
     """As `autolab research --agent search` builds it: every constant in train.py may move."""
-    if name == "search":
+    if name in ("search", "search+prune"):
         return SearchResearcher(seed=seed)
     if name == "random":
         return SearchResearcher(seed=seed, sampler="random")
@@ -171,6 +177,10 @@ def make_researcher(name: str, seed: int):
 
 
 RESEARCHERS = ("search", "random", "hill")
+# `search` with `research --prune`: the same researcher, its hopeless candidates stopped early.
+# Not in the default run: it is for the pruning comparison at equal wall clock
+# (--researchers search,search+prune --session-seconds S).
+VARIANTS = (*RESEARCHERS, "search+prune")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,17 +203,31 @@ def new_workspace(root: Path, source: str, args) -> Path:
     return root
 
 
-def run_session(root: Path, name: str, seed: int, budget: float, experiments: int, console):
-    """One session of researcher `name` (search | random | hill); its record for the report."""
+def run_session(
+    root: Path,
+    name: str,
+    seed: int,
+    budget: float,
+    experiments: int | None,
+    console,
+    session_seconds: float | None = None,
+):
+    """One session of researcher `name` (one of VARIANTS); its record for the report.
+
+    `session_seconds`: the session takes no new experiment once that much wall clock has passed
+    since it started (baseline runs included), as `research --hours` does; the experiment
+    running then finishes. `experiments` None: no cap on the count."""
     workspace = load_workspace(root)
     researcher = make_researcher(name, seed)
     with Ledger.for_workspace(root) as ledger:
         options = SessionOptions(
-            tag=f"bench-{name}-{seed}",
+            tag=f"bench-{name.replace('+', '-')}-{seed}",
             budget_seconds=budget,
             device="cpu",
             max_experiments=experiments,
+            hours=session_seconds / 3600 if session_seconds else None,
             seed=seed,
+            prune=name == "search+prune",
         )
         session = ResearchSession(workspace, researcher, options, ledger)
         session.listeners.append(lambda event, _: _show_verdict(event, console))
@@ -217,6 +241,8 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
         runs = ledger.experiments(session.session_id)
         session_row = next(s for s in ledger.sessions() if s.id == session.session_id)
         final_bpb = session.best_bpb  # read while the ledger is open
+        # Each run's dev-loss points, to ask afterwards what another pruning rule would have done.
+        curves = {e.number: Curve.from_metrics(ledger.metrics(e.number)).points for e in runs}
     finished = [e for e in runs if e.wall_seconds is not None]
     timed = [e for e in finished if e.total_seconds is not None and e.training_seconds is not None]
     return {
@@ -233,6 +259,8 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
         "autolab_overhead_s": _median([e.wall_seconds - e.total_seconds for e in timed]),
         "session_seconds": seconds,
         "runs": len(runs),
+        "candidates": sum(e.kind == "candidate" for e in runs),
+        "pruned": sum(e.status == "pruned" for e in runs),
         "experiments": [
             {
                 k: getattr(e, k)
@@ -247,6 +275,7 @@ def run_session(root: Path, name: str, seed: int, budget: float, experiments: in
                     "training_seconds",
                 )
             }
+            | {"dev_curve": curves[e.number]}
             for e in runs
         ],
     }
@@ -295,6 +324,8 @@ def summarize(records: list[dict], defaults: dict[int, float], budget: float) ->
         summary["median_final_bpb"] = _median([r["final_bpb"] for r in runs])
         gaps = [r["gap_recovered"] for r in runs if r["gap_recovered"] is not None]
         summary["median_gap_recovered"] = _median(gaps)
+        summary["median_candidates"] = _median([r["candidates"] for r in runs])
+        summary["pruned"] = sum(r["pruned"] for r in runs)  # over every seed
         for part in ("overhead_s", "train_py_overhead_s", "autolab_overhead_s"):
             summary[f"median_{part}"] = _median([r[part] for r in runs if r[part] is not None])
         # Per run over the whole session: also the researcher, git, the ledger, the views.
@@ -310,15 +341,31 @@ def verdicts(by_name: dict, budget: float) -> list[tuple[str, bool]]:
     failed = [r for s in by_name.values() for r in s["runs"] if r["status"] != "succeeded"]
     checks.append((f"every session succeeded ({len(failed)} did not)", not failed))
     scored = {n: s for n, s in by_name.items() if s["median_final_bpb"] is not None}
-    if "search" in scored:
-        best = min(scored, key=lambda n: scored[n]["median_final_bpb"])
+    # search against the other researchers; search+prune is the same researcher, judged apart
+    others = {n: s for n, s in scored.items() if n != "search+prune"}
+    if "search" in others and len(others) > 1:
+        best = min(others, key=lambda n: others[n]["median_final_bpb"])
         checks.append(
             (f"search has the best median final val_bpb (best: {best})", best == "search")
         )
+    if "search" in scored:
         gap = scored["search"]["median_gap_recovered"]
         shown = f"{gap:.0%}" if gap is not None else "no gap to recover"
         ok = gap is not None and gap >= TARGET_GAP
         checks.append((f"search recovers >= {TARGET_GAP:.0%} of the gap ({shown})", ok))
+    if "search" in scored and "search+prune" in scored:
+        # The issue's rule for --prune's default: a better median at equal wall clock. A tie is
+        # not a win: better by more than min_delta (what the loop itself calls nothing), and on
+        # more than half of the seeds both ran.
+        diff = scored["search+prune"]["median_final_bpb"] - scored["search"]["median_final_bpb"]
+        finals = {n: {r["seed"]: r["final_bpb"] for r in scored[n]["runs"]}
+                  for n in ("search", "search+prune")}  # fmt: skip
+        seeds = finals["search"].keys() & finals["search+prune"].keys()
+        wins = sum(finals["search+prune"][s] < finals["search"][s] for s in seeds)
+        ok = diff < -DEFAULT_MIN_DELTA and wins > len(seeds) / 2
+        text = (f"search+prune has a better median than search by more than {DEFAULT_MIN_DELTA} "
+                f"({diff:+.4f}) and on most seeds ({wins} of {len(seeds)})")  # fmt: skip
+        checks.append((text, ok))
     overheads = [s["median_overhead_s"] for s in scored.values()]
     if overheads:
         within = max(overheads) <= TARGET_OVERHEAD * budget
@@ -338,16 +385,24 @@ def data_label(meta: dict, local_copy: bool) -> str:
     return f"{name} ({meta['tokenizer']})"
 
 
-def print_report(console, by_name, defaults, seeds, budget, experiments, data) -> list:
+def session_limit(experiments: int | None, session_seconds: float | None) -> str:
+    """What ended each session, for the table's title: "20 experiments", "150s per session"."""
+    parts = [f"{experiments} experiments"] if experiments is not None else []
+    if session_seconds:
+        parts.append(f"{session_seconds:g}s per session")
+    return ", ".join(parts)
+
+
+def print_report(console, by_name, defaults, seeds, budget, limit, data) -> list:
     table = Table(
-        title=f"researchers on {data}, CPU, {budget:g}s budget, {experiments} experiments",
+        title=f"researchers on {data}, CPU, {budget:g}s budget, {limit}",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("researcher")
     table.add_column("detuned", justify="right")
     for seed in seeds:
         table.add_column(f"seed {seed}", justify="right")
-    for name in ("median", "gap", "overhead", "per session"):
+    for name in ("median", "gap", "candidates", "pruned", "overhead", "per session"):
         table.add_column(name, justify="right")
     for name, s in by_name.items():
         # "!" marks a session that failed (its reason is printed below the table).
@@ -361,17 +416,19 @@ def print_report(console, by_name, defaults, seeds, budget, experiments, data) -
             *(final.get(seed, "") for seed in seeds),
             _bpb(s["median_final_bpb"]),
             f"{gap:.0%}" if gap is not None else "n/a",
+            f"{s['median_candidates']:g}" if s["median_candidates"] is not None else "",
+            str(s["pruned"]),
             _seconds_and_share(s["median_overhead_s"], budget),
             _seconds_and_share(s["median_session_overhead_s"], budget),
         )
     table.add_row(
-        "default", "", *(f"{defaults[seed]:.4f}" for seed in seeds), "", "", "", "", style="dim"
+        "default", "", *(f"{defaults[seed]:.4f}" for seed in seeds), *[""] * 6, style="dim"
     )
     console.print(table)
     console.print(
         "val_bpb: detuned = median over seeds of each session's baseline mean; seed N = the "
         "session's final best_bpb; median over seeds; gap = median of (detuned - final) / "
-        "(detuned - default). "
+        "(detuned - default). candidates = median per session; pruned = over all seeds. "
         "overhead = median(wall - budget) per run in the ledger; per session = session wall "
         "time / runs - budget.",
         style="dim",
@@ -405,12 +462,38 @@ def _bpb(value: float | None) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", default="20s", help="training time per run (default 20s)")
-    parser.add_argument("--experiments", type=int, default=20, help="candidates per session")
+    parser.add_argument(
+        "--experiments",
+        type=int,
+        help="candidates per session (default 20; none with --session-seconds)",
+    )
+    parser.add_argument(
+        "--session-seconds",
+        type=float,
+        metavar="S",
+        help="wall clock per session: no new experiment after S seconds (baseline included), "
+        "for comparisons at equal time, e.g. --researchers search,search+prune",
+    )
     parser.add_argument("--seeds", type=int, default=3, help="sessions per researcher")
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seeds N .. N+seeds-1 (default 0): split the seeds over invocations, then --merge",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="JSON",
+        help="run nothing: one report over the raw results of earlier invocations (the same "
+        "data, budget and session limit; their seeds differ)",
+    )
     parser.add_argument(
         "--researchers",
         default=",".join(RESEARCHERS),
-        help=f"comma-separated, from: {', '.join(RESEARCHERS)} (default all)",
+        help=f"comma-separated, from: {', '.join(VARIANTS)} (default: {','.join(RESEARCHERS)})",
     )
     parser.add_argument("--home", type=Path, help="AUTOLAB_HOME for prepared data (default: temp)")
     parser.add_argument(
@@ -429,15 +512,26 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     budget = parse_duration(args.budget)
     names = [n.strip() for n in args.researchers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RESEARCHERS]
+    unknown = [n for n in names if n not in VARIANTS]
     if unknown or not names:
-        parser.error(f"--researchers: choose from {', '.join(RESEARCHERS)}")
+        parser.error(f"--researchers: choose from {', '.join(VARIANTS)}")
+    if args.session_seconds is not None and args.session_seconds <= 0:
+        parser.error("--session-seconds: give a positive number of seconds, e.g. 150")
+    if args.experiments is None and args.session_seconds is None:
+        args.experiments = 20
     if args.data:
         args.data = str(Path(args.data).resolve())
     if Path(args.dataset).exists():  # the workspaces live elsewhere: a path must be absolute
         args.dataset = str(Path(args.dataset).resolve())
 
     console = Console(highlight=False)
+    started = time.strftime("%Y%m%d-%H%M%S")
+    if args.merge:
+        try:
+            raw = merge_results(args.merge)
+        except UsageError as err:
+            parser.error(str(err))
+        return report(console, raw, OUT / f"researchers-merged-{started}.json")
     default_source = recipe_source("gpt")
     fixture = detuned_changes(default_source)
     detuned_source = apply_changes(default_source, fixture)
@@ -446,8 +540,7 @@ def main(argv=None) -> int:
         "de-tuned fixture: "
         + describe_changes(values(constants), fixture, kinds_of(constants.values()))
     )
-    seeds = list(range(args.seeds))
-    started = time.strftime("%Y%m%d-%H%M%S")
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     with tempfile.TemporaryDirectory(prefix="autolab-bench-") as tmp:
         # ResearchSession prepares its data from $AUTOLAB_HOME; prepare once here to fill it.
         os.environ["AUTOLAB_HOME"] = str((args.home or Path(tmp) / "home").resolve())
@@ -465,7 +558,9 @@ def main(argv=None) -> int:
             for name in names:
                 console.print(f"[bold]{name}[/], seed {seed}")
                 root = new_workspace(Path(tmp) / f"{name}-{seed}", detuned_source, args)
-                record = run_session(root, name, seed, budget, args.experiments, console)
+                record = run_session(
+                    root, name, seed, budget, args.experiments, console, args.session_seconds
+                )
                 console.print(
                     f"{name}, seed {seed}: {_bpb(record['detuned_bpb'])} -> "
                     f"{_bpb(record['final_bpb'])} ({record['status']}"
@@ -473,21 +568,64 @@ def main(argv=None) -> int:
                     + ")"
                 )
                 records.append(record)
-    by_name = summarize(records, defaults, budget)
-    data = data_label(prepared.meta, local_copy=args.data is not None)
-    checks = print_report(console, by_name, defaults, seeds, budget, args.experiments, data)
-    OUT.mkdir(parents=True, exist_ok=True)
-    out = OUT / f"researchers-{started}.json"
     raw = {
-        "args": {**vars(args), "home": str(args.home) if args.home else None},
+        "args": {
+            **vars(args),
+            "home": str(args.home) if args.home else None,
+            "merge": None,
+        },
         "budget_seconds": budget,
-        "data": data,
+        "data": data_label(prepared.meta, local_copy=args.data is not None),
+        "limit": session_limit(args.experiments, args.session_seconds),
         "fixture": fixture,
         "defaults": default_runs,
-        "summary": {n: {k: v for k, v in s.items() if k != "runs"} for n, s in by_name.items()},
         "sessions": records,
+    }
+    return report(console, raw, OUT / f"researchers-{started}.json")
+
+
+def merge_results(paths: list[Path]) -> dict:
+    """One raw result from several invocations' (--first-seed): their sessions and defaults
+    together. They must have trained on the same data with the same budget and limit, and no
+    seed may come twice."""
+    parts = []
+    for path in paths:
+        try:
+            parts.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as err:
+            raise UsageError(
+                f"--merge: cannot read {path} ({err}); give researchers-*.json files"
+            ) from err
+    first = parts[0]
+    for key in ("data", "budget_seconds", "limit", "fixture"):
+        differ = {json.dumps(p.get(key)) for p in parts}
+        if len(differ) > 1:
+            raise UsageError(f"--merge: the results differ in {key} ({', '.join(differ)})")
+    seeds = [d["seed"] for p in parts for d in p["defaults"]]
+    if len(seeds) != len(set(seeds)):
+        raise UsageError(f"--merge: a seed comes twice ({sorted(seeds)}); merge other seeds")
+    return {
+        **first,
+        "args": {**first["args"], "merge": [str(p) for p in paths]},
+        "defaults": [d for p in parts for d in p["defaults"]],
+        "sessions": [r for p in parts for r in p["sessions"]],
+    }
+
+
+def report(console, raw: dict, out: Path) -> int:
+    """Summarize the sessions, print the table and the checks, write the raw results to `out`;
+    the exit code (1 on any FAIL)."""
+    budget = raw["budget_seconds"]
+    defaults = {d["seed"]: d["val_bpb"] for d in raw["defaults"]}
+    seeds = sorted(defaults)
+    by_name = summarize(raw["sessions"], defaults, budget)
+    checks = print_report(console, by_name, defaults, seeds, budget, raw["limit"], raw["data"])
+    raw = {
+        **raw,
+        "summary": {n: {k: v for k, v in s.items() if k != "runs"} for n, s in by_name.items()},
         "checks": [{"check": text, "pass": ok} for text, ok in checks],
     }
+    OUT.mkdir(parents=True, exist_ok=True)
     tmp_out = out.with_suffix(".json.tmp")
     tmp_out.write_text(json.dumps(raw, indent=2))
     tmp_out.rename(out)
