@@ -151,14 +151,16 @@ def test_two_workers_train_at_once_with_their_share_of_the_cores(workspace):
 
 
 # A train.py with two handicaps, each costing the exported model a lot of bits per byte: a
-# fix of either one is a win far beyond the noise, whichever order the two finish in.
+# fix of either one is a win far beyond the noise, whichever order the two finish in. The
+# pushed tokens are the vocabulary's last two (rare letters, for names): a push on a frequent
+# token, such as the newline, may cost nothing.
 HANDICAPS = """
-HANDICAP_A = 1  # 1 pushes the logit of token 1 up by 6 after training
-HANDICAP_B = 1  # 1 pushes the logit of token 2 up by 6 after training
+HANDICAP_A = 1  # 1 pushes the logit of the last token up by 6 after training
+HANDICAP_B = 1  # 1 pushes the logit of the one before it up by 6 after training
 """
 SPOIL = """    with torch.no_grad():
-        model.out.bias[1] += 6.0 * HANDICAP_A
-        model.out.bias[2] += 6.0 * HANDICAP_B
+        model.out.bias[-1] += 6.0 * HANDICAP_A
+        model.out.bias[-2] += 6.0 * HANDICAP_B
     run.finish(model, context_len=CONTEXT_LEN)"""
 
 
@@ -205,6 +207,7 @@ def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(works
         views = {v.number: v for v in ledger.experiments()}
         standings = ledger.standings("r")
     candidates = [v for v in views.values() if v.kind == "candidate"]
+    assert len(candidates) == 3, [(v.number, v.status, v.reason, v.description) for v in candidates]
     first, second, rebased = sorted(candidates, key=lambda v: v.finished)
     assert first.status == "keep" and first.parent_commit == second.parent_commit
     # The second won against its parent too, but the best had moved: recorded, not kept...
