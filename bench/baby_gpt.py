@@ -31,7 +31,6 @@ BETA2 = 0.99  # AdamW second-moment decay
 WEIGHT_DECAY = 0.1  # AdamW decoupled weight decay, 2-D weights only
 GRAD_CLIP = 1.0  # clip the gradient's global norm to this
 WARMUP_ITERS = 100  # linear warm-up, in iterations
-NUM_THREADS = 2  # CPU threads for torch, as the autolab recipes use
 
 
 class SelfAttention(nn.Module):
@@ -86,8 +85,7 @@ class BabyGPT(nn.Module):
 
 
 def main():
-    run = Run.from_env()
-    torch.set_num_threads(NUM_THREADS)
+    run = Run.from_env()  # the harness has set torch's threads, as for the recipes
     model = BabyGPT(run.vocab_size).to(run.device)
     decayed = [p for p in model.parameters() if p.dim() >= 2]
     others = [p for p in model.parameters() if p.dim() < 2]
