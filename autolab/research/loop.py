@@ -118,6 +118,8 @@ class ResearchSession:
         self.started = time.time()
         self.prune_reference: Reference | None = None  # the baseline runs' dev-loss curves
         self.last_number = 0  # the last experiment number handed out (several may be in flight)
+        self.done = ""  # why the researcher has nothing more, once it says so
+        self.skips = 0  # proposals skipped in a row
 
     @property
     def repo(self) -> Path:
@@ -262,26 +264,32 @@ class ResearchSession:
                 break
             source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
             fatal = self._candidate(Proposal(source, view.description, view.params or None))
-        done, skips = "", 0
-        while not (fatal or done or self.noise is None or self._out_of_time()):
-            try:
-                proposal = self._propose()
-            except SkippedProposal as skipped:
-                self.recorder.note(skipped.reason)
-                skips += 1
-                if skips >= MAX_SKIPS_IN_A_ROW:
-                    done = f"the researcher gave nothing usable {skips} times in a row"
-                continue
-            if proposal is None:
-                done = "the researcher has nothing left to try"
-                continue
-            skips = 0
-            fatal = self._candidate(proposal)
+        while not (fatal or self.done or self.noise is None or self._out_of_time()):
+            if proposal := self._ask():
+                fatal = self._candidate(proposal)
         if fatal:
             return "failed", fatal
         if self.stopping or self.noise is None:  # a stop, or stopped before the reference
             return "cancelled", "stopped by the user"
-        return "succeeded", done
+        return "succeeded", self.done
+
+    def _ask(self) -> Proposal | None:
+        """The researcher's next proposal; None after a skip (noted in the ledger), or once it
+        has nothing left or gave nothing usable MAX_SKIPS_IN_A_ROW times in a row, which sets
+        `self.done` to say so. One worker or several ask the same way."""
+        try:
+            proposal = self._propose()
+        except SkippedProposal as skipped:
+            self.recorder.note(skipped.reason)
+            self.skips += 1
+            if self.skips >= MAX_SKIPS_IN_A_ROW:
+                self.done = f"the researcher gave nothing usable {self.skips} times in a row"
+            return None
+        if proposal is None:
+            self.done = "the researcher has nothing left to try"
+        else:
+            self.skips = 0
+        return proposal
 
     def _record_end(self, status: str, reason: str) -> None:
         """Best effort: when the disk is full even this may fail, and the original error is

@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from autolab import gitrepo
 from autolab.experiment import ExperimentResult
 from autolab.research import branch as git_branch
-from autolab.research.edits import SkippedProposal
-from autolab.research.loop import MAX_SKIPS_IN_A_ROW, LiveState, ResearchSession, source_hash
+from autolab.research.loop import LiveState, ResearchSession, source_hash
 from autolab.research.proposal import Proposal
 from autolab.research.pruning import Watch
 from autolab.research.rebase import rebase
@@ -71,7 +70,6 @@ class ParallelSession(ResearchSession):
         self.metrics: queue.Queue = queue.Queue()  # (number, record) from the worker threads
         self.lives: dict[int, LiveState] = {}  # what the terminal view shows of each run
         self.pool = ThreadPoolExecutor(len(self.runners), thread_name_prefix="autolab-worker")
-        self.done = ""  # why the researcher has nothing more, once it says so
 
     def run(self) -> str:
         try:
@@ -104,7 +102,7 @@ class ParallelSession(ResearchSession):
 
     def _candidates(self) -> str | None:
         """Keep every slot busy until a limit; record each result as it comes in."""
-        fatal, skips = None, 0
+        fatal = None
         while True:
             while self.free and not fatal:
                 if item := self._next_from_backlog():
@@ -113,19 +111,8 @@ class ParallelSession(ResearchSession):
                 if self.done or self._out_of_time():
                     break
                 self.live = LiveState()  # the running ones keep theirs (self.lives)
-                try:
-                    proposal = self._propose()
-                except SkippedProposal as skipped:
-                    self.recorder.note(skipped.reason)
-                    skips += 1
-                    if skips >= MAX_SKIPS_IN_A_ROW:
-                        self.done = f"the researcher gave nothing usable {skips} times in a row"
-                    continue
-                if proposal is None:
-                    self.done = "the researcher has nothing left to try"
-                    continue
-                skips = 0
-                self._start_candidate(proposal)
+                if proposal := self._ask():
+                    self._start_candidate(proposal)
             if not self.in_flight:
                 break
             for job, result in self._wait():
