@@ -6,6 +6,7 @@ parent is no longer the best is re-based and run again; a kill -9 with two exper
 flight loses nothing recorded and --resume carries on; bad input is a one-line error.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from autolab.research.proposal import Outcome, Proposal
 from autolab.research.rebase import rebase
 from autolab.research.search import SearchResearcher
 from autolab.research.slots import Slot, plan_slots, usable_cores
+from autolab.stop_request import AFTER, request_stop
 from autolab.track.ledger import Ledger
 from autolab.workspace import load_workspace
 
@@ -179,27 +181,48 @@ class FixEach:
         return Proposal(context.best_source.replace(f"{name} = 1", f"{name} = 0"), f"fix {name}")
 
 
-def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(workspace, monkeypatch):
+class FixEachThenStop(FixEach):
+    """FixEach, then asks the session to stop (as `autolab stop` does) when asked again:
+    the stale win's re-based run is then left unrun."""
+
+    def __init__(self, state_dir):
+        super().__init__()
+        self.state_dir = state_dir
+
+    def propose(self, context):
+        if not self.left:
+            request_stop(self.state_dir, AFTER, "the test")
+        return super().propose(context)
+
+
+def handicapped_session(root, tag="r"):
+    """A two-worker session on a train.py with HANDICAPS, ready to start."""
     from autolab.research.loop import SessionOptions
 
-    home, root = workspace
-    monkeypatch.setenv("AUTOLAB_HOME", str(home))
     ws = load_workspace(root)
     source = ws.train_py.read_text()
-    assert "self.out = nn.Linear" in source
-    assert "    run.finish(model, context_len=CONTEXT_LEN)" in source
-    end = source.index("\n# ----")  # the end of the constants block
-    source = source[:end] + HANDICAPS.rstrip() + source[end:]
-    source = source.replace("    run.finish(model, context_len=CONTEXT_LEN)", SPOIL)
-    ws.train_py.write_text(source)
-    gitrepo.commit_all(root, "two handicaps")
+    if "HANDICAP_A" not in source:
+        assert "self.out = nn.Linear" in source
+        assert "    run.finish(model, context_len=CONTEXT_LEN)" in source
+        end = source.index("\n# ----")  # the end of the constants block
+        source = source[:end] + HANDICAPS.rstrip() + source[end:]
+        source = source.replace("    run.finish(model, context_len=CONTEXT_LEN)", SPOIL)
+        ws.train_py.write_text(source)
+        gitrepo.commit_all(root, "two handicaps")
     options = SessionOptions(
-        tag="r",
+        tag=tag,
         budget_seconds=1.0,
         baseline_runs=2,
         policy=Policy(),
         slots=plan_slots(2, None, "cpu", cores=2),
     )
+    return ws, options
+
+
+def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(workspace, monkeypatch):
+    home, root = workspace
+    monkeypatch.setenv("AUTOLAB_HOME", str(home))
+    ws, options = handicapped_session(root)
     with Ledger.for_workspace(root) as ledger:
         session = ParallelSession(ws, FixEach(), options, ledger)
         session.start()
@@ -221,6 +244,34 @@ def test_a_win_whose_parent_is_no_longer_the_best_is_rebased_and_run_again(works
     assert rebased.status == "keep" and standings.best_number == rebased.number
     best_source = gitrepo.show_file(root, gitrepo.head(root), "train.py")
     assert "HANDICAP_A = 0" in best_source and "HANDICAP_B = 0" in best_source
+
+
+def test_a_rebased_run_a_stop_left_unrun_is_run_by_resume(workspace, monkeypatch):
+    home, root = workspace
+    monkeypatch.setenv("AUTOLAB_HOME", str(home))
+    ws, options = handicapped_session(root, tag="s")
+    with Ledger.for_workspace(root) as ledger:
+        session = ParallelSession(ws, FixEachThenStop(ws.state_dir), options, ledger)
+        session.start()
+        assert session.run() == "cancelled"
+        views = [v for v in ledger.experiments() if v.kind == "candidate"]
+        notes = [e.message for e in ledger.events() if e.kind == "note"]
+    stale = [v for v in views if v.flags.get("stale_win")]
+    assert len(views) == 2 and len(stale) == 1, [(v.status, v.reason) for v in views]
+    assert "re-based on it to run again" in stale[0].reason
+    assert any(n.startswith("not run, the session stopped first") for n in notes), notes
+    # --resume runs the re-based change first, on the best of its time.
+    done = autolab("research", "-C", str(root), "--plain", "--tag", "s", "--resume",
+                   "--workers", "2", "--max-experiments", "3", "--confirm", "0",
+                   home=home)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Ledger.for_workspace(root) as ledger:
+        later = [v for v in ledger.experiments() if v.number > max(v.number for v in views)
+                 and v.kind == "candidate"]  # fmt: skip
+    assert later and f"(exp {stale[0].number} re-based on exp" in later[0].description
+    rebased = gitrepo.show_file(root, later[0].commit_sha, "train.py")
+    assert "HANDICAP_A = 0" in rebased and "HANDICAP_B = 0" in rebased
+    assert later[0].status == "keep"
 
 
 def test_kill_9_with_two_in_flight_loses_nothing_then_resume_and_stop(workspace):
@@ -281,6 +332,64 @@ def test_kill_9_with_two_in_flight_loses_nothing_then_resume_and_stop(workspace)
         assert any(a.description == v.description and a.status != "interrupted" for a in again)
     assert all(v.status != "running" for v in after.values())
     assert not (root / ".autolab" / "workers").exists() and len(worktrees(root)) == 1
+
+
+@pytest.mark.skipif(usable_cores() < 2, reason="two workers need two cores")
+def test_a_branch_continued_on_other_hardware_measures_its_own_reference_first(workspace):
+    """Issue 12 §5: one worker with every core, then --resume with two workers of one thread:
+    another fingerprint, so the resumed session measures its own reference on the branch's
+    best before any candidate, and its candidates are compared, never discarded as measured
+    elsewhere."""
+    home, root = workspace
+    base = ["research", "-C", str(root), "--plain", "--tag", "fp", "--confirm", "0"]
+    first = autolab(*base, "--max-experiments", "1", home=home)
+    assert first.returncode == 0, first.stdout + first.stderr
+    with Ledger.for_workspace(root) as ledger:
+        before = ledger.standings("fp")
+    head = gitrepo.head(root)
+    done = autolab(*base, "--resume", "--workers", "2", "--max-experiments", "3", home=home)
+    assert done.returncode == 0, done.stdout + done.stderr
+    with Ledger.for_workspace(root) as ledger:
+        assert ledger.verify() == []
+        one, two = ledger.sessions()
+        runs = ledger.experiments(two.id)
+        standings = ledger.standings("fp")
+        notes = [e.message for e in ledger.events(session_id=two.id) if e.kind == "note"]
+    alone = before.reference.hardware
+    shared = {**alone, "threads": max(1, usable_cores() // 2), "workers": 2}
+    baselines = [v for v in runs if v.kind == "baseline"]
+    candidates = [v for v in runs if v.kind == "candidate"]
+    # Its own reference: three runs (nothing to pool with on this fingerprint) of the branch's
+    # best, on the new fingerprint, before any candidate started.
+    assert len(baselines) == 3 and {v.commit_sha for v in baselines} == {head}
+    assert all(v.flags["hardware"] == shared for v in baselines)
+    assert max(v.number for v in baselines) < min(v.number for v in candidates)
+    assert any("measures this one's own reference" in n for n in notes), notes
+    assert standings.reference.hardware == shared and before.reference.hardware == alone
+    mean = sum(v.val_bpb for v in baselines) / 3
+    assert standings.reference.bpb == pytest.approx(mean)
+    # Every candidate was judged on its own fingerprint, none left out as measured elsewhere.
+    assert candidates and not any("other hardware" in v.reason for v in candidates)
+    # Each run's Δ is against its own fingerprint's reference; the best is one of this one's.
+    for v in (*ledger_rows(root, one.id), *candidates):
+        row = standings.row(v.number)
+        if row.score is not None:
+            ours = v.flags["hardware"] == shared
+            want = standings.reference.bpb if ours else before.reference.bpb
+            assert row.delta == pytest.approx(row.score - want)
+    if standings.best_number is not None:
+        assert standings.best_number in {v.number for v in candidates}
+    assert standings.best_score <= standings.reference.bpb
+    # status names the fingerprint the reference was measured on, and lists both.
+    shown = " ".join(autolab("status", "-C", str(root), home=home).stdout.split())
+    assert "mean of the baseline runs on cpu" in shown and shown.count("hardware ") == 2, shown
+    status = json.loads(autolab("status", "-C", str(root), "--json", home=home).stdout)
+    assert status["reference_hardware"] == shared
+
+
+def ledger_rows(root, session_id):
+    with Ledger.for_workspace(root) as ledger:
+        return ledger.experiments(session_id)
 
 
 @pytest.mark.parametrize(

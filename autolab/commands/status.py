@@ -168,11 +168,15 @@ def render_status(status):
             "(continued with --resume): the numbers below cover them all",
         )
     grid.add_row("experiments", f"{counts_line(status.counts)}  ({runs_line(status.counts)})")
+    # With runs on more than one fingerprint, each has its own reference: say which this is.
+    measured_on = ""
+    if status.reference_hardware and len(status.hardware_fingerprints) > 1:
+        measured_on = f" on {fingerprint_label(status.reference_hardware)}"
     if status.reference_bpb is not None:
         grid.add_row(
             "reference",
             f"{status.reference_bpb:.4f} ± {status.noise_spread:.4f} "
-            f"(mean of the baseline runs; keep band {status.band:.4f})",
+            f"(mean of the baseline runs{measured_on}; keep band {status.band:.4f})",
         )
         grid.add_row("noise", noise_line(status))
     if status.best_number is not None:
@@ -181,7 +185,8 @@ def render_status(status):
         best.append(" ".join(status.best_description.split()), style="")
         grid.add_row("best", best)
     elif status.reference_bpb is not None:
-        grid.add_row("best", "the reference: no change kept yet")
+        kept = f"no change kept yet{' on it' if measured_on else ''}"
+        grid.add_row("best", f"the reference: {kept}")
     if status.best_number is not None:
         from autolab.track.confirmation import confirmation_text
 

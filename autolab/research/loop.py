@@ -28,6 +28,7 @@ from pathlib import Path
 from autolab import gitrepo, stop_request
 from autolab.errors import UsageError
 from autolab.experiment import DISK_FULL_MARKERS, ExperimentResult
+from autolab.hardware import fingerprint, label
 from autolab.research import branch as git_branch
 from autolab.research.context import research_context
 from autolab.research.edits import EditError, SkippedProposal, validate_train_py
@@ -40,6 +41,7 @@ from autolab.research.policy import (
 )
 from autolab.research.proposal import Proposal, ResearchContext
 from autolab.research.pruning import Curve, Reference, Watch
+from autolab.research.rebase import params_of, rebase, rebase_marker, rebased_description
 from autolab.research.recorder import Recorder, result_record
 from autolab.research.recorder import verdict_event as verdict_event  # where callers import it
 from autolab.research.slots import Slot
@@ -182,12 +184,15 @@ class ResearchSession:
         self.session_ids = self.standings().session_ids
         self.base_commit = session.config["base_commit"]
         git_branch.checkout(self.repo, self.branch)
+        # On other hardware the branch's reference is not this session's: it measures its own
+        # (the baseline runs, on the branch's best) before any candidate.
+        elsewhere = self._reference_elsewhere()
+        noise = None if elsewhere else session.noise
         if session.status is None:
             self.recorder.session_id = session.id
         else:
             self._open_session({**session.config, "continues": session.id})
-            if session.noise:
-                noise = session.noise
+            if noise:
                 self.ledger.record_noise(
                     self.session_id, noise.baseline_bpb, noise.spread, noise.runs
                 )
@@ -205,10 +210,29 @@ class ResearchSession:
         )
         if recovered:
             self.recorder.note(f"branch moved back to {expected[:7]}; stray work in {recovered}")
-        if session.noise:
-            self.noise = Noise(session.noise.baseline_bpb, session.noise.spread,
-                               session.noise.runs)  # fmt: skip
+        if noise:
+            self.noise = Noise(noise.baseline_bpb, noise.spread, noise.runs)
         self._announce(f"session {self.session_id} resumed on {self.branch}")
+        if elsewhere:
+            self.recorder.note(elsewhere)
+
+    def _reference_elsewhere(self) -> str | None:
+        """Why the branch's reference does not serve this session, if it was measured on
+        another fingerprint than this session's runs will record."""
+        reference, here = self.standings().reference, self.hardware()
+        if not (reference and reference.hardware and here) or reference.hardware == here:
+            return None
+        return (f"this session runs on {label(here)}; the branch's reference was measured on "
+                f"{label(reference.hardware)}: scores are compared only on one fingerprint, so "
+                "it measures this one's own reference on the branch's best first")  # fmt: skip
+
+    def hardware(self) -> dict | None:
+        """The fingerprint this session's runs record (the runner takes it the same way);
+        None when they run on another machine (--ray: the node's)."""
+        if self.options.runner is not None:
+            return None
+        slots = self.options.slots or [Slot(0, 0)]
+        return fingerprint(self.options.device, workers=len(slots), threads=slots[0].threads)
 
     def _open_session(self, config: dict) -> None:
         self.recorder.session_id = self.ledger.start_session(
@@ -259,11 +283,10 @@ class ResearchSession:
         interrupted, then the researcher's proposals until a limit. Returns (status, reason)."""
         self._remember_tried()
         fatal = self._measure_baseline()
-        for view in self._interrupted_candidates() if self.noise else []:
+        for proposal in self._carried_over() if self.noise else []:
             if fatal or self._out_of_time():
                 break
-            source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
-            fatal = self._candidate(Proposal(source, view.description, view.params or None))
+            fatal = self._candidate(proposal)
         while not (fatal or self.done or self.noise is None or self._out_of_time()):
             if proposal := self._ask():
                 fatal = self._candidate(proposal)
@@ -330,15 +353,19 @@ class ResearchSession:
         if self.noise is not None:
             return None
         runs = [e for e in self._experiments() if e.kind == "baseline"]
-        scored = [e for e in runs if e.status == "keep" and e.val_bpb is not None]
+        head, here = gitrepo.head(self.repo), self.hardware()
+        # Runs of this reference: of the branch's best, on this session's hardware (a branch
+        # continued elsewhere has earlier baseline runs that measured another one).
+        scored = [e for e in runs if e.status == "keep" and e.val_bpb is not None
+                  and e.commit_sha == head
+                  and (not here or e.flags.get("hardware") == here)]  # fmt: skip
         scores = [e.val_bpb for e in scored]
-        hardware = next((e.flags.get("hardware") for e in scored), None)
+        hardware = here or next((e.flags.get("hardware") for e in scored), None)
         while len(scores) < self._baseline_runs(hardware) and not self._out_of_time():
             trials = []
             for _ in range(min(self._baseline_runs(hardware) - len(scores), self._room())):
                 seed = self.options.seed + len(runs)
-                trial = self._trial("baseline", gitrepo.head(self.repo),
-                                    f"baseline (seed {seed})", seed)  # fmt: skip
+                trial = self._trial("baseline", head, f"baseline (seed {seed})", seed)
                 runs.append(trial)
                 trials.append(trial)
             for trial, result in self._run_all(trials):
@@ -424,12 +451,7 @@ class ResearchSession:
             return None
         trial = self._trial("candidate", commit, proposal.description, self.options.seed)
         result = self._run(trial, self._experiment_record(trial, proposal, parent))
-        standings = self.standings()
-        reference = standings.reference
-        verdict, reason = self.options.policy.judge(
-            result.status, result.reason, result.val_bpb, standings.best_score, self.noise,
-            result.flags.get("hardware"), reference.hardware if reference else None,
-        )  # fmt: skip
+        verdict, reason = self._judge(result, self.best_bpb)
         score, again = result.val_bpb, None
         if verdict == "recheck":
             verdict, reason, score, again = self._recheck(trial, proposal, parent, result)
@@ -443,6 +465,15 @@ class ResearchSession:
             git_branch.reset_to(self.repo, parent)
         self._crash_streak_alert(trial.number)
         return self._fatal(result) or (self._fatal(again) if again else None)
+
+    def _judge(self, result: ExperimentResult, best: float) -> tuple[str, str]:
+        """The policy's verdict on a run against `best` (its parent's score), on the
+        reference's fingerprint only."""
+        reference = self.standings().reference
+        return self.options.policy.judge(
+            result.status, result.reason, result.val_bpb, best, self.noise,
+            result.flags.get("hardware"), reference.hardware if reference else None,
+        )  # fmt: skip
 
     def _recheck(self, first_trial: Trial, proposal, parent, first: ExperimentResult):
         """Run a win inside the noise band again with another seed: (verdict, reason, score,
@@ -610,6 +641,35 @@ class ResearchSession:
             if view.status not in ("interrupted", "running") and view.commit_sha:
                 source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
                 self.tried_sources.add(source_hash(source))
+
+    def _carried_over(self) -> list[Proposal]:
+        """What the branch's earlier run left to do, first thing on --resume: candidates a
+        kill or a stop --now interrupted, then stale wins (research.parallel) whose re-based
+        run a stop left unrun."""
+        proposals = []
+        for view in self._interrupted_candidates():
+            source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
+            proposals.append(Proposal(source, view.description, view.params or None))
+        views = self._experiments()
+        for view in views:
+            stale = view.flags.get("stale_win") or {}
+            marker = rebase_marker(view.number)
+            if not stale.get("rebased") or any(marker in v.description for v in views):
+                continue
+            parent = gitrepo.show_file(self.repo, stale["parent"], TRAIN_FILE)
+            source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
+            rebased, why = rebase(parent, source, self.workspace.train_py.read_text())
+            if rebased is not None and source_hash(rebased) in self.tried_sources:
+                rebased, why = None, "the re-based change was tried already"
+            if rebased is None:
+                self.recorder.note(f"exp {view.number}'s change is not re-run: {why}")
+                continue
+            best = self.standings().best_number
+            moved = f"exp {best}" if best is not None else "the reference"
+            proposals.append(Proposal(rebased, rebased_description(view.description,
+                                                                   view.number, moved),
+                                      params_of(rebased, view.params or None)))  # fmt: skip
+        return proposals
 
     def _interrupted_candidates(self) -> list[ExperimentView]:
         """Candidates a kill or a stop --now interrupted, not yet run again."""

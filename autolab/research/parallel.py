@@ -29,7 +29,7 @@ from autolab.research import branch as git_branch
 from autolab.research.loop import LiveState, ResearchSession, source_hash
 from autolab.research.proposal import Proposal
 from autolab.research.pruning import Watch
-from autolab.research.rebase import rebase
+from autolab.research.rebase import params_of, rebase, rebased_description
 from autolab.research.trial import Runner, Trial
 from autolab.track.ledger import ExperimentRecord
 from autolab.workspace import TRAIN_FILE
@@ -90,9 +90,7 @@ class ParallelSession(ResearchSession):
         self._remember_tried()
         fatal = self._measure_baseline()
         if self.noise and not fatal:
-            for view in self._interrupted_candidates():
-                source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
-                self.backlog.append(Proposal(source, view.description, view.params or None))
+            self.backlog.extend(self._carried_over())
             fatal = self._candidates()
         if fatal:
             return "failed", fatal
@@ -121,6 +119,9 @@ class ParallelSession(ResearchSession):
             if isinstance(item, Job):
                 self._settle(item, item.result, "discard", "not re-checked: the session stopped "
                              "first", item.result.val_bpb)  # fmt: skip
+            else:  # a re-based win or a carried-over run: --resume finds it again
+                self.recorder.note(f"not run, the session stopped first: {item.description} "
+                                   "(`autolab research --resume` runs it)")  # fmt: skip
         return fatal
 
     def _next_from_backlog(self):
@@ -237,12 +238,7 @@ class ParallelSession(ResearchSession):
         """Judge a candidate or re-check that ended; returns why the session must end, if so."""
         if job.trial.kind == "recheck":
             return self._conclude_recheck(job, result)
-        standings = self.standings()
-        reference = standings.reference
-        verdict, reason = self.options.policy.judge(
-            result.status, result.reason, result.val_bpb, job.parent_score, self.noise,
-            result.flags.get("hardware"), reference.hardware if reference else None,
-        )  # fmt: skip
+        verdict, reason = self._judge(result, job.parent_score)
         job.result = result
         if verdict == "recheck" and gitrepo.head(self.repo) == job.parent:
             self.backlog.appendleft(job)  # recorded once its re-run is in
@@ -285,8 +281,9 @@ class ParallelSession(ResearchSession):
                                          "rebased": rebased is not None}  # fmt: skip
             verdict = "discard"
             if rebased is not None:
-                description = f"{job.trial.description} (exp {number} re-based on {moved})"
-                self.backlog.append(Proposal(rebased, description, _params_of(rebased, job)))
+                description = rebased_description(job.trial.description, number, moved)
+                params = params_of(rebased, job.proposal.params if job.proposal else None)
+                self.backlog.append(Proposal(rebased, description, params))
         previous = self.best_bpb
         self._record(number, result, verdict, reason, score)  # before the branch moves
         git_branch.preserve(self.repo, number, commit)
@@ -295,14 +292,3 @@ class ParallelSession(ResearchSession):
             self.recorder.event("alert", f"new best {score:.4f} (was {previous:.4f})", number,
                                 {"alert": "new_best", "val_bpb": score})  # fmt: skip
         self._crash_streak_alert(number)
-
-
-def _params_of(source: str, job: Job) -> dict | None:
-    """A re-based change's configuration, over the names its proposal gave (search's)."""
-    params = job.proposal.params if job.proposal else None
-    if not params:
-        return None
-    from autolab.research.constants import parse_constants, values
-
-    now = values(parse_constants(source))
-    return {name: now.get(name, value) for name, value in params.items()}

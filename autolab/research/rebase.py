@@ -41,3 +41,20 @@ def rebase(parent_source: str, source: str, best_source: str) -> tuple[str | Non
     if rebased == best_source:
         return None, "the new best already has it"
     return rebased, ""
+
+
+def rebased_description(description: str, number: int, moved: str) -> str:
+    """A re-based run's description; `unrun_rebases` finds the runs by it."""
+    return f"{description} (exp {number} re-based on {moved})"
+
+
+def rebase_marker(number: int) -> str:
+    return f"(exp {number} re-based on "
+
+
+def params_of(source: str, params: dict | None) -> dict | None:
+    """A re-based change's configuration, over the names its proposal gave (search's)."""
+    if not params:
+        return None
+    now = values(parse_constants(source))
+    return {name: now.get(name, value) for name, value in params.items()}

@@ -12,10 +12,15 @@ in a new session, and the standings cover them all.
   improvements, even though the ledger records them as keep. The spread is pooled with the
   earlier sessions whose baseline ran the same commit, budget and hardware fingerprint
   (`noise_pool`); `dof` and `interval` say how sure it is, `hardware` what it was measured on.
-- **best**: the kept candidate with the lowest score; the reference when nothing was kept
-  (`best_number` is None then).
-- **Δ** (`delta`): score − reference, negative = better, everywhere. `delta_best_before` is the
-  score − the best before the experiment (what its verdict was measured against).
+- **one reference per hardware fingerprint**: scores are compared only within a fingerprint
+  (autolab.hardware). A branch continued on other hardware (another machine, thread count or
+  number of workers) measures that fingerprint's own reference on the branch's best before any
+  candidate; `reference` is the latest one, the one candidates are judged against now.
+- **best**: the kept candidate with the lowest score on the reference's fingerprint; the
+  reference when none was kept there (`best_number` is None then).
+- **Δ** (`delta`): score − its fingerprint's reference, negative = better, everywhere.
+  `delta_best_before` is the score − the best on its fingerprint before the experiment (what its
+  verdict was measured against).
 - **counts**: candidates by verdict, and the runs that are not candidates (baseline runs,
   re-checks, confirm runs) as what they are.
 - **confirmed**: the best and the reference re-run side by side after the search, with the
@@ -149,7 +154,27 @@ def read_standings(ledger: Ledger, tag: str | None = None) -> Standings:
     config = branch[-1].config if branch else {}
     views = ledger.experiments(session_ids=ids) if ids else []
     pool = _branch_pool(ledger, views) if noise is not None else None
-    return compute(views, noise, config, tag, ids, pool)
+    return compute(views, noise, config, tag, ids, pool, _references(branch, views))
+
+
+def _references(branch: list[SessionView], views: list[ExperimentView]) -> dict[str, float]:
+    """Each fingerprint's latest reference (mean of its baseline runs) on the branch, by
+    `hardware_key`. A session measures the one its scored baseline runs ran on; one with none
+    of its own (a resume on the same hardware) carries the one before it."""
+    references, last = {}, None
+    for session in branch:
+        own = [v for v in views if v.session_id == session.id and v.kind == "baseline"
+               and v.status == "keep" and v.flags.get("hardware")]  # fmt: skip
+        if own:
+            last = hardware_key(own[-1].flags["hardware"])
+        if session.noise is not None and last is not None:
+            references[last] = session.noise.baseline_bpb
+    return references
+
+
+def hardware_key(hardware: dict | None) -> str | None:
+    """A fingerprint as one comparable string (None: not recorded)."""
+    return json.dumps(hardware, sort_keys=True) if hardware else None
 
 
 @dataclass(frozen=True)
@@ -165,7 +190,7 @@ class Pool:
 
 
 def pool_key(commit: str, budget: float | None, hardware: dict | None) -> tuple:
-    return (commit, budget, json.dumps(hardware, sort_keys=True))
+    return (commit, budget, json.dumps(hardware, sort_keys=True))  # hardware_key, never None
 
 
 def baseline_scores(ledger: Ledger) -> dict[tuple[int, tuple], list[float]]:
@@ -227,7 +252,10 @@ def compute(
     tag: str | None = None,
     session_ids: list[int] | None = None,
     pool: Pool | None = None,
+    references: dict[str, float] | None = None,
 ) -> Standings:
+    """The standings of `views`. `references`: each fingerprint's reference by hardware_key;
+    the current one (noise, measured on pool.hardware) is added to them."""
     reference = None
     if noise is not None:
         from autolab.research.policy import spread_interval
@@ -239,19 +267,32 @@ def compute(
                               spread_interval(noise.spread, dof),
                               pool.hardware if pool else None)  # fmt: skip
     ref_bpb = reference.bpb if reference else None
+    current = hardware_key(reference.hardware) if reference else None
+    # Scores meet only within a fingerprint: each run is measured against its own fingerprint's
+    # reference and best. With the reference's fingerprint unknown (older ledgers) or the run's,
+    # everything is one group, as before fingerprints.
+    references = {**(references or {}), **({current: ref_bpb} if current else {})}
+
+    def group(v: ExperimentView) -> str | None:
+        own = hardware_key(v.flags.get("hardware"))
+        return own if current and own else current
+
     counts, rows = Counts(), []
-    best_score, best_view = ref_bpb, None
+    bests: dict[str | None, float | None] = {current: ref_bpb}  # each group's best score
+    best_views: dict[str | None, ExperimentView] = {}  # and the kept run that holds it
     for v in sorted(views, key=lambda v: v.number):
         score = v.score if v.status in SCORED_STATUSES else None
+        key = group(v)
+        best_before = bests.get(key, references.get(key))
         rows.append(
             Standing(
                 number=v.number,
                 kind=v.kind,
                 status=v.status,
                 score=score,
-                delta=_minus(score, ref_bpb),
-                best_before=best_score,
-                delta_best_before=_minus(score, best_score)
+                delta=_minus(score, references.get(key, ref_bpb if key == current else None)),
+                best_before=best_before,
+                delta_best_before=_minus(score, best_before)
                 if v.kind in (*IMPROVING_KINDS, "recheck")
                 else None,
                 rechecks=v.rechecks,
@@ -269,8 +310,9 @@ def compute(
             name = _COUNTED[v.status]
             setattr(counts, name, getattr(counts, name) + 1)
         is_improvement = v.kind in IMPROVING_KINDS and v.status == "keep" and score is not None
-        if is_improvement and (best_score is None or best_view is None or score < best_score):
-            best_score, best_view = score, v
+        if is_improvement and (key not in best_views or score < best_before):
+            bests[key], best_views[key] = score, v
+    best_score, best_view = bests[current], best_views.get(current)
     if best_view is not None:
         next(r for r in rows if r.number == best_view.number).is_best = True
     for number, recipe in sides(views, best_view).items():

@@ -61,13 +61,14 @@ class SessionStatus:
     delta: float | None  # best_bpb - reference_bpb: negative is better
     confirmed: Confirmation | None = None  # the best re-run beside the reference
     config: dict = field(default_factory=dict)
-    # The session's experiments' hardware fingerprints (autolab.hardware), each once.
+    # The branch's experiments' hardware fingerprints (autolab.hardware), each once.
     hardware_fingerprints: list[dict] = field(default_factory=list)
     # How sure the spread is: its degrees of freedom, 95% chi-square interval, and the sessions
     # whose baseline runs it pools (track.standings.Reference).
     noise_dof: int | None = None
     noise_interval: tuple[float, float] | None = None
     noise_pooled_sessions: int | None = None
+    reference_hardware: dict | None = None  # the fingerprint the reference was measured on
     in_flight: list[RunningExperiment] = field(default_factory=list)  # all running now
 
     def to_dict(self) -> dict:
@@ -165,10 +166,13 @@ def session_status(
         delta=standings.delta,
         confirmed=standings.confirmed,
         config=session.config,
-        hardware_fingerprints=distinct(v.flags.get("hardware") for v in views),
+        hardware_fingerprints=distinct(
+            v.flags.get("hardware") for v in ledger.experiments(session_ids=standings.session_ids)
+        ),
         noise_dof=ref.dof if ref else None,
         noise_interval=ref.interval if ref else None,
         noise_pooled_sessions=ref.pooled_sessions if ref else None,
+        reference_hardware=ref.hardware if ref else None,
     )
 
 
