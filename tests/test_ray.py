@@ -122,6 +122,45 @@ def test_four_experiments_on_ray_one_worker_killed(cluster, workspace):
 
 
 @needs_ray
+def test_two_workers_run_two_tasks_at_once_on_the_cluster(cluster, workspace):
+    path, home = workspace
+    code, output = finished(autolab(
+        "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray2",
+        "--workers", "2", "--max-experiments", "2", "--baseline-runs", "2", "--confirm", "0",
+        home=home,
+    ))  # fmt: skip
+    assert code == 0, output
+    with Ledger.for_workspace(path) as ledger:
+        experiments = ledger.experiments()
+        assert ledger.verify() == [] and not ledger.unfinished()
+        spans = {}
+        for event in ledger.events():
+            if event.kind in ("started", "finished"):
+                spans.setdefault(event.number, []).append(event.time)
+        metrics = {e.number: ledger.metrics(e.number) for e in experiments}
+    assert [e.kind for e in experiments].count("candidate") >= 2
+    assert all(e.val_bpb is not None for e in experiments), [(e.status, e.reason)
+                                                             for e in experiments]  # fmt: skip
+    # Both baseline runs trained on the cluster at the same time, each with its own metrics
+    # (the queue the tasks share is sorted per attempt) and its own run directory.
+    (a, a_end), (b, b_end) = spans[1], spans[2]
+    assert b < a_end and a < b_end
+    for e in experiments:
+        assert e.flags["ray"]["node_id"] and e.flags["hardware"]["workers"] == 2, e.flags
+        assert metrics[e.number] and all(m["progress"] <= 1.0 for m in metrics[e.number])
+        steps = [m["step"] for m in metrics[e.number] if "step" in m]
+        assert steps == sorted(steps), (e.number, steps)  # no other run's points mixed in
+        assert (path / ".autolab" / "runs" / str(e.number) / "run.log").is_file()
+    # More at once than the cluster has room for is refused before anything runs.
+    code, output = finished(autolab(
+        "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray3",
+        "--workers", "3", home=home,
+    ))  # fmt: skip
+    assert code == 2 and "3 experiments at once" in output and "lower --workers" in output, output
+    assert len(output.strip().splitlines()) == 1, output
+
+
+@needs_ray
 def test_unreachable_cluster_is_a_one_line_error(workspace):
     path, home = workspace
     code, output = finished(

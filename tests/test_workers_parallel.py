@@ -397,7 +397,7 @@ def ledger_rows(root, session_id):
     [
         (["--workers", "0"], "--workers must be at least 1"),
         (["--gpus", "0"], "--gpus needs a CUDA device"),
-        (["--workers", "2", "--ray", "auto"], "give one of them"),
+        (["--threads", "1", "--ray", "auto"], "with --ray the cluster places each experiment"),
         (["--workers", str(usable_cores() + 1)], "would oversubscribe"),
         (["--workers", "1", "--threads", str(usable_cores() + 1)], "more than the"),
     ],

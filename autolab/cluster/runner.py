@@ -1,7 +1,9 @@
 """The driver's side of `autolab research --ray`: each experiment's training as one Ray task.
 
 `RayRunner` is called exactly as autolab.experiment.run_experiment is, and returns the same
-`ExperimentResult`; the research loop only chooses which of the two to call. The task asks for
+`ExperimentResult`; the research loop only chooses which of the two to call. With `--workers N`
+it is called from N threads at once (research.parallel), N tasks on the cluster: the metrics
+queue they share is sorted into one inbox per attempt. The task asks for
 one GPU (CUDA sessions) or `cpus` CPUs, carries train.py's text, the seed, the settings and the
 dataset's identity (its cache key and the shards' hashes; the shards themselves go into the
 object store once per session). The node hands back the run directory, which lands where a
@@ -16,6 +18,7 @@ once more, on another node when the cluster has one; a second loss ends the expe
 import json
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -80,6 +83,7 @@ class RayRunner:
         device: str,
         isolation: str | None,
         cpus: float = 1,
+        in_flight: int = 1,
     ):
         self.ray = ray = import_ray()
         self.owns_connection = not ray.is_initialized()  # a test may have connected already
@@ -97,7 +101,7 @@ class RayRunner:
         self.resources = {"num_gpus": 1} if device.startswith("cuda") else {"num_cpus": cpus}
         # torch threads on the node: the CPUs the task asked Ray for (a GPU task: torch's own)
         self.threads = 0 if device.startswith("cuda") else max(1, int(cpus))
-        self._check_resources()
+        self._check_resources(in_flight)
         self.shards = ShardSet.of(data_dir)
         self._shard_ref = ray.put(self.shards.read(data_dir))
         from ray.util.queue import Queue
@@ -106,15 +110,21 @@ class RayRunner:
         self.progress = Queue(actor_options={"num_cpus": 0})
         self._train = ray.remote(max_retries=0)(node.train)
         self._attempts = 0
+        self._lock = threading.Lock()  # the attempt count and the inboxes, across threads
+        self._inbox: dict[int, list] = {}  # attempt -> (kind, payload) not yet handed on
 
-    def _check_resources(self) -> None:
+    def _check_resources(self, in_flight: int) -> None:
+        """Room for every experiment in flight at once: one waiting for a place would spend
+        its time limit in Ray's queue."""
         have = self.ray.cluster_resources()
         gpu = "num_gpus" in self.resources
         name, amount = ("GPU", 1) if gpu else ("CPU", self.resources["num_cpus"])
-        if have.get(name, 0) < amount:
+        if have.get(name, 0) < amount * in_flight:
+            at_once = f"{in_flight} experiments at once of " if in_flight > 1 else ""
+            lower = "--workers or --ray-cpus" if in_flight > 1 else "--ray-cpus"
             raise UsageError(
-                f"the Ray cluster has {have.get(name, 0):g} {name}s; each experiment asks for "
-                f"{amount:g}: add nodes, or lower --ray-cpus"
+                f"the Ray cluster has {have.get(name, 0):g} {name}s; {at_once}{amount:g} "
+                f"{name}s each need {amount * in_flight:g}: add nodes, or lower {lower}"
             )
 
     def close(self) -> None:
@@ -172,9 +182,18 @@ class RayRunner:
 
     def _run(self, source, settings, limit, on_metrics, should_stop, avoid) -> _Attempt:
         """One task, watched from here: its metrics streamed, a stop or the deadline obeyed."""
+        with self._lock:
+            self._attempts += 1
+            number = self._attempts
+            self._inbox[number] = []
+        try:
+            return self._watch(number, source, settings, limit, on_metrics, should_stop, avoid)
+        finally:
+            with self._lock:  # what arrives for it later is stale
+                del self._inbox[number]
+
+    def _watch(self, number, source, settings, limit, on_metrics, should_stop, avoid):
         ray = self.ray
-        self._attempts += 1
-        number = self._attempts
         job = {
             "attempt": number,
             "source": source,
@@ -220,19 +239,21 @@ class RayRunner:
         return attempt
 
     def _drain(self, number, attempt: _Attempt, run_dir: Path, on_metrics) -> None:
-        """Hand this attempt's metrics on; note where it runs. An earlier attempt's are stale."""
+        """Hand this attempt's metrics on; note where it runs. What came for another attempt in
+        flight waits in its inbox; an attempt that ended is stale."""
         from ray.util.queue import Empty
 
-        size = self.progress.qsize()
-        if not size:
-            return
-        try:
-            items = self.progress.get_nowait_batch(size)
-        except Empty:
-            return
-        for sender, kind, payload in items:
-            if sender != number:
-                continue
+        with self._lock:
+            size = self.progress.qsize()
+            try:
+                items = self.progress.get_nowait_batch(size) if size else []
+            except Empty:
+                items = []
+            for sender, kind, payload in items:
+                if sender in self._inbox:
+                    self._inbox[sender].append((kind, payload))
+            mine, self._inbox[number] = self._inbox[number], []
+        for kind, payload in mine:
             if kind == "node":
                 attempt.where = payload
                 with open(run_dir / ATTEMPTS_FILE, "a") as f:

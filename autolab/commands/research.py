@@ -57,7 +57,8 @@ def register(subparsers) -> None:
         type=int,
         metavar="N",
         help="experiments in flight at once, each in its own git worktree and pinned to its "
-        "own GPU or share of the cores (default: one per --gpus GPU, else 1)",
+        "own GPU or share of the cores; with --ray, tasks on the cluster at once "
+        "(default: one per --gpus GPU, else 1)",
     )
     parallel.add_argument(
         "--gpus",
@@ -192,9 +193,10 @@ def run(args) -> int:
         import_ray()
         if args.ray_cpus <= 0:
             raise UsageError("--ray-cpus must be more than 0")
-    if args.ray and args.workers is not None and args.workers != 1:
-        raise UsageError("--workers runs experiments at once on this machine and --ray on a "
-                         "cluster: give one of them")  # fmt: skip
+    if args.ray and (args.gpus or args.threads):
+        flag = "--gpus" if args.gpus else "--threads"
+        raise UsageError(f"{flag} shares this machine; with --ray the cluster places each "
+                         "experiment: give --ray-cpus (a CUDA one asks for 1 GPU)")  # fmt: skip
     workspace = load_workspace(args.workspace)
     if args.max_experiments is not None and args.max_experiments < 0:
         raise UsageError("--max-experiments must be 0 or more")
@@ -240,10 +242,10 @@ def run(args) -> int:
     if args.ray:  # the runner hook: experiments train on the cluster, are scored here
         from autolab.cluster.runner import RayRunner
 
-        options.runner = RayRunner(
-            args.ray, session.runner.data.data_dir, device, options.isolation, args.ray_cpus
-        )
-        session.runner.train_and_score = options.runner
+        options.runner = RayRunner(args.ray, session.runner.data.data_dir, device,
+                                   options.isolation, args.ray_cpus, len(slots))  # fmt: skip
+        for runner in getattr(session, "runners", [session.runner]):
+            runner.train_and_score = options.runner
     try:
         return _run_session(args, workspace, session, exporters)
     finally:
@@ -252,8 +254,14 @@ def run(args) -> int:
 
 
 def _slots(args, device: str):
-    """Each experiment in flight's share of the machine (research.slots)."""
-    from autolab.research.slots import parse_gpus, plan_slots
+    """Each experiment in flight's share of the machine (research.slots); with --ray, places
+    on the cluster, which chooses the node and its GPU or CPUs."""
+    from autolab.research.slots import Slot, parse_gpus, plan_slots
+
+    if args.ray:
+        if args.workers is not None and args.workers < 1:
+            raise UsageError(f"--workers must be at least 1 (got {args.workers})")
+        return [Slot(i, 0) for i in range(args.workers or 1)]
 
     gpus = parse_gpus(args.gpus)
     gpu_count = None
