@@ -1,19 +1,9 @@
 """`autolab init`, `train` and `sample` end to end through the real CLI, and their bad input."""
 
-import os
 import subprocess
-import sys
 
 import pytest
-from tests_support import shared_data_dir
-
-
-def autolab(*args, home, cwd=None, timeout=300):
-    env = {**os.environ, "AUTOLAB_HOME": str(home)}
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args],
-        capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout,
-    )  # fmt: skip
+from tests_support import autolab, shared_data_dir
 
 
 def assert_usage_error(done, *needles):

@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from tests_support import autolab
 
 from autolab.report.build import collect, render_markdown
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
@@ -32,13 +33,6 @@ BREAK = (  # a train.py that exits 3 before anything: a crash
     "'train.py'); p.write_text('raise SystemExit(3)\\n' + p.read_text())\""
     " && echo 'exit 3 first' > .autolab/description.txt"
 )
-
-
-def autolab(*args, home, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
-        env={**os.environ, "AUTOLAB_HOME": str(home)}, timeout=timeout,
-    )  # fmt: skip
 
 
 def git(workspace, *args) -> str:

@@ -7,6 +7,7 @@ checks here must hold without it. tests/test_red_team.py runs hostile programs i
 """
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -16,37 +17,13 @@ from autolab.harness.settings import RunSettings
 
 BUDGET = 1.5
 
-HONEST = """
-import torch
-import torch.nn.functional as F
-from autolab.harness import Run
-
-run = Run.from_env()
-SEQ_LEN = 32
-
-
-class Bigram(torch.nn.Module):
-    def __init__(self, vocab):
-        super().__init__()
-        self.table = torch.nn.Embedding(vocab, vocab)
-
-    def forward(self, idx):
-        return self.table(idx)
-
-
-model = Bigram(run.vocab_size)
-optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-#TRAIN
-while not run.time_up:
-    x, y = run.get_batch(32, SEQ_LEN)
-    loss = F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    run.step(loss)
-#FINISH
-run.finish(model, context_len=SEQ_LEN)
-"""
+# The red team's honest recipe (a bigram model), its two marked places as the variants name them.
+HONEST = (
+    (Path(__file__).with_name("red_team") / "_honest.py")
+    .read_text()
+    .replace("# --- before ---", "#TRAIN")
+    .replace("# --- finish ---", "#FINISH")
+)
 
 
 def variant(marker: str, code: str) -> str:

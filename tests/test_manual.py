@@ -4,23 +4,16 @@ staging area or working tree; `checkout` refuses an edit nothing keeps; `researc
 starts from the person's best."""
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 
 import pytest
+from tests_support import autolab
 
 from autolab.manual.verdict import judge
 from autolab.research.policy import Noise, Policy
 from autolab.track.ledger import Ledger, NoiseRow
 from autolab.track.standings import MANUAL_HISTORY, every_branch
-
-
-def autolab(*args, home):
-    env = {**os.environ, "AUTOLAB_HOME": str(home)}
-    return subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
-                          text=True, env=env, timeout=300)  # fmt: skip
 
 
 def git(ws, *args) -> str:

@@ -14,6 +14,7 @@ import time
 
 import pytest
 from chat_server import ChatServer
+from tests_support import autolab
 
 from autolab.research.policy import Noise, Policy
 from autolab.sandbox import sandbox_unavailable
@@ -25,13 +26,6 @@ BUDGET = "1.5s"
 
 def env_for(home):
     return {**os.environ, "AUTOLAB_HOME": str(home)}
-
-
-def autolab(*args, home, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args],
-        capture_output=True, text=True, env=env_for(home), timeout=timeout,
-    )  # fmt: skip
 
 
 def start_research(workspace, home, *args):

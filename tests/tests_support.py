@@ -1,6 +1,7 @@
 """Helpers for tests that are not fixtures."""
 
 import math
+import os
 import random
 import subprocess
 import sys
@@ -19,6 +20,24 @@ def shared_data_dir() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"test data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+def autolab(*args, home, timeout=600, env=None, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m autolab ARGS` as a user runs it, with its own AUTOLAB_HOME (`env`: more
+    variables; the rest of subprocess.run's keywords pass through)."""
+    return subprocess.run(
+        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
+        env={**os.environ, "AUTOLAB_HOME": str(home), **(env or {})}, timeout=timeout, **kwargs,
+    )  # fmt: skip
+
+
+def mlp_workspace(tmp_path: Path, budget: str) -> tuple[Path, Path]:
+    """(workspace, AUTOLAB_HOME): `autolab init` of the mlp recipe with `budget` per run, in
+    tmp_path/ws with its home in tmp_path/home, as a user makes one."""
+    home, root = tmp_path / "home", tmp_path / "ws"
+    done = autolab("init", str(root), "--recipe", "mlp", "--budget", budget, home=home)
+    assert done.returncode == 0, done.stderr
+    return root, home
 
 
 def _dead_pid() -> int:
