@@ -20,7 +20,6 @@ import argparse
 import math
 import os
 import re
-import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from rich.table import Table
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from other_load import OtherLoad  # noqa: E402
 
 from autolab.data import prepare  # noqa: E402
 from autolab.summary import parse_summary  # noqa: E402
@@ -59,15 +60,6 @@ def prepare_data(source: Path, home: Path):
     return prepare(dataset=str(source), home=str(home))
 
 
-def busy_cpu_seconds() -> float:
-    """CPU seconds the whole machine has spent busy since boot (Linux), else 0."""
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    except (OSError, ValueError):
-        return 0.0
-    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
-
-
 def repo_pythonpath() -> str:
     """This checkout first on the children's import path, anything already there after it (a
     lent GPU's image may carry extra packages on PYTHONPATH)."""
@@ -79,16 +71,17 @@ def train_once(
 ) -> dict:
     """`autolab train` once in `workspace`; its summary values, or {"error": ...}."""
     env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": repo_pythonpath()}
-    busy_before, ours_before = busy_cpu_seconds(), children_cpu_seconds()
-    proc = subprocess.run(
-        [sys.executable, "-m", "autolab", "train", "-C", str(workspace), "--seed", str(seed),
-         "--samples", "0", "--device", device,
-         *(["--isolation", isolation] if isolation else [])],
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
-    # Other processes' CPU time during the run: the cores are shared, and a busy machine
-    # slows a 2-thread run down many times over, so such a run's figures mean little.
-    others = busy_cpu_seconds() - busy_before - (children_cpu_seconds() - ours_before)
+    command = [sys.executable, "-m", "autolab", "train", "-C", str(workspace), "--seed",
+               str(seed), "--samples", "0", "--device", device,
+               *(["--isolation", isolation] if isolation else [])]  # fmt: skip
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:  # fmt: skip
+        # Other processes' CPU time during the run: the cores are shared, and a busy machine
+        # slows a 2-thread run down many times over, so such a run's figures mean little.
+        load = OtherLoad(child.pid).start()
+        stdout, stderr = child.communicate()
+        others = load.stop()
+    proc = subprocess.CompletedProcess(command, child.returncode, stdout, stderr)
     summary = parse_summary(proc.stdout)
     if proc.returncode != 0 or "val_bpb" not in summary:
         last = (proc.stdout + proc.stderr).strip().splitlines()[-4:] or ["no output"]
@@ -109,11 +102,6 @@ def make_workspace(recipe: str, source: Path, budget: float, home: Path, root: P
     if recipe == REFERENCE:
         (workspace / "train.py").write_text(REFERENCE_FILE.read_text())
     return workspace
-
-
-def children_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_log_tail(proc: subprocess.CompletedProcess, lines: int = 15) -> str:
