@@ -68,3 +68,11 @@ def test_a_part_that_breaks_is_reported_as_its_error_and_written_to_out(tmp_path
     report = json.loads(done.stdout)
     assert report["throughput"]["error"].startswith("KeyError")
     assert json.loads(out.read_text()) == report
+
+
+def test_the_cuda_tests_are_collected_from_the_files_that_mark_them_only():
+    files = load_bench().cuda_test_files()
+    assert "tests/test_zygote.py" in files and "tests/test_recipes.py" in files
+    assert "tests/test_dashboard_api.py" not in files  # needs packages a GPU image may lack
+    for name in files:
+        assert "mark.cuda" in (REPO / name).read_text()
