@@ -4,15 +4,14 @@ fingerprints. Sessions are real `autolab research` processes (mlp recipe, 1 s pe
 
 import json
 import math
-import os
 import statistics
 import subprocess
-import sys
 
 import pytest
+from tests_support import autolab, mlp_workspace
 
 from autolab.research.policy import Noise, Policy, pooled_spread, spread_interval
-from autolab.track.ledger import Ledger
+from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
 
 BUDGET = "1s"
 
@@ -54,19 +53,9 @@ def test_a_candidate_on_other_hardware_is_not_compared():
 # -- real sessions --------------------------------------------------------------------------------
 
 
-def autolab(*args, home):
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
-        env={**os.environ, "AUTOLAB_HOME": str(home), "COLUMNS": "200"}, timeout=600,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def workspace(tmp_path):
-    home, path = tmp_path / "home", tmp_path / "ws"
-    done = autolab("init", str(path), "--recipe", "mlp", "--budget", BUDGET, home=home)
-    assert done.returncode == 0, done.stderr
-    return path, home
+    return mlp_workspace(tmp_path, BUDGET)
 
 
 def research(workspace, tag, *args):
@@ -105,7 +94,8 @@ def test_a_second_session_pools_the_first_ones_spread_and_status_shows_how_sure(
     assert status["noise_spread"] == pytest.approx(b.noise.spread)
     low, high = status["noise_interval"]
     assert (low, high) == pytest.approx(spread_interval(b.noise.spread, 3))
-    shown = " ".join(autolab("status", "-C", str(path), home=home).stdout.split())
+    wide = {"COLUMNS": "200"}  # the panel's lines unwrapped
+    shown = " ".join(autolab("status", "-C", str(path), home=home, env=wide).stdout.split())
     assert f"95% {low:.4f}-{high:.4f} from 3 degrees of freedom, pooled over 2 sessions" in shown
 
     # An explicit --baseline-runs wins; the branch a was measured alone.
@@ -116,3 +106,46 @@ def test_a_second_session_pools_the_first_ones_spread_and_status_shows_how_sure(
         assert c.noise.spread == pytest.approx(b.noise.spread)  # one run adds nothing
         assert ledger.standings("a").reference.pooled_sessions == 1
         assert ledger.standings("a").reference.dof == 2
+
+
+def test_each_fingerprint_has_its_own_reference_and_best(tmp_path):
+    """A branch measured on hardware A, continued on slower B: B's reference is its own
+    baseline runs', B's candidates meet B's best only (A's lower scores are not better, only
+    measured elsewhere), and every Δ is against the run's own reference."""
+    a = {"device": "cpu", "cpu": "A", "threads": 2, "torch": "2.9", "workers": 1}
+    b = {**a, "threads": 1, "workers": 2}
+    with Ledger(tmp_path / "ledger.db") as ledger:
+        number = 0
+
+        def run(sid, kind, score, status, hardware):
+            nonlocal number
+            number += 1
+            ledger.add_experiment(ExperimentRecord(number, sid, kind, f"c{number}", kind, "",
+                                                   "search", seed=number))  # fmt: skip
+            ledger.add_result(number, ResultRecord(status, "", score, flags={"hardware": hardware}))
+            return number
+
+        first = ledger.start_session("t", "autolab/t", "search", 2.0, "cpu", {"base_commit": "c"})
+        run(first, "baseline", 3.00, "keep", a)
+        run(first, "baseline", 3.02, "keep", a)
+        ledger.record_noise(first, 3.01, 0.014, 2)
+        kept_a = run(first, "candidate", 2.90, "keep", a)
+        ledger.end_session(first, "succeeded")
+        second = ledger.start_session("t", "autolab/t", "search", 2.0, "cpu",
+                                      {"base_commit": "c", "continues": first})  # fmt: skip
+        run(second, "baseline", 3.20, "keep", b)
+        run(second, "baseline", 3.22, "keep", b)
+        ledger.record_noise(second, 3.21, 0.014, 2)
+        kept_b = run(second, "candidate", 3.15, "keep", b)
+        worse_b = run(second, "candidate", 3.30, "discard", b)
+        ledger.end_session(second, "succeeded")
+        standings = ledger.standings("t")
+    assert standings.reference.bpb == pytest.approx(3.21) and standings.reference.hardware == b
+    assert standings.best_number == kept_b and standings.best_score == pytest.approx(3.15)
+    assert standings.delta == pytest.approx(3.15 - 3.21)
+    on_a, on_b, worse = (standings.row(n) for n in (kept_a, kept_b, worse_b))
+    assert on_a.delta == pytest.approx(2.90 - 3.01) and on_a.best_before == pytest.approx(3.01)
+    assert not on_a.is_best  # lower, but measured on A: it never meets B's runs
+    assert on_b.best_before == pytest.approx(3.21) and on_b.delta == pytest.approx(3.15 - 3.21)
+    assert on_b.is_best
+    assert worse.delta_best_before == pytest.approx(3.30 - 3.15)

@@ -1,21 +1,21 @@
 """Stop hopeless runs early (issue 12 §3): the decision on synthetic curves, what the search
 researcher is told of a pruned run, and a real session whose bad candidate is pruned.
 
-The real session: the mlp recipe for 2 s per run; a shell agent cuts the learning rate
-10,000-fold, so the candidate's dev loss at 1/4 of its budget is far above the baseline runs'.
+The real sessions: the mlp recipe for 2 s per run; a shell agent cuts the learning rate
+10,000-fold, so the candidate's dev loss at 1/4 of its budget is far above the baseline runs';
+and once a change was kept, such a candidate is judged against the kept run's curve instead.
 """
 
 import json
 import math
-import os
-import subprocess
 import sys
 
 import pytest
 from test_search import RECIPE, context
+from tests_support import autolab, mlp_workspace
 
 from autolab.research.constants import parse_constants
-from autolab.research.proposal import Outcome
+from autolab.research.proposal import Outcome, Proposal
 from autolab.research.pruning import FLOOR, HOLD, PRUNE_BEFORE, Curve, K, Reference, Watch
 from autolab.research.search import SearchResearcher, search_space
 from autolab.track.ledger import RESULT_STATUSES, SCORED_STATUSES, Ledger
@@ -116,13 +116,6 @@ AGENT = (  # cuts the learning rate 10,000-fold: the candidate hardly learns
 )
 
 
-def autolab(*args, home, timeout=600):
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
-        env={**os.environ, "AUTOLAB_HOME": str(home)}, timeout=timeout,
-    )  # fmt: skip
-
-
 def test_a_session_prunes_a_hopeless_candidate_and_every_view_says_so(tmp_path):
     home, workspace = tmp_path / "home", tmp_path / "ws"
     done = autolab("init", str(workspace), "--recipe", "mlp", "--budget", BUDGET, home=home)
@@ -169,3 +162,62 @@ def test_a_session_prunes_a_hopeless_candidate_and_every_view_says_so(tmp_path):
     assert tsv[-1].split("\t")[3] == "pruned"
     events = autolab("events", "-C", str(workspace), home=home).stdout
     assert f"exp {candidate.number} pruned" in events
+
+
+class FixThenCripple:
+    """Fixes the handicap (a win far beyond the noise, kept), then cuts the learning rate
+    10,000-fold: the second is judged against the kept run's curve, not the baseline's."""
+
+    name = "fix-then-cripple"
+
+    def __init__(self):
+        self.asked = 0
+
+    def propose(self, context):
+        self.asked += 1
+        source = context.best_source
+        if self.asked == 1:
+            fixed = source.replace("HANDICAP_A = 1", "HANDICAP_A = 0")
+            return Proposal(fixed.replace("HANDICAP_B = 1", "HANDICAP_B = 0"), "fix both")
+        if self.asked == 2:
+            return Proposal(source.replace("RATE = 0.005", "RATE = 0.0000005"), "cripple")
+        return None
+
+
+def test_a_candidate_is_pruned_against_the_best_once_one_was_kept(tmp_path, monkeypatch):
+    from test_workers_parallel import HANDICAPS, SPOIL
+
+    from autolab import gitrepo
+    from autolab.research.loop import ResearchSession, SessionOptions
+    from autolab.research.policy import Policy
+    from autolab.workspace import load_workspace
+
+    root, home = mlp_workspace(tmp_path, BUDGET)
+    monkeypatch.setenv("AUTOLAB_HOME", str(home))
+    ws = load_workspace(root)
+    source = ws.train_py.read_text()
+    end = source.index("\n# ----")  # the end of the constants block
+    source = source[:end] + HANDICAPS.rstrip() + source[end:]
+    ws.train_py.write_text(source.replace("    run.finish(model, context_len=CONTEXT_LEN)", SPOIL))
+    gitrepo.commit_all(root, "two handicaps")
+    options = SessionOptions(tag="b", budget_seconds=2.0, baseline_runs=2, policy=Policy(),
+                             prune=True)  # fmt: skip
+    with Ledger.for_workspace(root) as ledger:
+        session = ResearchSession(ws, FixThenCripple(), options, ledger)
+        session.start()
+        assert session.run() == "succeeded"
+        views = {v.number: v for v in ledger.experiments()}
+        fixed, crippled = [v for v in views.values() if v.kind == "candidate"]
+        best_curve = Curve.from_metrics(ledger.metrics(fixed.number))
+        baselines = [Curve.from_metrics(ledger.metrics(v.number))
+                     for v in views.values() if v.kind == "baseline"]  # fmt: skip
+    assert fixed.status == "keep", (fixed.status, fixed.reason)
+    assert crippled.status == "pruned", (crippled.status, crippled.reason)
+    point = crippled.flags["pruned"]
+    # One curve, the kept run's (no re-check: its win was beyond the band), at that progress;
+    # the two baseline runs' mean would differ.
+    assert point["runs"] == 1
+    assert point["reference"] == pytest.approx(best_curve.at(point["progress"]), abs=1e-9)
+    base = sum(c.at(point["progress"]) for c in baselines) / len(baselines)
+    assert point["reference"] != pytest.approx(base, abs=1e-9)
+    assert "worse than the best's" in crippled.reason

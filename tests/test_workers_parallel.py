@@ -14,6 +14,7 @@ import sys
 import time
 
 import pytest
+from tests_support import autolab, mlp_workspace
 
 from autolab import gitrepo
 from autolab.errors import UsageError
@@ -30,18 +31,9 @@ from autolab.workspace import load_workspace
 BUDGET = "1s"
 
 
-def autolab(*args, home, timeout=600, **kwargs):
-    return subprocess.run(
-        [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
-        env={**os.environ, "AUTOLAB_HOME": str(home)}, timeout=timeout, **kwargs,
-    )  # fmt: skip
-
-
 @pytest.fixture
 def workspace(tmp_path):
-    home, root = tmp_path / "home", tmp_path / "ws"
-    done = autolab("init", str(root), "--recipe", "mlp", "--budget", BUDGET, home=home)
-    assert done.returncode == 0, done.stderr
+    root, home = mlp_workspace(tmp_path, BUDGET)
     return home, root
 
 
@@ -385,6 +377,20 @@ def test_a_branch_continued_on_other_hardware_measures_its_own_reference_first(w
     assert "mean of the baseline runs on cpu" in shown and shown.count("hardware ") == 2, shown
     status = json.loads(autolab("status", "-C", str(root), "--json", home=home).stdout)
     assert status["reference_hardware"] == shared
+    # The dashboard's experiment page and the report name each run's fingerprint the same way.
+    from autolab.dashboard.api import Dashboard
+    from autolab.hardware import label
+    from autolab.report.build import collect, facts
+
+    dashboard = Dashboard(load_workspace(root))
+    try:
+        assert dashboard.experiment(baselines[0].number)["fingerprint"] == label(shared)
+        assert dashboard.overview()["reference"]["fingerprint"] == label(shared)
+    finally:
+        dashboard.close()
+    with Ledger.for_workspace(root) as ledger:
+        reported = dict(facts(collect(root, ledger, num_samples=0)))["hardware"]
+    assert reported == f"{label(alone)}; {label(shared)}"
 
 
 def ledger_rows(root, session_id):

@@ -125,7 +125,7 @@ def register(subparsers) -> None:
         "--prune",
         action="store_true",
         help="stop a candidate early, recorded `pruned`, when its dev loss at 1/4, 1/2 or 3/4 of "
-        "the budget is worse than the baseline runs' curve by more than max(2%%, 3 spreads) "
+        "the budget is worse than the best's curve by more than max(2%%, 3 spreads) "
         "(default: off, not yet shown to pay)",
     )
     llm = parser.add_argument_group("llm researcher")

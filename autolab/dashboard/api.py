@@ -18,6 +18,7 @@ from autolab import gitrepo, stop_request
 from autolab.dashboard.mattered import mattered
 from autolab.dashboard.params import ConstantsAt, params_table, parent_number
 from autolab.dashboard.surprisal import SurprisalPanel, compare_choices, no_model_message
+from autolab.hardware import label as fingerprint_label
 from autolab.track.ledger import FAILED_STATUSES, ExperimentView, Ledger, SessionView, ledger_path
 from autolab.track.standings import (
     LIVE_STATES,
@@ -371,8 +372,12 @@ def standing_fields(standings: Standings, total: int) -> dict:
         best = {"number": standings.best_number, "score": standings.best_score,
                 "description": standings.best_description,
                 "is_reference": standings.best_number is None}  # fmt: skip
+    reference = None
+    if ref is not None:  # with the fingerprint it was measured on, as every view words it
+        hardware = fingerprint_label(ref.hardware) if ref.hardware else ""
+        reference = {**_clean(vars(ref)), "fingerprint": hardware}
     return {
-        "reference": None if ref is None else _clean(vars(ref)),
+        "reference": reference,
         "best": best,
         "delta": standings.delta,
         "confirmed": _clean(asdict(standings.confirmed)) if standings.confirmed else None,
@@ -401,6 +406,9 @@ def experiment_rows(
         row["score"] = standing.score if standing else None
         row["seconds"] = view.wall_seconds if view.wall_seconds is not None else view.total_seconds
         row["shown_status"] = view.status
+        # What its score was measured on, as every view words it (autolab.hardware.label).
+        hardware = view.flags.get("hardware")
+        row["fingerprint"] = fingerprint_label(hardware) if hardware else ""
         if view.status == "running" and not session_alive:
             row["shown_status"] = "interrupted"
         rows.append(_clean(row))

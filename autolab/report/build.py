@@ -284,9 +284,13 @@ def facts(data: ReportData) -> list[tuple[str, str]]:
 
 
 def _hardware(data: ReportData) -> str:
-    """What the runs reported (e.g. "cpu (2 threads)"), else the session's device."""
+    """The runs' fingerprints (autolab.hardware.label; one reference each), else what they
+    reported (e.g. "cpu (2 threads)"), else the session's device."""
+    from autolab.hardware import distinct, label
+
+    fingerprints = [label(h) for h in distinct(v.flags.get("hardware") for v in data.views)]
     reported = sorted({v.hardware for v in data.views if v.hardware})
-    return ", ".join(reported) or data.session.hardware or "-"
+    return "; ".join(fingerprints) or ", ".join(reported) or data.session.hardware or "-"
 
 
 def _best_line(data: ReportData) -> str:

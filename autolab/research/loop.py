@@ -118,7 +118,8 @@ class ResearchSession:
         self.base_commit = ""
         self.tried_sources: set[str] = set()
         self.started = time.time()
-        self.prune_reference: Reference | None = None  # the baseline runs' dev-loss curves
+        # (the best's number, its dev-loss curves): what --prune holds candidates against
+        self.prune_reference: tuple[int | None, Reference] | None = None
         self.last_number = 0  # the last experiment number handed out (several may be in flight)
         self.done = ""  # why the researcher has nothing more, once it says so
         self.skips = 0  # proposals skipped in a row
@@ -606,16 +607,14 @@ class ResearchSession:
         self.on_change()
 
     def _prune_watch(self) -> Watch | None:
-        """What judges a candidate's dev-loss points under --prune: the baseline runs' curves,
-        read once. None without --prune, or when no baseline run recorded a dev-loss curve
+        """What judges a candidate's dev-loss points under --prune: the current best's curve
+        (research.pruning). None without --prune, or when no run recorded a dev-loss curve
         (said once in a note: the recipe does not call run.watch)."""
         if not self.options.prune:
             return None
-        if self.prune_reference is None:
-            baselines = [e for e in self._experiments()
-                         if e.kind == "baseline" and e.status == "keep"]  # fmt: skip
-            curves = [Curve.from_metrics(self.ledger.metrics(e.number)) for e in baselines]
-            curves = tuple(c for c in curves if c.points)
+        best = self.standings().best_number
+        if self.prune_reference is None or self.prune_reference[0] != best:
+            curves = self._prune_curves(best)
             if not curves:
                 self.options.prune = False
                 self.recorder.note(
@@ -623,8 +622,26 @@ class ResearchSession:
                     "(the recipe does not call run.watch): nothing is pruned"
                 )
                 return None
-            self.prune_reference = Reference(curves)
-        return Watch(self.prune_reference)
+            self.prune_reference = (best, Reference(curves))
+        return Watch(self.prune_reference[1])
+
+    def _prune_curves(self, best: int | None) -> tuple[Curve, ...]:
+        """The dev-loss curves of the best: the kept candidate's and its re-check's, or before
+        any keep (or when it has none) the baseline runs' that measured the reference."""
+        views = self._experiments()
+        runs = [v for v in views if best is not None
+                and (v.number == best or (v.kind == "recheck" and v.rechecks == best))]  # fmt: skip
+        curves = tuple(c for c in self._curves(runs) if c.points)
+        if curves:
+            return curves
+        reference = self.standings().reference
+        hardware = reference.hardware if reference else None
+        baselines = [v for v in views if v.kind == "baseline" and v.status == "keep"
+                     and (not hardware or v.flags.get("hardware") == hardware)]  # fmt: skip
+        return tuple(c for c in self._curves(baselines) if c.points)
+
+    def _curves(self, runs: list[ExperimentView]) -> list[Curve]:
+        return [Curve.from_metrics(self.ledger.metrics(v.number)) for v in runs]
 
     # -- the branch's history ------------------------------------------------------------------
 

@@ -1,20 +1,24 @@
 """Stop hopeless runs early (`autolab research --prune`): the decision, and nothing else.
 
 The harness measures a watched model's dev loss at 1/4, 1/2 and 3/4 of the budget (and at the
-end). The reference curve is the baseline runs' dev-loss points. At each of a candidate's
-dev-loss points before PRUNE_BEFORE of its budget, at progress p:
+end). The reference curves are the current best's dev-loss points: the kept candidate's run
+and its re-check's when it had one, or before any keep the baseline runs' (the loop chooses
+them, research.loop). At each of a candidate's dev-loss points before PRUNE_BEFORE of its
+budget, at progress p:
 
-    each baseline run's curve, linearly interpolated at p, gives r_i (a curve stands for
-    itself up to HOLD beyond its first and last points; farther out there is no decision);
+    each reference curve, linearly interpolated at p, gives r_i (a curve stands for itself
+    up to HOLD beyond its first and last points; farther out there is no decision);
     reference = mean(r_i), spread = stdev(r_i) (0 with one run);
     margin = max(FLOOR * reference, K * spread);
     pruned when the candidate's dev loss > reference + margin (a non-finite one always is).
 
-Why the reference and not the best: the reference is the curve measured several times, so its
-spread at p is known; a kept best ran once. Why a relative floor: two baseline runs can agree
-by luck, and a loss in nats per token scales with the tokenizer. A recipe whose curve starts
-slow and ends well (a long warm-up) can be pruned wrongly: that is why `--prune` is off by
-default until a benchmark shows it pays.
+Why the best and not the baseline runs: a candidate is a change to the best, and the baseline
+curve is soon far behind it. Replayed over the researcher benchmark's `search` sessions
+(bench/prune_replay.py), the baseline's curve stopped 9 of 73 candidates, one of them a later
+keep; the best's stopped 27, none a later keep. Why a relative floor: a kept best ran once or
+twice, two runs can agree by luck, and a loss in nats per token scales with the tokenizer. A
+recipe whose curve starts slow and ends well (a long warm-up) can be pruned wrongly: that is
+why `--prune` is off by default until a benchmark shows it pays.
 """
 
 import math
@@ -60,7 +64,7 @@ class Verdict:
     dev_loss: float
     reference: float
     margin: float
-    runs: int  # baseline curves the reference came from
+    runs: int  # reference curves the reference came from
 
     @property
     def prune(self) -> bool:
@@ -69,7 +73,7 @@ class Verdict:
     def reason(self) -> str:
         return (
             f"pruned at {100 * self.progress:.0f}% of its budget: dev loss {self.dev_loss:.4f}, "
-            f"worse than the reference's {self.reference:.4f} by more than the margin "
+            f"worse than the best's {self.reference:.4f} at that point by more than the margin "
             f"{self.margin:.4f}"
         )
 

@@ -40,7 +40,7 @@ BUSY_TIMEOUT_MS = 10_000
 # or a discard, even when recorded as keep.
 KINDS = ("baseline", "candidate", "recheck", "manual", "confirm")
 # pruned: a candidate stopped early by `research --prune`, its dev loss hopeless against the
-# reference's curve (research.pruning); no sealed score, and not a failure of the change.
+# best's curve (research.pruning); no sealed score, and not a failure of the change.
 RESULT_STATUSES = ("keep", "discard", "crash", "timeout", "invalid", "interrupted", "pruned")
 SCORED_STATUSES = ("keep", "discard")  # the results that have a score
 FAILED_STATUSES = ("crash", "timeout", "invalid")  # the one list: every view imports it

@@ -271,7 +271,7 @@ function renderHeader() {
     const pct = (100 * o.delta) / ref.bpb;
     gain.textContent = Math.abs(pct) < 0.05 ? `${signed(o.delta)}` : `${signed(o.delta)} (${signed(pct, 1)}%)`;
     gain.className = "num " + (o.delta < 0 ? "good" : "");
-    gain.title = `reference ${bpb(ref.bpb, 6)} ± ${bpb(ref.spread, 6)} (mean of ${ref.runs} baseline runs; keep band ${bpb(ref.band, 4)})`;
+    gain.title = `reference ${bpb(ref.bpb, 6)} ± ${bpb(ref.spread, 6)} (mean of ${ref.runs} baseline runs${ref.fingerprint ? ` on ${ref.fingerprint}` : ""}; keep band ${bpb(ref.band, 4)})`;
   } else { gain.textContent = "—"; gain.className = "num"; }
   // The confirmed gain: the best and the reference re-run side by side, with its 95% interval.
   const cf = o.confirmed, ce = $("#confirmed");
@@ -545,7 +545,7 @@ function renderDetail() {
         ${kv("steps", d.num_steps ?? "")}
         ${kv("tokens / s", isNum(d.tokens_per_sec) ? Math.round(d.tokens_per_sec).toLocaleString() : "")}
         ${kv("parameters", isNum(d.num_params_M) ? `${d.num_params_M.toFixed(d.num_params_M < 10 ? 2 : 1)} M` : "")}
-        ${kv("hardware", esc(d.hardware))}
+        ${kv("hardware", esc(d.fingerprint || d.hardware))}
         ${kv("flags", flags)}
       </dl>
     </div>
