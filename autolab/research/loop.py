@@ -612,9 +612,10 @@ class ResearchSession:
         (said once in a note: the recipe does not call run.watch)."""
         if not self.options.prune:
             return None
-        best = self.standings().best_number
+        standings = self.standings()
+        best = standings.best_number
         if self.prune_reference is None or self.prune_reference[0] != best:
-            curves = self._prune_curves(best)
+            curves = self._prune_curves(standings)
             if not curves:
                 self.options.prune = False
                 self.recorder.note(
@@ -625,23 +626,24 @@ class ResearchSession:
             self.prune_reference = (best, Reference(curves))
         return Watch(self.prune_reference[1])
 
-    def _prune_curves(self, best: int | None) -> tuple[Curve, ...]:
+    def _prune_curves(self, standings: Standings) -> tuple[Curve, ...]:
         """The dev-loss curves of the best: the kept candidate's and its re-check's, or before
         any keep (or when it has none) the baseline runs' that measured the reference."""
-        views = self._experiments()
+        views, best = self._experiments(), standings.best_number
         runs = [v for v in views if best is not None
                 and (v.number == best or (v.kind == "recheck" and v.rechecks == best))]  # fmt: skip
-        curves = tuple(c for c in self._curves(runs) if c.points)
-        if curves:
+        if curves := self._curves(runs):
             return curves
-        reference = self.standings().reference
+        reference = standings.reference
         hardware = reference.hardware if reference else None
         baselines = [v for v in views if v.kind == "baseline" and v.status == "keep"
                      and (not hardware or v.flags.get("hardware") == hardware)]  # fmt: skip
-        return tuple(c for c in self._curves(baselines) if c.points)
+        return self._curves(baselines)
 
-    def _curves(self, runs: list[ExperimentView]) -> list[Curve]:
-        return [Curve.from_metrics(self.ledger.metrics(v.number)) for v in runs]
+    def _curves(self, runs: list[ExperimentView]) -> tuple[Curve, ...]:
+        """The runs' dev-loss curves, those with no point left out."""
+        curves = (Curve.from_metrics(self.ledger.metrics(v.number)) for v in runs)
+        return tuple(c for c in curves if c.points)
 
     # -- the branch's history ------------------------------------------------------------------
 
@@ -673,11 +675,7 @@ class ResearchSession:
             marker = rebase_marker(view.number)
             if not stale.get("rebased") or any(marker in v.description for v in views):
                 continue
-            parent = gitrepo.show_file(self.repo, stale["parent"], TRAIN_FILE)
-            source = gitrepo.show_file(self.repo, view.commit_sha, TRAIN_FILE)
-            rebased, why = rebase(parent, source, self.workspace.train_py.read_text())
-            if rebased is not None and source_hash(rebased) in self.tried_sources:
-                rebased, why = None, "the re-based change was tried already"
+            rebased, why = self._rebased(stale["parent"], view.commit_sha)
             if rebased is None:
                 self.recorder.note(f"exp {view.number}'s change is not re-run: {why}")
                 continue
@@ -687,6 +685,16 @@ class ResearchSession:
                                                                    view.number, moved),
                                       params_of(rebased, view.params or None)))  # fmt: skip
         return proposals
+
+    def _rebased(self, parent: str, commit: str) -> tuple[str | None, str]:
+        """(commit's change to its parent re-based onto the best's train.py, "") or (None,
+        why not): one that no longer applies or was tried already is not run again."""
+        parent_source = gitrepo.show_file(self.repo, parent, TRAIN_FILE)
+        source = gitrepo.show_file(self.repo, commit, TRAIN_FILE)
+        rebased, why = rebase(parent_source, source, self.workspace.train_py.read_text())
+        if rebased is not None and source_hash(rebased) in self.tried_sources:
+            return None, "the re-based change was tried already"
+        return rebased, why
 
     def _interrupted_candidates(self) -> list[ExperimentView]:
         """Candidates a kill or a stop --now interrupted, not yet run again."""

@@ -29,7 +29,7 @@ from autolab.research import branch as git_branch
 from autolab.research.loop import LiveState, ResearchSession, source_hash
 from autolab.research.proposal import Proposal
 from autolab.research.pruning import Watch
-from autolab.research.rebase import params_of, rebase, rebased_description
+from autolab.research.rebase import params_of, rebased_description
 from autolab.research.trial import Runner, Trial
 from autolab.track.ledger import ExperimentRecord
 from autolab.workspace import TRAIN_FILE
@@ -270,11 +270,7 @@ class ParallelSession(ResearchSession):
         if verdict in ("keep", "recheck") and head != job.parent:
             best = self.standings().best_number
             moved = f"exp {best}" if best is not None else "another experiment"
-            parent_source = gitrepo.show_file(self.repo, job.parent, TRAIN_FILE)
-            source = gitrepo.show_file(self.repo, commit, TRAIN_FILE)
-            rebased, why = rebase(parent_source, source, self.workspace.train_py.read_text())
-            if rebased is not None and source_hash(rebased) in self.tried_sources:
-                rebased, why = None, "the re-based change was tried already"
+            rebased, why = self._rebased(job.parent, commit)
             then = "re-based on it to run again" if rebased else f"not re-run: {why}"
             reason = f"won against its parent ({reason}) but the best moved to {moved}: {then}"
             result.flags["stale_win"] = {"parent": job.parent, "best": head,
