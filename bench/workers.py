@@ -6,11 +6,15 @@ Each configuration is one `autolab research` session, run as a person runs it (a
 the search researcher, the default sandbox) in a fresh workspace on the same prepared data, for
 `--session-seconds` of wall clock: the loop's own limit (`--hours`) stops new experiments then,
 and the ones in flight finish and are recorded. Configurations run one after another, never at
-once: they would share the cores.
+once: they would share the cores. `--side-by-side` is the exception, for configurations whose
+workers together fit the cores (1 and 1+prune on 2 cores): each session is pinned to its own
+cores (sched_setaffinity, inherited by the sandboxed runs), so the two hours of 1-worker figures
+take one hour of wall clock, and the two draws see the same machine at the same time.
 
     .venv/bin/python bench/workers.py                                    # 1 h per configuration
     .venv/bin/python bench/workers.py --session-seconds 90 --budget 5s   # smoke
     .venv/bin/python bench/workers.py --configs 1,2 --recipe gpt --budget 30s
+    .venv/bin/python bench/workers.py --configs 1,1+prune --side-by-side --recipe gpt --budget 10s
 
 experiments/hour counts every experiment that ended with a result (baseline runs, candidates,
 re-checks), so 1 and 2 workers compare as machine throughput; candidates/hour beside it. The
@@ -24,6 +28,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -46,11 +51,20 @@ def autolab(args: list[str], home: Path, **kwargs) -> subprocess.CompletedProces
                           capture_output=True, **kwargs)  # fmt: skip
 
 
-def run_config(name: str, args, home: Path, scratch: Path) -> dict:
-    workers, prune = CONFIGS[name]
+def make_workspace(name: str, args, home: Path, scratch: Path) -> Path:
     root = scratch / f"ws-{name.replace('+', '-')}"
-    done = autolab(["init", str(root), "--recipe", args.recipe, "--dataset", args.dataset,
-                    "--budget", args.budget, "--device", "cpu"], home, check=True)  # fmt: skip
+    autolab(["init", str(root), "--recipe", args.recipe, "--dataset", args.dataset,
+             "--budget", args.budget, "--device", "cpu"], home, check=True)  # fmt: skip
+    return root
+
+
+def pinned(cpus: set[int] | None):
+    """A preexec_fn that pins the session (and every process it starts) to cpus, or None."""
+    return None if cpus is None else (lambda: os.sched_setaffinity(0, cpus))
+
+
+def run_config(name: str, args, home: Path, root: Path, cpus: set[int] | None = None) -> dict:
+    workers, prune = CONFIGS[name]
     hours = f"{args.session_seconds / 3600:.6f}"
     command = ["research", "-C", str(root), "--plain", "--tag", "bench", "--confirm", "0",
                "--workers", str(workers), "--threads", "1", "--device", "cpu",
@@ -58,7 +72,7 @@ def run_config(name: str, args, home: Path, scratch: Path) -> dict:
     if prune:
         command.append("--prune")
     started = time.time()
-    done = autolab(command, home)
+    done = autolab(command, home, preexec_fn=pinned(cpus))
     wall = time.time() - started
     if done.returncode != 0:
         raise SystemExit(f"{name}: autolab research failed:\n{done.stdout[-2000:]}{done.stderr}")
@@ -81,10 +95,54 @@ def run_config(name: str, args, home: Path, scratch: Path) -> dict:
         "kept": standings.counts.kept,
         "pruned": standings.counts.pruned,
         "statuses": {s: sum(v.status == s for v in views) for s in {v.status for v in views}},
+        "cpus": sorted(cpus) if cpus is not None else None,
         "hardware": next(
             (v.flags.get("hardware") for v in views if v.flags.get("hardware")), None
         ),  # fmt: skip
     }
+
+
+def core_shares(names: list[str], parser) -> list[set[int]]:
+    """Disjoint core sets, one per configuration, as many cores as it has workers."""
+    cores = sorted(os.sched_getaffinity(0))
+    wanted = sum(CONFIGS[name][0] for name in names)
+    if wanted > len(cores):
+        parser.error(f"--side-by-side needs {wanted} cores for {', '.join(names)}; this "
+                     f"process may use {len(cores)}: run them one after another")  # fmt: skip
+    shares, start = [], 0
+    for name in names:
+        shares.append(set(cores[start : start + CONFIGS[name][0]]))
+        start += CONFIGS[name][0]
+    return shares
+
+
+def run_all(names, args, home: Path, roots: list[Path], cpu_sets) -> list[dict]:
+    """Each configuration's result, in order: one after another, or at once when pinned."""
+    if cpu_sets[0] is None:
+        results = []
+        for name, root in zip(names, roots, strict=True):
+            print(f"{name}: {args.session_seconds:.0f} s ...", flush=True)
+            results.append(run_config(name, args, home, root))
+        return results
+    results: list = [None] * len(names)
+
+    def one(i: int) -> None:
+        print(f"{names[i]}: {args.session_seconds:.0f} s on cpus {sorted(cpu_sets[i])} ...",
+              flush=True)  # fmt: skip
+        try:
+            results[i] = run_config(names[i], args, home, roots[i], cpu_sets[i])
+        except SystemExit as failed:  # reported after the others finish
+            results[i] = failed
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(names))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    failures = [str(r) for r in results if isinstance(r, SystemExit)]
+    if failures:
+        raise SystemExit("\n".join(failures))
+    return results
 
 
 def main() -> None:
@@ -97,20 +155,23 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help=f"among {', '.join(CONFIGS)} (default: all)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--side-by-side", action="store_true",
+                        help="run the configurations at once, each pinned to its own cores "
+                        "(their workers together may not exceed the cores)")  # fmt: skip
     args = parser.parse_args()
     names = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in names if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
-    results = []
+    cpu_sets = core_shares(names, parser) if args.side_by_side else [None] * len(names)
     with tempfile.TemporaryDirectory(prefix="autolab-bench-workers-") as scratch:
         scratch = Path(scratch)
         home = scratch / "home"  # one data cache for every configuration
-        for name in names:
-            print(f"{name}: {args.session_seconds:.0f} s ...", flush=True)
-            results.append(run_config(name, args, home, scratch))
+        roots = [make_workspace(name, args, home, scratch) for name in names]  # data once
+        results = run_all(names, args, home, roots, cpu_sets)
     print(f"\n{args.recipe} on {args.dataset}, {args.budget} per experiment, "
-          f"{args.session_seconds:.0f} s per session, 1 thread per worker")  # fmt: skip
+          f"{args.session_seconds:.0f} s per session, 1 thread per worker"
+          + (", side by side" if args.side_by_side else ""))  # fmt: skip
     print(f"{'config':<10} {'exp/h':>7} {'cand/h':>7} {'best val_bpb':>13} {'reference':>10} "
           f"{'kept':>5} {'pruned':>6}")  # fmt: skip
     for r in results:
@@ -123,7 +184,8 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"
     meta = {"session_seconds": args.session_seconds, "budget": args.budget,
-            "recipe": args.recipe, "dataset": args.dataset, "seed": args.seed}  # fmt: skip
+            "recipe": args.recipe, "dataset": args.dataset, "seed": args.seed,
+            "side_by_side": args.side_by_side}  # fmt: skip
     path.write_text(json.dumps({"settings": meta, "results": results}, indent=2))
     print(f"raw results: {path}")
 
