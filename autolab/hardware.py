@@ -44,10 +44,10 @@ def label(hardware: dict | None) -> str:
     extras = [e for e in extras if e]
     if extras:
         device += f" ({', '.join(extras)})"
-    workers = hardware.get("workers", 1)
+    workers, threads = hardware.get("workers", 1), hardware.get("threads", "?")
     return (
-        f"{device} · {hardware.get('cpu') or '?'}, {hardware.get('threads', '?')} threads · "
-        f"torch {hardware.get('torch') or '?'} · {workers} worker{'s' if workers != 1 else ''}"
+        f"{device} · {hardware.get('cpu') or '?'}, {threads} thread{'s' if threads != 1 else ''}"
+        f" · torch {hardware.get('torch') or '?'} · {workers} worker{'s' if workers != 1 else ''}"
     )
 
 

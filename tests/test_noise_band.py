@@ -10,8 +10,12 @@ import subprocess
 import pytest
 from tests_support import autolab, mlp_workspace
 
+from autolab.dashboard.api import running_best_lines
+from autolab.hardware import label as hardware_label
+from autolab.report.chart import progress_chart
 from autolab.research.policy import Noise, Policy, pooled_spread, spread_interval
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
+from autolab.track.standings import best_segments, hardware_key
 
 BUDGET = "1s"
 
@@ -43,7 +47,7 @@ def test_a_candidate_on_other_hardware_is_not_compared():
     there = {**here, "threads": 1}
     policy, noise = Policy(), Noise(3.01, 0.001, 3)
     verdict, reason = policy.judge("ok", "", 2.5, 3.01, noise, there, here)
-    assert verdict == "discard" and "other hardware" in reason and "1 threads" in reason
+    assert verdict == "discard" and "other hardware" in reason and "1 thread ·" in reason
     assert policy.judge("ok", "", 2.5, 3.01, noise, here, here)[0] == "keep"
     # A fingerprint not recorded (an older ledger) cannot tell them apart: compared as before.
     assert policy.judge("ok", "", 2.5, 3.01, noise, None, here)[0] == "keep"
@@ -140,6 +144,7 @@ def test_each_fingerprint_has_its_own_reference_and_best(tmp_path):
         worse_b = run(second, "candidate", 3.30, "discard", b)
         ledger.end_session(second, "succeeded")
         standings = ledger.standings("t")
+        ledger_views = ledger.experiments()
     assert standings.reference.bpb == pytest.approx(3.21) and standings.reference.hardware == b
     assert standings.best_number == kept_b and standings.best_score == pytest.approx(3.15)
     assert standings.delta == pytest.approx(3.15 - 3.21)
@@ -149,3 +154,14 @@ def test_each_fingerprint_has_its_own_reference_and_best(tmp_path):
     assert on_b.best_before == pytest.approx(3.21) and on_b.delta == pytest.approx(3.15 - 3.21)
     assert on_b.is_best
     assert worse.delta_best_before == pytest.approx(3.30 - 3.15)
+    # The progress charts' running best: one line per fingerprint, never A's best joined to B's.
+    (key_a, xs_a, ys_a), (key_b, xs_b, ys_b) = best_segments(standings.rows, worse_b)
+    assert key_a != key_b == hardware_key(b)
+    assert xs_a == [0.5, 1, 2, 3, 3.5] and ys_a == pytest.approx([3.01, 3.01, 3.01, 2.90, 2.90])
+    assert xs_b == [3.5, 4, 5, 6, 7, 7.5]
+    assert ys_b == pytest.approx([3.21, 3.21, 3.21, 3.15, 3.15, 3.15])
+    lines = running_best_lines(standings, worse_b + 2)  # what the dashboard draws
+    assert [line["current"] for line in lines] == [False, True] and lines[1]["x"][-1] == 9.5
+    assert lines[0]["fingerprint"] == hardware_label(a) != lines[1]["fingerprint"]
+    chart = progress_chart(ledger_views, standings, tmp_path / "progress.png")
+    assert chart.stat().st_size > 0

@@ -26,6 +26,8 @@ from autolab.track.standings import (
     SESSION_STATES,
     Standings,
     band,
+    best_segments,
+    hardware_key,
     manual_noise,
     manual_standings,
     manual_views,
@@ -127,6 +129,7 @@ class Dashboard:
             "failed_statuses": list(FAILED_STATUSES),
             "session_states": list(SESSION_STATES),
             "running": None,
+            "running_best": [],
             "in_flight": [],
             "alerts": [],
             "stop_requested": self.stop_requested(),
@@ -159,6 +162,7 @@ class Dashboard:
             },
             alerts=list(self._alerts.get(session.id, [])),
             **standing_fields(standings, len(views)),
+            running_best=running_best_lines(standings, max((v.number for v in views), default=0)),
         )
         if running is not None and state in LIVE_STATES:
             # Every experiment in flight (`research --workers N`), the latest as "running".
@@ -384,6 +388,20 @@ def standing_fields(standings: Standings, total: int) -> dict:
         "counts": counts,
         "session_ids": standings.session_ids,
     }
+
+
+def running_best_lines(standings: Standings, last_number: int) -> list[dict]:
+    """The chart's running best, one step line per fingerprint (`track.standings.best_segments`):
+    `current` marks the one the reference (and its keep band) belongs to."""
+    ref = standings.reference
+    if ref is None:
+        return []
+    current = hardware_key(ref.hardware)
+    return [
+        {"x": xs, "y": ys, "current": key == current,
+         "fingerprint": fingerprint_label(json.loads(key)) if key else ""}
+        for key, xs, ys in best_segments(standings.rows, last_number)
+    ]  # fmt: skip
 
 
 def experiment_rows(

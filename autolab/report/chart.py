@@ -2,22 +2,26 @@
 
 Every number is the branch's standing (`track.standings`): the reference is a dashed line, the
 running best a green step line from the reference through each kept candidate (labelled with its
-description), with the keep band shaded below it; baseline runs are blue diamonds (measurements
-of the reference, not improvements); discards are faint grey points; crash, timeout and invalid
-runs, which have no score, are red x marks along the top edge; confirm runs (the reference and the
-best re-run after the search) are hollow diamonds and circles. Discards far worse than the
-reference are pinned to the top edge as grey triangles so that they do not squash the axis.
+description), with the keep band shaded below it, one line per hardware fingerprint (a branch
+continued on other hardware starts again from that fingerprint's reference); baseline runs are
+blue diamonds (measurements of the reference, not improvements); discards are faint grey points;
+crash, timeout and invalid runs, which have no score, are red x marks along the top edge;
+confirm runs (the reference and the best re-run after the search) are hollow diamonds and
+circles. Discards far worse than the reference are pinned to the top edge as grey triangles so
+that they do not squash the axis.
 Each session continued with --resume is marked on the x axis where it starts.
 The person's own `autolab train` runs (`report.manual.ManualTrace`), alone or beside a session,
 are purple squares: filled for a new best, hollow for not better, x marks on the top edge for a
 failed run; their best so far is a dashed purple step line with their noise band shaded below.
 """
 
+import json
 import textwrap
 from pathlib import Path
 
+from autolab.hardware import label as hardware_label
 from autolab.track.ledger import FAILED_STATUSES, ExperimentView
-from autolab.track.standings import Standings
+from autolab.track.standings import Standings, best_segments, hardware_key
 from autolab.views.status import plural
 
 KEEP_COLOR = "#2ca02c"
@@ -98,7 +102,7 @@ def progress_chart(
                        facecolors="none", edgecolors=color, linewidths=1.5,
                        label=f"confirm run: {recipe}", zorder=3)  # fmt: skip
     if ref is not None and runs:
-        _running_best(ax, kept, score, ref.bpb, ref.band, max(v.number for v in runs))
+        _running_best(ax, kept, score, standings, max(v.number for v in runs))
     _session_marks(ax, views)
     mine.draw(ax, high)
     if baseline_bpb is not None:
@@ -134,21 +138,24 @@ def progress_chart(
     return path
 
 
-def _running_best(ax, kept, score, reference: float, band: float, last_number: int) -> None:
-    """The best so far as a step line from the reference, the keep band shaded below it, kept
-    points in green with their descriptions beside."""
-    xs, ys, best = [0.5], [reference], reference
-    for v in kept:
-        best = min(best, score(v))
-        xs.append(v.number)
-        ys.append(best)
-    xs.append(last_number + 0.5)
-    ys.append(best)
-    ax.step(xs, ys, where="post", color=KEEP_COLOR, lw=1.8, alpha=0.85, label="running best",
-            zorder=3)  # fmt: skip
-    if band > 0:
-        ax.fill_between(xs, [y - band for y in ys], ys, step="post", color=KEEP_COLOR,
-                        alpha=0.10, lw=0, label=f"keep band ({band:.4f})", zorder=1)  # fmt: skip
+def _running_best(ax, kept, score, standings: Standings, last_number: int) -> None:
+    """The best so far as a step line per fingerprint (each row's `best_after`), the current
+    reference's keep band shaded below its own line, kept points in green with their
+    descriptions beside."""
+    ref = standings.reference
+    current = hardware_key(ref.hardware)
+    segments = best_segments(standings.rows, last_number)
+    for i, (key, xs, ys) in enumerate(segments):
+        ax.step(xs, ys, where="post", color=KEEP_COLOR, lw=1.8, alpha=0.85, zorder=3,
+                label="running best" if i == 0 else None)  # fmt: skip
+        if len(segments) > 1 and key:  # which machine each line was measured on
+            ax.annotate(f"on {hardware_label(json.loads(key))}", (xs[0], ys[0]), xytext=(3, 4),
+                        textcoords="offset points", fontsize=7, color="#1a6e1a", ha="left",
+                        va="bottom")  # fmt: skip
+        if key == current and ref.band > 0:
+            ax.fill_between(xs, [y - ref.band for y in ys], ys, step="post", color=KEEP_COLOR,
+                            alpha=0.10, lw=0, label=f"keep band ({ref.band:.4f})",
+                            zorder=1)  # fmt: skip
     if not kept:
         return
     ax.scatter([v.number for v in kept], [score(v) for v in kept], s=46, c=KEEP_COLOR,

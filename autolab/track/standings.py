@@ -21,6 +21,9 @@ in a new session, and the standings cover them all.
 - **Δ** (`delta`): score − its fingerprint's reference, negative = better, everywhere.
   `delta_best_before` is the score − the best on its fingerprint before the experiment (what its
   verdict was measured against).
+- **running best** (the progress charts' line): each row's `best_after`, the best on its
+  fingerprint once it ended, drawn as one line per fingerprint (`compared_within`): a best
+  measured on one machine is never joined to another's.
 - **counts**: candidates by verdict, and the runs that are not candidates (baseline runs,
   re-checks, confirm runs) as what they are.
 - **confirmed**: the best and the reference re-run side by side after the search, with the
@@ -83,6 +86,8 @@ class Standing:
     rechecks: int | None  # the candidate a re-check re-ran
     is_best: bool = False
     confirms: str | None = None  # a confirm run's recipe: reference | best | earlier best
+    best_after: float | None = None  # the best once it ended: its score if it made a new best
+    compared_within: str | None = None  # hardware_key of the fingerprint its score meets others
 
 
 @dataclass
@@ -296,6 +301,7 @@ def compute(
                 if v.kind in (*IMPROVING_KINDS, "recheck")
                 else None,
                 rechecks=v.rechecks,
+                compared_within=key,
             )  # fmt: skip
         )
         if v.status == "running":
@@ -312,6 +318,7 @@ def compute(
         is_improvement = v.kind in IMPROVING_KINDS and v.status == "keep" and score is not None
         if is_improvement and (key not in best_views or score < best_before):
             bests[key], best_views[key] = score, v
+        rows[-1].best_after = bests.get(key, references.get(key))
     best_score, best_view = bests[current], best_views.get(current)
     if best_view is not None:
         next(r for r in rows if r.number == best_view.number).is_best = True
@@ -329,6 +336,25 @@ def compute(
         rows=rows,
         confirmed=confirmation_of(views, best_view, _minus(best_score, ref_bpb)),
     )
+
+
+def best_segments(rows: list[Standing], last_number: int) -> list[tuple[str | None, list, list]]:
+    """The running best as step lines, one per run of rows compared within one fingerprint:
+    (compared_within, xs, ys), each starting half a row before its first at the best before it
+    and carried half a row past its last (the last line, to last_number). For a step drawn
+    "post": at each row's number the line takes its best_after, so a keep sits on it."""
+    segments: list[tuple[str | None, list, list]] = []
+    drawn = [r for r in rows if r.best_after is not None and r.kind != MANUAL]
+    for r in drawn:
+        if not segments or segments[-1][0] != r.compared_within:
+            start = r.best_before if r.best_before is not None else r.best_after
+            segments.append((r.compared_within, [r.number - 0.5], [start]))
+        segments[-1][1].append(r.number)
+        segments[-1][2].append(r.best_after)
+    for i, (_, xs, ys) in enumerate(segments):
+        xs.append((last_number if i == len(segments) - 1 else xs[-1]) + 0.5)
+        ys.append(ys[-1])
+    return segments
 
 
 def _minus(a: float | None, b: float | None) -> float | None:

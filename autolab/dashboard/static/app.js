@@ -126,24 +126,24 @@ function renderProgress() {
     marker: { size: 8, symbol: confirms.map((e) => (e.confirms === "best" ? "circle-open" : "diamond-open")),
       color: confirms.map((e) => (e.confirms === "best" ? COLORS.keep : COLORS.baseline)), line: { width: 2 } } });
   const kept = scored.filter((e) => e.status === "keep" && e.kind === "candidate");
-  // Running best: the reference until a candidate is kept, then each keep's score (the best
-  // before each row, as the API gives it), carried to the last run; below it, the keep band.
+  // Running best: the API's step lines, one per hardware fingerprint (a branch continued on
+  // other hardware starts again from that fingerprint's reference); the keep band below the
+  // current one. Each is carried to the last row shown.
   const ref = S.overview && S.overview.reference;
-  const bx = [], by = [];
-  for (const e of exps) {
-    if (isManual(e) || e.kind === "baseline" || !isNum(e.best_before)) continue;
-    if (!by.length || by[by.length - 1] !== e.best_before) { bx.push(e.number); by.push(e.best_before); }
-  }
-  const best = S.overview && S.overview.best;
-  if (bx.length && best && isNum(best.score)) { bx.push(exps[exps.length - 1].number + 0.5); by.push(best.score); }
-  if (bx.length && ref && isNum(ref.band) && ref.band > 0) {
-    traces.push({ x: bx, y: by.map((y) => y - ref.band), name: "keep band", mode: "lines", type: "scatter", hoverinfo: "skip",
-      line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" }, showlegend: false });
-    traces.push({ x: bx, y: by, name: `keep band (${ref.band.toFixed(4)})`, mode: "lines", type: "scatter", hoverinfo: "skip",
-      fill: "tonexty", fillcolor: "rgba(63,185,111,.10)", line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" } });
-  }
-  traces.push({ x: bx, y: by, name: "running best", mode: "lines", type: "scatter", hoverinfo: "skip",
-    line: { color: COLORS.keep, width: 2, shape: "hv" } });
+  const lines = (S.overview && S.overview.running_best) || [];
+  lines.forEach((line, i) => {
+    const x = line.x.slice(), y = line.y;
+    if (i === lines.length - 1) x[x.length - 1] = Math.max(x[x.length - 1], exps[exps.length - 1].number + 0.5);
+    if (line.current && ref && isNum(ref.band) && ref.band > 0) {
+      traces.push({ x, y: y.map((v) => v - ref.band), name: "keep band", mode: "lines", type: "scatter", hoverinfo: "skip",
+        line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" }, showlegend: false });
+      traces.push({ x, y, name: `keep band (${ref.band.toFixed(4)})`, mode: "lines", type: "scatter", hoverinfo: "skip",
+        fill: "tonexty", fillcolor: "rgba(63,185,111,.10)", line: { color: "rgba(63,185,111,0)", width: 0, shape: "hv" } });
+    }
+    traces.push({ x, y, name: "running best", legendgroup: "running best", showlegend: i === 0, mode: "lines", type: "scatter",
+      hoverinfo: lines.length > 1 ? "text" : "skip", text: x.map(() => line.fingerprint),
+      line: { color: COLORS.keep, width: 2, shape: "hv" } });
+  });
   traces.push({ ...pts(kept), name: "keep", mode: "markers+text", type: "scatter", hovertemplate: hover,
     text: kept.map((e) => (e.description.length > 28 ? e.description.slice(0, 27) + "…" : e.description)),
     textposition: "top right", textfont: { size: 10, color: COLORS.keep },
