@@ -39,6 +39,10 @@ from tests_support import branch_of_scores  # noqa: E402
 from autolab.dashboard.app import make_server  # noqa: E402
 from autolab.workspace import init_workspace, load_workspace  # noqa: E402
 
+# The progress chart's running-best lines, as plotted.
+RUNNING_BEST = """() => (document.getElementById('progress-chart').data || [])
+    .filter((t) => t.name === 'running best')
+    .map((t) => ({x: Array.from(t.x), y: Array.from(t.y)}))"""
 # The live training chart's last trace is the running (or latest) experiment.
 LIVE_TRACE = """() => {
   const d = document.getElementById('live-chart').data || [];
@@ -171,6 +175,23 @@ def test_dashboard_follows_a_research_session(tmp_path):
                 )
 
             wait_for(header_matches, 10, "the header's best and Δ to match /api/overview")
+
+            # The chart's running best is the API's line (track.standings.best_segments), from
+            # the reference at the first row, only carried further right to the last row shown.
+            def running_best_drawn():
+                lines = page.evaluate("() => getJSON('/api/overview')")["running_best"]
+                drawn = page.evaluate(RUNNING_BEST)
+                return (
+                    lines
+                    and lines[0]["x"][0] == 0.5
+                    and len(drawn) == len(lines)
+                    and all(
+                        d["y"] == line["y"] and d["x"][:-1] == line["x"][:-1]
+                        for d, line in zip(drawn, lines, strict=True)
+                    )
+                )
+
+            wait_for(running_best_drawn, 10, "the chart's running best to be the API's line")
             assert page.evaluate("() => window.__sameLoad") is True
 
             # The harness measured the baseline run's dev loss; the page draws it when picked.
