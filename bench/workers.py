@@ -79,10 +79,12 @@ def run_config(name: str, args, home: Path, root: Path, cpus: set[int] | None = 
     with Ledger.for_workspace(root) as ledger:
         views = ledger.experiments()
         standings = ledger.standings("bench")
+        session = ledger.sessions()[-1]
     ended = [v for v in views if v.status not in ("running", "interrupted")]
     hours = wall / 3600
     return {
         "config": name,
+        "ended": f"{session.status}: {session.reason}",  # a session may end before its hours
         "workers": workers,
         "prune": prune,
         "wall_seconds": round(wall, 1),
@@ -155,6 +157,12 @@ def main() -> None:
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help=f"among {', '.join(CONFIGS)} (default: all)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="leave the workspaces (ledger, runs, git) in DIR, to look into",
+    )
     parser.add_argument("--side-by-side", action="store_true",
                         help="run the configurations at once, each pinned to its own cores "
                         "(their workers together may not exceed the cores)")  # fmt: skip
@@ -165,7 +173,7 @@ def main() -> None:
         parser.error(f"unknown configuration(s) {', '.join(unknown)}; known: {', '.join(CONFIGS)}")
     cpu_sets = core_shares(names, parser) if args.side_by_side else [None] * len(names)
     with tempfile.TemporaryDirectory(prefix="autolab-bench-workers-") as scratch:
-        scratch = Path(scratch)
+        scratch = Path(scratch) if args.keep is None else args.keep
         home = scratch / "home"  # one data cache for every configuration
         roots = [make_workspace(name, args, home, scratch) for name in names]  # data once
         results = run_all(names, args, home, roots, cpu_sets)
@@ -179,7 +187,7 @@ def main() -> None:
         ref = f"{r['reference_val_bpb']:.4f}" if r["reference_val_bpb"] is not None else "-"
         print(f"{r['config']:<10} {r['experiments_per_hour']:>7.1f} "
               f"{r['candidates_per_hour']:>7.1f} {best:>13} {ref:>10} {r['kept']:>5} "
-              f"{r['pruned']:>6}")  # fmt: skip
+              f"{r['pruned']:>6}  {r['wall_seconds']:.0f} s, {r['ended']}")  # fmt: skip
     out = REPO / "bench" / "out"
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"workers-{time.strftime('%Y%m%d-%H%M%S')}.json"

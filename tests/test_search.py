@@ -202,6 +202,21 @@ def test_exhausted_space_returns_none():
     assert researcher.propose(context("SEED = 1\n", [], None)) is None
 
 
+def test_untried_moves_are_found_when_the_sampler_finds_none():
+    """TPE's model can sit on the best while far moves are untried (a real hour-long session
+    ended "nothing left to try" with 26 single moves untried). With no sampler attempts at all
+    the researcher still walks the space: every single move, then the pairs, then None."""
+    researcher = SearchResearcher(seed=0, max_attempts=0)
+    source = "FLAG = True  # a switch\nMODE = 'a'  # choices: a, b, c\n"
+    history, changed = [], []
+    while (proposal := researcher.propose(context(source, history, 1.0))) is not None:
+        changed.append(sum(v != {"FLAG": True, "MODE": "a"}[k] for k, v in proposal.params.items()))
+        history.append(Outcome(len(history), proposal.description, "discard", 1.1, proposal.params))
+    # FLAG off, MODE b, MODE c; then the two pairs; the best itself is never proposed.
+    assert changed == [1, 1, 1, 2, 2]
+    assert len({tuple(sorted(o.params.items())) for o in history}) == 5
+
+
 def test_arguments_are_checked():
     with pytest.raises(ValueError, match="sampler"):
         SearchResearcher(sampler="grid")
