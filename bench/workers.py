@@ -45,6 +45,9 @@ CONFIGS = {  # name -> (workers, prune)
 }
 
 
+STAGGER_SECONDS = 20  # --side-by-side: between the sessions' starts
+
+
 def autolab(args: list[str], home: Path, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "AUTOLAB_HOME": str(home), "PYTHONPATH": str(REPO)}
     return subprocess.run([sys.executable, "-m", "autolab", *args], env=env, text=True,
@@ -129,6 +132,9 @@ def run_all(names, args, home: Path, roots: list[Path], cpu_sets) -> list[dict]:
     results: list = [None] * len(names)
 
     def one(i: int) -> None:
+        # Staggered starts: two sessions that start at the same moment on one AUTOLAB_HOME once
+        # lost the data mount of one's first run (a start-up race, not yet understood).
+        time.sleep(STAGGER_SECONDS * i)
         print(f"{names[i]}: {args.session_seconds:.0f} s on cpus {sorted(cpu_sets[i])} ...",
               flush=True)  # fmt: skip
         try:
