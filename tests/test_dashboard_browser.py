@@ -176,7 +176,7 @@ def test_dashboard_follows_a_research_session(tmp_path):
 
             wait_for(header_matches, 10, "the header's best and Δ to match /api/overview")
 
-            # The chart's running best is the API's line (track.standings.best_segments), from
+            # The chart's running best is the API's line (track.standings.best_lines), from
             # the reference at the first row, only carried further right to the last row shown.
             def running_best_drawn():
                 lines = page.evaluate("() => getJSON('/api/overview')")["running_best"]

@@ -15,7 +15,7 @@ from autolab.hardware import label as hardware_label
 from autolab.report.chart import progress_chart
 from autolab.research.policy import Noise, Policy, pooled_spread, spread_interval
 from autolab.track.ledger import ExperimentRecord, Ledger, ResultRecord
-from autolab.track.standings import best_segments, hardware_key
+from autolab.track.standings import best_lines
 
 BUDGET = "1s"
 
@@ -155,11 +155,12 @@ def test_each_fingerprint_has_its_own_reference_and_best(tmp_path):
     assert on_b.is_best
     assert worse.delta_best_before == pytest.approx(3.30 - 3.15)
     # The progress charts' running best: one line per fingerprint, never A's best joined to B's.
-    (key_a, xs_a, ys_a), (key_b, xs_b, ys_b) = best_segments(standings.rows, worse_b)
-    assert key_a != key_b == hardware_key(b)
-    assert xs_a == [0.5, 1, 2, 3, 3.5] and ys_a == pytest.approx([3.01, 3.01, 3.01, 2.90, 2.90])
-    assert xs_b == [3.5, 4, 5, 6, 7, 7.5]
-    assert ys_b == pytest.approx([3.21, 3.21, 3.21, 3.15, 3.15, 3.15])
+    line_a, line_b = best_lines(standings, worse_b)
+    assert (line_a.hardware, line_a.current, line_b.hardware, line_b.current) == (a, False, b, True)
+    assert line_a.xs == [0.5, 1, 2, 3, 3.5]
+    assert line_a.ys == pytest.approx([3.01, 3.01, 3.01, 2.90, 2.90])
+    assert line_b.xs == [3.5, 4, 5, 6, 7, 7.5]
+    assert line_b.ys == pytest.approx([3.21, 3.21, 3.21, 3.15, 3.15, 3.15])
     lines = running_best_lines(standings, worse_b + 2)  # what the dashboard draws
     assert [line["current"] for line in lines] == [False, True] and lines[1]["x"][-1] == 9.5
     assert lines[0]["fingerprint"] == hardware_label(a) != lines[1]["fingerprint"]

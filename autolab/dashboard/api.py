@@ -26,8 +26,7 @@ from autolab.track.standings import (
     SESSION_STATES,
     Standings,
     band,
-    best_segments,
-    hardware_key,
+    best_lines,
     manual_noise,
     manual_standings,
     manual_views,
@@ -391,16 +390,14 @@ def standing_fields(standings: Standings, total: int) -> dict:
 
 
 def running_best_lines(standings: Standings, last_number: int) -> list[dict]:
-    """The chart's running best, one step line per fingerprint (`track.standings.best_segments`):
+    """The chart's running best, one step line per fingerprint (`track.standings.best_lines`):
     `current` marks the one the reference (and its keep band) belongs to."""
-    ref = standings.reference
-    if ref is None:
+    if standings.reference is None:
         return []
-    current = hardware_key(ref.hardware)
     return [
-        {"x": xs, "y": ys, "current": key == current,
-         "fingerprint": fingerprint_label(json.loads(key)) if key else ""}
-        for key, xs, ys in best_segments(standings.rows, last_number)
+        {"x": line.xs, "y": line.ys, "current": line.current,
+         "fingerprint": fingerprint_label(line.hardware) if line.hardware else ""}
+        for line in best_lines(standings, last_number)
     ]  # fmt: skip
 
 

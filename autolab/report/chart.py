@@ -15,13 +15,12 @@ are purple squares: filled for a new best, hollow for not better, x marks on the
 failed run; their best so far is a dashed purple step line with their noise band shaded below.
 """
 
-import json
 import textwrap
 from pathlib import Path
 
 from autolab.hardware import label as hardware_label
 from autolab.track.ledger import FAILED_STATUSES, ExperimentView
-from autolab.track.standings import Standings, best_segments, hardware_key
+from autolab.track.standings import Standings, best_lines
 from autolab.views.status import plural
 
 KEEP_COLOR = "#2ca02c"
@@ -142,20 +141,19 @@ def _running_best(ax, kept, score, standings: Standings, last_number: int) -> No
     """The best so far as a step line per fingerprint (each row's `best_after`), the current
     reference's keep band shaded below its own line, kept points in green with their
     descriptions beside."""
-    ref = standings.reference
-    current = hardware_key(ref.hardware)
-    segments = best_segments(standings.rows, last_number)
-    for i, (key, xs, ys) in enumerate(segments):
-        ax.step(xs, ys, where="post", color=KEEP_COLOR, lw=1.8, alpha=0.85, zorder=3,
+    band = standings.reference.band
+    lines = best_lines(standings, last_number)
+    for i, line in enumerate(lines):
+        ax.step(line.xs, line.ys, where="post", color=KEEP_COLOR, lw=1.8, alpha=0.85, zorder=3,
                 label="running best" if i == 0 else None)  # fmt: skip
-        if len(segments) > 1 and key:  # which machine each line was measured on
-            ax.annotate(f"on {hardware_label(json.loads(key))}", (xs[0], ys[0]), xytext=(3, 4),
-                        textcoords="offset points", fontsize=7, color="#1a6e1a", ha="left",
-                        va="bottom")  # fmt: skip
-        if key == current and ref.band > 0:
-            ax.fill_between(xs, [y - ref.band for y in ys], ys, step="post", color=KEEP_COLOR,
-                            alpha=0.10, lw=0, label=f"keep band ({ref.band:.4f})",
-                            zorder=1)  # fmt: skip
+        if len(lines) > 1 and line.hardware:  # which machine each line was measured on
+            ax.annotate(f"on {hardware_label(line.hardware)}", (line.xs[0], line.ys[0]),
+                        xytext=(3, 4), textcoords="offset points", fontsize=7,
+                        color="#1a6e1a", ha="left", va="bottom")  # fmt: skip
+        if line.current and band > 0:
+            ax.fill_between(line.xs, [y - band for y in line.ys], line.ys, step="post",
+                            color=KEEP_COLOR, alpha=0.10, lw=0,
+                            label=f"keep band ({band:.4f})", zorder=1)  # fmt: skip
     if not kept:
         return
     ax.scatter([v.number for v in kept], [score(v) for v in kept], s=46, c=KEEP_COLOR,

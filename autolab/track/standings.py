@@ -338,23 +338,37 @@ def compute(
     )
 
 
-def best_segments(rows: list[Standing], last_number: int) -> list[tuple[str | None, list, list]]:
-    """The running best as step lines, one per run of rows compared within one fingerprint:
-    (compared_within, xs, ys), each starting half a row before its first at the best before it
-    and carried half a row past its last (the last line, to last_number). For a step drawn
-    "post": at each row's number the line takes its best_after, so a keep sits on it."""
-    segments: list[tuple[str | None, list, list]] = []
-    drawn = [r for r in rows if r.best_after is not None and r.kind != MANUAL]
-    for r in drawn:
-        if not segments or segments[-1][0] != r.compared_within:
+@dataclass
+class BestLine:
+    """One step line of the running best: the rows compared within one fingerprint."""
+
+    hardware: dict | None  # the fingerprint, None when runs carry none
+    current: bool  # the reference's fingerprint: the one its keep band belongs to
+    xs: list
+    ys: list
+
+
+def best_lines(standings: Standings, last_number: int) -> list[BestLine]:
+    """The running best as step lines, one per run of rows compared within one fingerprint,
+    each starting half a row before its first at the best before it and carried half a row
+    past its last (the last line, to last_number). For a step drawn "post": at each row's
+    number the line takes its best_after, so a keep sits on it."""
+    ref = standings.reference
+    current = hardware_key(ref.hardware) if ref else None
+    lines: list[tuple[str | None, list, list]] = []
+    for r in standings.rows:
+        if r.best_after is None or r.kind == MANUAL:
+            continue
+        if not lines or lines[-1][0] != r.compared_within:
             start = r.best_before if r.best_before is not None else r.best_after
-            segments.append((r.compared_within, [r.number - 0.5], [start]))
-        segments[-1][1].append(r.number)
-        segments[-1][2].append(r.best_after)
-    for i, (_, xs, ys) in enumerate(segments):
-        xs.append((last_number if i == len(segments) - 1 else xs[-1]) + 0.5)
+            lines.append((r.compared_within, [r.number - 0.5], [start]))
+        lines[-1][1].append(r.number)
+        lines[-1][2].append(r.best_after)
+    for i, (_, xs, ys) in enumerate(lines):
+        xs.append((last_number if i == len(lines) - 1 else xs[-1]) + 0.5)
         ys.append(ys[-1])
-    return segments
+    return [BestLine(json.loads(key) if key else None, key == current, xs, ys)
+            for key, xs, ys in lines]  # fmt: skip
 
 
 def _minus(a: float | None, b: float | None) -> float | None:
