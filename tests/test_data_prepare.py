@@ -1,11 +1,13 @@
 import hashlib
 import importlib.util
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
 
-from autolab.data import load_tokenizer, prepare, read_tokens, sealed_val_path
+from autolab.data import load_tokenizer, prepare, read_tokens, sealed_val_path, tokenizers
 from autolab.data.sources import LoadOptions, load_documents
 
 
@@ -68,6 +70,44 @@ def test_cache_reuse_and_key_changes(autolab_home, shared_data, tmp_path):
     # A leftover half-written directory (no meta.json) is replaced, not trusted.
     (first.data_dir / "meta.json").unlink()
     assert not prepare(names_txt(shared_data), "char", lines=True).cached
+
+
+def test_a_second_preparer_of_one_key_waits_and_never_replaces_the_first_ones_shards(
+    autolab_home, tmp_path, monkeypatch
+):
+    """Two processes preparing the same new data at once (two sessions started together): the
+    later one must not swap out the directory the first finished, which an experiment may
+    already have mounted read-only (it then sees an empty /autolab/data)."""
+    source = tmp_path / "words.txt"
+    source.write_text("".join(f"{chr(97 + i % 26)}{i}\n" for i in range(3000)))
+    real_build = tokenizers.build
+    first_is_building = threading.Event()
+
+    def slow_first_build(*args, **kwargs):
+        if not first_is_building.is_set():
+            first_is_building.set()
+            time.sleep(1.0)  # the second preparer starts and finds no finished shards
+        return real_build(*args, **kwargs)
+
+    monkeypatch.setattr(tokenizers, "build", slow_first_build)
+    seen = {}
+
+    def run(name):
+        prepared = prepare(str(source), "char", lines=True)
+        seen[name] = (prepared.data_dir.stat().st_ino, prepared.cached)
+
+    first = threading.Thread(target=run, args=("first",))
+    first.start()
+    assert first_is_building.wait(10)
+    second = threading.Thread(target=run, args=("second",))
+    second.start()
+    first.join(30)
+    second.join(30)
+    data_dir = prepare(str(source), "char", lines=True).data_dir
+    # Both were handed the directory that is there now, and only one of them built it.
+    assert {inode for inode, _ in seen.values()} == {data_dir.stat().st_ino}
+    assert sorted(cached for _, cached in seen.values()) == [False, True]
+    assert not list(autolab_home.glob("*/.tmp-*"))
 
 
 def test_bpe_on_shakespeare_slice(autolab_home, tmp_path, shared_data):

@@ -11,7 +11,9 @@ content, the tokenizer spec and the split/format versions, so a change in any of
 anew and an unchanged request reuses what is there.
 
 Both directories are written under temp names and renamed into place, sealed first, so a
-`meta.json` in the public directory means everything is complete.
+`meta.json` in the public directory means everything is complete. One process at a time
+prepares a key (a lock file beside the shards): a second one waits and then finds it done,
+instead of replacing a directory the first may already have handed to a running experiment.
 """
 
 import hashlib
@@ -24,12 +26,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from filelock import FileLock
 
 from autolab.data import tokenizers
 from autolab.data.sealed_store import HASHES_FILE, seal
 from autolab.data.sources import LoadOptions, load_documents
 from autolab.data.split import SPLIT_VERSION, split_documents
-from autolab.errors import UsageError
 from autolab.paths import autolab_home
 
 # 2: one-per-line documents are stored in hash order (see ordered_splits); 3: the sealed store
@@ -142,11 +144,25 @@ def prepare(
     secret = split_secret(root / "sealed" / f"{key}.secret") if secret_split else b""
     if secret:  # another split, so other shards: its own cache entry, named by the secret's hash
         key = f"{key}-secret{hashlib.sha256(secret).hexdigest()[:8]}"
-    data_dir, sealed_dir = root / "data" / key, root / "sealed" / key
+    data_dir = root / "data" / key
     if is_complete(data_dir):
-        meta = json.loads((data_dir / "meta.json").read_text())
-        return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=True)
+        return _prepared(data_dir, cached=True)
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(data_dir.parent / f".{key}.lock"):  # one preparer of a key at a time
+        if is_complete(data_dir):  # another process prepared it while this one waited
+            return _prepared(data_dir, cached=True)
+        _write_shards(docs, opts, name, key, content_hash, tokenizer, secret, root)
+    return _prepared(data_dir, cached=False)
 
+
+def _prepared(data_dir: Path, cached: bool) -> Prepared:
+    meta = json.loads((data_dir / "meta.json").read_text())
+    return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=cached)
+
+
+def _write_shards(docs, opts, name, key, content_hash, tokenizer, secret, root) -> None:
+    """Split, tokenize and write both directories under temp names, then publish them."""
+    data_dir, sealed_dir = root / "data" / key, root / "sealed" / key
     sep_bytes = len(docs.separator.encode("utf-8"))
     sizes = [len(t.encode("utf-8", "surrogateescape")) + sep_bytes for t in docs.texts]
     split = split_documents(docs.texts, sizes, secret=secret)
@@ -190,10 +206,6 @@ def prepare(
     finally:
         shutil.rmtree(tmp_public, ignore_errors=True)
         shutil.rmtree(tmp_sealed, ignore_errors=True)
-    if not is_complete(data_dir):  # another process won a race with different contents
-        raise UsageError(f"{data_dir}: incomplete prepared data; remove it and run again")
-    meta = json.loads((data_dir / "meta.json").read_text())
-    return Prepared(data_dir, sealed_val_path(data_dir), meta, cached=False)
 
 
 def split_secret(path: Path) -> bytes:
@@ -216,12 +228,8 @@ def split_secret(path: Path) -> bytes:
 def publish(tmp: Path, target: Path) -> None:
     """Rename `tmp` to `target`, replacing a leftover from an interrupted earlier attempt.
 
-    Called only when the public directory is not complete. Two processes preparing the same key
-    write the same content, so whichever rename lands last is as good as the other.
+    Called under the key's lock and only when the public directory is not complete, so what it
+    replaces is never a directory another process finished (and may have mounted for a run).
     """
     shutil.rmtree(target, ignore_errors=True)
-    try:
-        os.rename(tmp, target)
-    except OSError:
-        if not target.exists():
-            raise
+    os.rename(tmp, target)
