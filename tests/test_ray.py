@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -205,3 +206,36 @@ def test_shards_are_checked_by_hash_on_the_node(tmp_path):
     with pytest.raises(ShardMismatch, match="train.bin"):
         materialize(ShardSet("other", shards.hashes), lambda: {**shards.read(public),
                     "train.bin": b"corrupted in transit"}, node)  # fmt: skip
+
+
+def test_two_tasks_on_one_node_share_the_copy_the_first_wrote(tmp_path):
+    """Two tasks that start together on a node both find no copy of the shards; the later must
+    not move aside the copy the earlier just wrote (its experiment may be reading it)."""
+    public = tmp_path / "data" / "names-char-abc"
+    public.mkdir(parents=True)
+    (public / "train.bin").write_bytes(b"\x01\x02" * 50)
+    shards = ShardSet.of(public)
+    first_is_fetching = threading.Event()
+
+    def slow_first_fetch():
+        if not first_is_fetching.is_set():
+            first_is_fetching.set()
+            time.sleep(1.0)  # the second task starts meanwhile and finds no copy
+        return shards.read(public)
+
+    node = tmp_path / "node"
+    seen = {}
+
+    def task(name):
+        copy = materialize(shards, slow_first_fetch, node)
+        seen[name] = copy.stat().st_ino
+
+    first = threading.Thread(target=task, args=("first",))
+    first.start()
+    assert first_is_fetching.wait(10)
+    second = threading.Thread(target=task, args=("second",))
+    second.start()
+    first.join(30)
+    second.join(30)
+    copy = materialize(shards, slow_first_fetch, node)
+    assert set(seen.values()) == {copy.stat().st_ino} and not shards.mismatches(copy)

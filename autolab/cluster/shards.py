@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from autolab.data.sealed_store import file_hash
 
 NODE_CACHE = "autolab-ray-data"  # under the node's temporary directory
@@ -54,21 +56,21 @@ def materialize(shards: ShardSet, fetch, root: Path | None = None) -> Path:
     if target.is_dir() and not shards.mismatches(target):
         return target
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{shards.key}-", dir=root))
-    for name, content in fetch().items():
-        (staging / name).write_bytes(content)
-    bad = shards.mismatches(staging)
-    if bad:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise ShardMismatch(f"shards from the driver fail their hash check: {', '.join(bad)}")
-    old = root / f".{shards.key}-old-{os.getpid()}"
-    if target.exists():
-        target.rename(old)  # a stale or tampered copy: moved aside, then removed
-    try:
+    # One task of the node at a time writes the copy: another that found none a moment ago must
+    # not move aside the right copy a running experiment was just handed.
+    with FileLock(root / f".{shards.key}.lock"):
+        if target.is_dir() and not shards.mismatches(target):
+            return target
+        staging = Path(tempfile.mkdtemp(prefix=f".{shards.key}-", dir=root))
+        for name, content in fetch().items():
+            (staging / name).write_bytes(content)
+        bad = shards.mismatches(staging)
+        if bad:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise ShardMismatch(f"shards from the driver fail their hash check: {', '.join(bad)}")
+        old = root / f".{shards.key}-old-{os.getpid()}"
+        if target.exists():
+            target.rename(old)  # a stale or tampered copy: moved aside, then removed
         staging.rename(target)
-    except OSError:  # another task on this node put a copy there first: use it if it is right
-        shutil.rmtree(staging, ignore_errors=True)
-        if shards.mismatches(target):
-            raise
-    shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
     return target
