@@ -10,7 +10,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from autolab.research.constants import parse_constants, values
 from autolab.research.proposal import Outcome, ResearchContext
 from autolab.research.search import (
+    DOOMED_AFTER,
     SearchResearcher,
+    _doomed,
     _lost_before,
     _step_back,
     _step_further,
@@ -299,6 +301,52 @@ def test_a_lost_step_is_tried_the_other_way_and_never_again():
     history = [Outcome(1, "a pair", "discard", 9.0, pair, "", parent)]
     assert _step_back(history, constants, space, parent) is None
     assert not _lost_before(history, space, parent, {"LR": 0.16})
+
+
+def test_a_value_that_only_ever_failed_is_not_proposed_again():
+    """COMPILE on 2 CPU cores outlasts a 10 s budget: an hour of two workers tried it 20 times,
+    alone and in pairs, each a timeout at twice a normal run's cost. Here USE_BIAS = True always
+    times out; once it failed twice, once alone, no proposal sets it again, from any best."""
+    researcher = SearchResearcher(seed=0)
+    source, best = RECIPE, objective(values(parse_constants(RECIPE)))
+    history, failures, alone = [], 0, 0
+    for number in range(80):
+        proposal = researcher.propose(context(source, history, best))
+        parent = values(parse_constants(source))
+        if proposal.params["USE_BIAS"]:
+            assert failures < DOOMED_AFTER or not alone, f"proposed again at {number}"
+            failures += 1
+            alone += sum(v != parent[k] for k, v in proposal.params.items()) == 1
+            description = proposal.description
+            history.append(
+                Outcome(number, description, "timeout", None, proposal.params, "", parent)
+            )
+            continue
+        score = objective(proposal.params)
+        status = "keep" if score < best else "discard"
+        history.append(Outcome(number, "", status, score, proposal.params, "", parent))
+        if status == "keep":
+            best, source = score, proposal.source
+    assert failures >= DOOMED_AFTER and alone  # it was tried, and then left alone
+
+
+def test_only_a_value_that_failed_alone_and_never_scored_is_doomed():
+    constants = parse_constants(RECIPE)
+    space = search_space(constants)
+    parent = values(constants)
+    bias, gelu = {**parent, "USE_BIAS": True}, {**parent, "ACTIVATION": "gelu"}
+    pair = {**parent, "USE_BIAS": True, "ACTIVATION": "gelu"}
+
+    def run(status, params):
+        return Outcome(0, "", status, None, params, "", parent)
+
+    assert _doomed([run("timeout", bias), run("crash", pair)], space) == {
+        ("USE_BIAS", ("bool", True))  # ACTIVATION = "gelu" never failed alone: which one?
+    }
+    assert not _doomed([run("timeout", bias)], space)  # once may be the machine's bad moment
+    assert not _doomed([run("timeout", pair), run("crash", pair)], space)
+    assert not _doomed([run("timeout", bias), run("crash", bias), run("discard", pair)], space)
+    assert not _doomed([run("interrupted", gelu), run("interrupted", gelu)], space)
 
 
 def test_learning_rates_and_size_are_moved_first_one_at_a_time():

@@ -85,6 +85,12 @@ PICK_SHARPNESS = 4
 # a difference well inside the noise. Positive floats move on a grid of octaves anyway, so this
 # bounds only the linear range of a negative float.
 MIN_STEP = 1.15
+# A value that failed in DOOMED_AFTER experiments (crash, timeout, invalid), once as their only
+# change, and never ran to a score is not proposed again while anything else is left: on that
+# hardware and budget it cannot work. An hour of two 1-thread workers on 2 CPU cores tried "turn on
+# COMPILE" (compilation outlasts a 10 s budget) 20 times, every one a timeout at twice a
+# normal run's wall clock: 6% of the workers' time (docs/scaling.md).
+DOOMED_AFTER = 2
 
 
 class SearchResearcher:
@@ -125,10 +131,12 @@ class SearchResearcher:
         tried = {_key(p, space) for o in context.history for p in (o.params, o.parent_params) if p}
         tried.update(_key(o.params, space) for o in context.in_flight if o.params)
         tried.add(_key(best, space))
+        # The random baseline stays naive: it learns nothing from failures either.
+        doomed = _doomed(context.history, space) if self.sampler == "tpe" else set()
         if self.sampler == "tpe":
             for move in (_step_further, _step_back):
                 step = move(context.history, constants, space, best)
-                if step and _key({**best, **step}, space) not in tried:
+                if step and not _uses(step, doomed) and _key({**best, **step}, space) not in tried:
                     return _proposal(context.best_source, constants, best, step)
         rng = np.random.default_rng([self.seed, len(context.history), len(context.in_flight)])
         study = self._study(context, constants, space, best, seed=int(rng.integers(2**31)))
@@ -155,7 +163,8 @@ class SearchResearcher:
                 if not _same(value, best[name]) and not small:
                     changes[name] = value
             lost = strict and _lost_before(context.history, space, best, changes)
-            if changes and not lost and _key({**best, **changes}, space) not in tried:
+            new = _key({**best, **changes}, space) not in tried
+            if changes and not lost and not _uses(changes, doomed) and new:
                 return _proposal(context.best_source, constants, best, changes)
             # Nothing new there: make another constant likelier, or a sharp pick could keep
             # asking about one whose moves are all used up.
@@ -165,7 +174,11 @@ class SearchResearcher:
         # asked only for tried values 100 times while 26 single moves (the far octaves it
         # learned to avoid) were untried, and the session ended "nothing left to try" after
         # 40 minutes of an hour. So ask the space itself before saying so.
-        changes = _untried_changes(constants, space, best, tried, self.max_changes, rng)
+        # A doomed value comes last: a failure that was the machine's at the time (a timeout
+        # while it was busy) must not end a session that has nothing else left.
+        changes = _untried_changes(
+            constants, space, best, tried, self.max_changes, rng, avoid=doomed
+        ) or _untried_changes(constants, space, best, tried, self.max_changes, rng)
         return _proposal(context.best_source, constants, best, changes) if changes else None
 
     def _pick_weights(self, names: list[str], tries: Mapping[str, int]) -> np.ndarray:
@@ -255,12 +268,14 @@ def _proposal(source: str, constants, best: dict, changes: dict) -> Proposal:
     )
 
 
-def _untried_changes(constants, space, best: dict, tried: set, most: int, rng) -> dict | None:
+def _untried_changes(
+    constants, space, best: dict, tried: set, most: int, rng, avoid: set = frozenset()
+) -> dict | None:
     """A change of one constant not yet run from the best, picked at random; else of two, and
     so on up to `most`; None only when every such change was run. Continuous ranges offer
-    their two ends and their middle."""
+    their two ends and their middle; the values in `avoid` are not offered."""
     options = {name: [v for v in _choices(constants[name], dist) if not _same(v, best[name])
-                      and not _too_small(best[name], v)]
+                      and not _too_small(best[name], v) and (name, _hashable(v)) not in avoid]
                for name, dist in space.items()}  # fmt: skip
     for k in range(1, most + 1):
         untried = []
@@ -358,6 +373,30 @@ def _last_single_move(history, space, best):
         return None, None
     changed = _moved(last, space)
     return (last, changed[0]) if len(changed) == 1 else (None, None)
+
+
+def _doomed(history: list[Outcome], space) -> set[tuple]:
+    """The (name, value) pairs that cannot work on this hardware and budget: every experiment
+    that moved it failed, DOOMED_AFTER or more did, and one of them moved it alone. A failed
+    pair alone says nothing about which of its two changes failed."""
+    failed, alone, worked = {}, set(), set()
+    for o in history:
+        if not o.params or not o.parent_params:
+            continue
+        values = [(name, _hashable(o.params[name])) for name in _moved(o, space)]
+        if o.status in FAILED_STATUSES:
+            for value in values:
+                failed[value] = failed.get(value, 0) + 1
+            if len(values) == 1:
+                alone.add(values[0])
+        elif o.status in (*SCORED, "pruned"):
+            worked.update(values)
+    return {v for v, n in failed.items() if n >= DOOMED_AFTER and v in alone and v not in worked}
+
+
+def _uses(changes: Mapping, doomed: set[tuple]) -> bool:
+    """Whether `changes` sets a constant to a value that cannot work (`_doomed`)."""
+    return any((name, _hashable(value)) in doomed for name, value in changes.items())
 
 
 def _lost_before(history, space, best, changes) -> bool:
