@@ -72,8 +72,7 @@ def run_config(name: str, args, home: Path, root: Path, cpus: set[int] | None = 
     command = ["research", "-C", str(root), "--plain", "--tag", "bench", "--confirm", "0",
                "--workers", str(workers), "--threads", "1", "--device", "cpu",
                "--hours", hours, "--seed", str(args.seed)]  # fmt: skip
-    if prune:
-        command.append("--prune")
+    command.append("--prune" if prune else "--no-prune")  # search prunes by default
     started = time.time()
     done = autolab(command, home, preexec_fn=pinned(cpus))
     wall = time.time() - started

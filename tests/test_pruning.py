@@ -14,6 +14,8 @@ import pytest
 from test_search import RECIPE, context
 from tests_support import autolab, mlp_workspace
 
+from autolab.cli import build_parser
+from autolab.commands.research import prunes
 from autolab.research.constants import parse_constants
 from autolab.research.proposal import Outcome, Proposal
 from autolab.research.pruning import FLOOR, HOLD, PRUNE_BEFORE, Curve, K, Reference, Watch
@@ -104,6 +106,19 @@ def test_the_search_tells_optuna_a_pruned_run_as_pruned():
     for _ in range(5):
         proposal = researcher.propose(context(RECIPE, history, 1.0))
         assert proposal.params != bad
+
+
+def test_search_prunes_by_default_and_the_other_researchers_do_not():
+    """`search --prune` beat `search` at equal wall clock (bench/researchers.py, 4 seeds of 4),
+    so search sessions prune unless told --no-prune; llm and command were not measured."""
+    parser = build_parser()
+
+    def prunes_with(*flags) -> bool:
+        return prunes(parser.parse_args(["research", *flags]))
+
+    assert prunes_with() and prunes_with("--agent", "search")
+    assert not prunes_with("--agent", "llm") and not prunes_with("--agent", "command")
+    assert not prunes_with("--no-prune") and prunes_with("--agent", "command", "--prune")
 
 
 # --- a real session ---------------------------------------------------------------------------

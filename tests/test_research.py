@@ -29,8 +29,12 @@ def env_for(home):
 
 
 def start_research(workspace, home, *args):
+    # --no-prune: these tests stop or kill a candidate they saw running; a pruned one ends at a
+    # quarter of its budget and the next starts before the test can act (tests/test_pruning.py
+    # runs sessions that prune).
+    command = ["research", "-C", str(workspace), "--plain", "--no-prune", *args]
     return subprocess.Popen(
-        [sys.executable, "-m", "autolab", "research", "-C", str(workspace), "--plain", *args],
+        [sys.executable, "-m", "autolab", *command],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for(home),
         start_new_session=True,
     )  # fmt: skip

@@ -619,7 +619,7 @@ class ResearchSession:
             if not curves:
                 self.options.prune = False
                 self.recorder.note(
-                    "--prune: the baseline runs recorded no dev-loss curve "
+                    "pruning (--prune): the baseline runs recorded no dev-loss curve "
                     "(the recipe does not call run.watch): nothing is pruned"
                 )
                 return None
