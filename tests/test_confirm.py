@@ -73,7 +73,8 @@ def confirmed(tmp_path_factory, home):
     workspace = handicapped_workspace(tmp / "ws", home)
     notices = tmp / "notices.jsonl"
     done = autolab(
-        "research", "-C", str(workspace), "--plain", "--tag", "c", "--agent", "command",
+        "research", "--no-prune",
+        "-C", str(workspace), "--plain", "--tag", "c", "--agent", "command",
         "--agent-command", AGENT, "--max-experiments", "1", "--confirm", "2",
         "--baseline-runs", "2", "--notify-cmd", f"cat >> {notices}", home=home,
     )  # fmt: skip
@@ -191,7 +192,8 @@ def test_stopping_a_confirmation_leaves_the_ledger_consistent(confirmed, home):
 
 def test_nothing_kept_or_a_running_session_is_one_line(tmp_path, home):
     workspace = handicapped_workspace(tmp_path / "ws", home)
-    done = autolab("research", "-C", str(workspace), "--plain", "--tag", "n", "--agent",
+    done = autolab("research", "--no-prune",
+                   "-C", str(workspace), "--plain", "--tag", "n", "--agent",
                    "command", "--agent-command", BREAK, "--max-experiments", "1",
                    "--baseline-runs", "1", home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -212,5 +214,5 @@ def test_nothing_kept_or_a_running_session_is_one_line(tmp_path, home):
     assert "session 2 on autolab/live is running" in done.stderr
     done = autolab("confirm", "-C", str(workspace), "--k", "1", home=home)
     assert done.returncode == 2 and "--k must be at least 2" in done.stderr
-    done = autolab("research", "-C", str(workspace), "--confirm", "1", home=home)
+    done = autolab("research", "--no-prune", "-C", str(workspace), "--confirm", "1", home=home)
     assert done.returncode == 2 and "--confirm must be 0 (skip) or at least 2" in done.stderr

@@ -89,7 +89,8 @@ def test_dashboard_follows_a_research_session(tmp_path):
 
     log = open(tmp_path / "research.log", "w")
     research = autolab(
-        "research", "-C", str(ws), "--max-experiments", "3", "--baseline-runs", "1", "--plain",
+        "research", "--no-prune",
+        "-C", str(ws), "--max-experiments", "3", "--baseline-runs", "1", "--plain",
         "--confirm", "0",
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip

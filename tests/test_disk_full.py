@@ -85,7 +85,7 @@ def test_a_full_disk_ends_the_session_with_one_line_and_resume_goes_on(small_dis
     assert len(recorded) >= 2
     time.sleep(0.5)
     done = autolab(
-        "research", "-C", str(workspace), "--plain", "--resume", "--tag", "d",
+        "research", "--no-prune", "-C", str(workspace), "--plain", "--resume", "--tag", "d",
         "--max-experiments", "3", "--confirm", "0", home=home,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]

@@ -27,7 +27,7 @@ def researched(tmp_path_factory):
     ws = tmp / "ws"
     assert autolab("init", str(ws), "--recipe", "mlp", "--budget", "1.5s", env=env).returncode == 0
     # Greedy: a win inside the noise band cannot add a re-check row; two rows exactly.
-    done = autolab("research", "-C", str(ws), "--tag", TAG, "--baseline-runs", "1",
+    done = autolab("research", "--no-prune", "-C", str(ws), "--tag", TAG, "--baseline-runs", "1",
                    "--max-experiments", "1", "--confirm", "0", "--greedy", env=env)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     return tmp, ws, env

@@ -167,7 +167,8 @@ def test_hand_edits_become_experiments(tmp_path, home):
     (ws / "notes.txt").unlink()
     (ws / "scratch.txt").unlink()
     git(ws, "checkout", "--", "train.py")
-    done = autolab("research", "-C", str(ws), "--from", "best", "--tag", "t", "--baseline-runs",
+    done = autolab("research", "--no-prune",
+                   "-C", str(ws), "--from", "best", "--tag", "t", "--baseline-runs",
                    "1", "--max-experiments", "1", "--plain", home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert git(ws, "rev-parse", "--abbrev-ref", "HEAD").strip() == "autolab/t"

@@ -66,7 +66,8 @@ def research(workspace, tag, *args):
     path, home = workspace
     start = subprocess.run(["git", "-C", str(path), "branch", "--show-current"],
                            capture_output=True, text=True).stdout.strip()  # fmt: skip
-    done = autolab("research", "-C", str(path), "--plain", "--tag", tag, "--max-experiments",
+    done = autolab("research", "--no-prune",
+                   "-C", str(path), "--plain", "--tag", tag, "--max-experiments",
                    "1", "--confirm", "0", *args, home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # The next session starts from the same commit, whatever this one kept.

@@ -311,7 +311,8 @@ def researched(tmp_path_factory):
     runs = []
     for extra in ([], ["--resume"]):
         # No confirmation here: tests/test_confirm.py checks the views agree on that.
-        done = cli("research", "-C", str(root), "--plain", "--tag", "real", "--max-experiments",
+        done = cli("research", "--no-prune",
+                   "-C", str(root), "--plain", "--tag", "real", "--max-experiments",
                    "3" if extra else "2", "--baseline-runs", "2", "--notify-cmd", notify,
                    "--confirm", "0", *extra,
                    timeout=600)  # fmt: skip

@@ -83,7 +83,7 @@ def wait_for(condition, session, timeout=180, what="condition"):
 def test_four_experiments_on_ray_one_worker_killed(cluster, workspace):
     path, home = workspace
     session = autolab(
-        "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray",
+        "research", "--no-prune", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray",
         "--max-experiments", "2", "--baseline-runs", "2", "--greedy", "--confirm", "0", home=home,
         start_new_session=True,
     )  # fmt: skip
@@ -126,7 +126,7 @@ def test_four_experiments_on_ray_one_worker_killed(cluster, workspace):
 def test_two_workers_run_two_tasks_at_once_on_the_cluster(cluster, workspace):
     path, home = workspace
     code, output = finished(autolab(
-        "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray2",
+        "research", "--no-prune", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray2",
         "--workers", "2", "--max-experiments", "2", "--baseline-runs", "2", "--confirm", "0",
         home=home,
     ))  # fmt: skip
@@ -154,7 +154,7 @@ def test_two_workers_run_two_tasks_at_once_on_the_cluster(cluster, workspace):
         assert (path / ".autolab" / "runs" / str(e.number) / "run.log").is_file()
     # More at once than the cluster has room for is refused before anything runs.
     code, output = finished(autolab(
-        "research", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray3",
+        "research", "--no-prune", "-C", str(path), "--plain", "--ray", cluster, "--tag", "ray3",
         "--workers", "3", home=home,
     ))  # fmt: skip
     assert code == 2 and "3 experiments at once" in output and "lower --workers" in output, output
@@ -165,7 +165,8 @@ def test_two_workers_run_two_tasks_at_once_on_the_cluster(cluster, workspace):
 def test_unreachable_cluster_is_a_one_line_error(workspace):
     path, home = workspace
     code, output = finished(
-        autolab("research", "-C", str(path), "--ray", "127.0.0.1:9", "--max-experiments", "0",
+        autolab("research", "--no-prune",
+                "-C", str(path), "--ray", "127.0.0.1:9", "--max-experiments", "0",
                 home=home, python_prelude="import ray\nray.shutdown()")
     )  # fmt: skip
     assert code == 2, output
@@ -176,7 +177,16 @@ def test_missing_ray_is_a_one_line_error_naming_the_install(workspace):
     path, home = workspace
     hide_ray = "import sys\nsys.modules['ray'] = None"
     code, output = finished(
-        autolab("research", "-C", str(path), "--ray", "auto", home=home, python_prelude=hide_ray)
+        autolab(
+            "research",
+            "--no-prune",
+            "-C",
+            str(path),
+            "--ray",
+            "auto",
+            home=home,
+            python_prelude=hide_ray,
+        )
     )
     assert code == 2, output
     assert output.strip().splitlines()[-1].endswith("pip install 'autolab[ray]'"), output

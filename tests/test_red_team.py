@@ -103,7 +103,7 @@ def session(tmp_path_factory):
     agent = f"{sys.executable} {RED_TEAM / 'agent.py'} {' '.join(ATTACKS)}"
     started = time.time()
     done = cli(
-        "research", "-C", str(workspace), "--agent", "command",
+        "research", "--no-prune", "-C", str(workspace), "--agent", "command",
         "--agent-command", agent + " {prompt_file}", "--max-experiments", str(len(ATTACKS)),
         "--baseline-runs", "1", "--budget", BUDGET, "--isolation", "sandbox", "--plain",
         "--tag", "red-team", "--confirm", "0", env=env,

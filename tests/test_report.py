@@ -46,7 +46,8 @@ def researched(tmp_path_factory) -> tuple[Path, dict]:
     env = {"AUTOLAB_HOME": str(root / "home"), "COLUMNS": "120"}
     ws = root / "ws"
     for args in (("init", str(ws), "--recipe", "mlp", "--budget", "2s"),
-                 ("research", "-C", str(ws), "--max-experiments", "2", "--baseline-runs", "1",
+                 ("research", "--no-prune",
+                  "-C", str(ws), "--max-experiments", "2", "--baseline-runs", "1",
                   "--plain", "--confirm", "0")):  # fmt: skip
         done = subprocess.run([sys.executable, "-m", "autolab", *args], capture_output=True,
                               text=True, env={**os.environ, **env}, timeout=600)  # fmt: skip

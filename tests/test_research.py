@@ -32,7 +32,7 @@ def start_research(workspace, home, *args):
     # --no-prune: these tests stop or kill a candidate they saw running; a pruned one ends at a
     # quarter of its budget and the next starts before the test can act (tests/test_pruning.py
     # runs sessions that prune).
-    command = ["research", "-C", str(workspace), "--plain", "--no-prune", *args]
+    command = ["research", "--no-prune", "-C", str(workspace), "--plain", "--no-prune", *args]
     return subprocess.Popen(
         [sys.executable, "-m", "autolab", *command],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env_for(home),
@@ -117,7 +117,8 @@ def test_noise_band_and_decisions():
 
 def test_search_session_records_everything_and_keeps_the_branch_consistent(workspace, home):
     done = autolab(
-        "research", "-C", str(workspace), "--plain", "--tag", "t1", "--max-experiments", "3",
+        "research", "--no-prune",
+        "-C", str(workspace), "--plain", "--tag", "t1", "--max-experiments", "3",
         "--confirm", "0",
         home=home,
     )  # fmt: skip
@@ -154,7 +155,8 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         wait_for(lambda: [v for v in ledger.unfinished() if v.number == 2], what="baseline 2")
         time.sleep(0.5)
         kill_group(process)
-        done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "k",
+        done = autolab("research", "--no-prune",
+                       "-C", str(workspace), "--plain", "--resume", "--tag", "k",
                        "--max-experiments", "1", "--confirm", "0", home=home,
                        timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
@@ -174,7 +176,8 @@ def test_resume_after_kill_9_while_the_baseline_and_a_candidate_run(workspace, h
         time.sleep(0.5)
         kill_group(process)
         assert git(workspace, "rev-parse", "HEAD") == running.commit_sha  # branch still on it
-        done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "k",
+        done = autolab("research", "--no-prune",
+                       "-C", str(workspace), "--plain", "--resume", "--tag", "k",
                        "--max-experiments", "3", "--confirm", "0", home=home,
                        timeout=300)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
@@ -210,7 +213,8 @@ def test_resume_keeps_half_written_work_aside(workspace, home):
     git(workspace, "commit", "-qam", "a stray commit")
     stray = git(workspace, "rev-parse", "HEAD")
     train_py.write_text(train_py.read_text() + "\n# half-written\n")
-    done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "h",
+    done = autolab("research", "--no-prune",
+                   "-C", str(workspace), "--plain", "--resume", "--tag", "h",
                    "--max-experiments", "0", home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     recovered = git(workspace, "for-each-ref", "--format=%(objectname)", "refs/autolab/recovered")
@@ -255,7 +259,8 @@ def test_stop_now_interrupts_and_resume_runs_it_again_first(workspace, home):
         assert process.returncode == 0, output
         assert ledger.latest_session().status == "cancelled"
         assert ledger.experiment(running.number).status == "interrupted"
-        done = autolab("research", "-C", str(workspace), "--plain", "--resume", "--tag", "n",
+        done = autolab("research", "--no-prune",
+                       "-C", str(workspace), "--plain", "--resume", "--tag", "n",
                        "--max-experiments", "2", "--confirm", "0", home=home)  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         rerun = ledger.experiments()[running.number]  # the first experiment after it
@@ -316,7 +321,8 @@ pathlib.Path(__file__).with_name("program.md").write_text("anything goes")
 def test_llm_researcher_session_with_a_cheat(workspace, home):
     with ChatServer([EDIT, CHEAT], prompt_tokens=1000, completion_tokens=50) as server:
         done = autolab(
-            "research", "-C", str(workspace), "--plain", "--tag", "llm", "--agent", "llm",
+            "research", "--no-prune",
+            "-C", str(workspace), "--plain", "--tag", "llm", "--agent", "llm",
             "--llm-base-url", server.url, "--llm-model", "test-model", "--baseline-runs", "1",
             "--max-experiments", "2", "--confirm", "0", home=home,
         )  # fmt: skip
@@ -337,7 +343,7 @@ def test_llm_researcher_session_with_a_cheat(workspace, home):
 
 def test_unreachable_llm_endpoint_is_a_usage_error(workspace, home):
     done = autolab(
-        "research", "-C", str(workspace), "--plain", "--agent", "llm",
+        "research", "--no-prune", "-C", str(workspace), "--plain", "--agent", "llm",
         "--llm-base-url", "http://127.0.0.1:9/v1", "--llm-model", "m", "--baseline-runs", "1",
         home=home, timeout=300,
     )  # fmt: skip
@@ -350,30 +356,35 @@ def test_unreachable_llm_endpoint_is_a_usage_error(workspace, home):
 
 def test_bad_input_gets_one_line_and_exit_2(workspace, home, tmp_path):
     (workspace / "notes.txt").write_text("mine")
-    done = autolab("research", "-C", str(workspace), home=home)
+    done = autolab("research", "--no-prune", "-C", str(workspace), home=home)
     assert done.returncode == 2 and "uncommitted changes" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     (workspace / "notes.txt").unlink()
 
-    done = autolab("research", "-C", str(tmp_path / "nowhere"), home=home)
+    done = autolab("research", "--no-prune", "-C", str(tmp_path / "nowhere"), home=home)
     assert done.returncode == 2 and "not an autolab workspace" in done.stderr
 
     train_py = workspace / "train.py"
     train_py.write_text("print('no harness here')\n")
     git(workspace, "commit", "-qam", "break it")
-    done = autolab("research", "-C", str(workspace), home=home)
+    done = autolab("research", "--no-prune", "-C", str(workspace), home=home)
     assert done.returncode == 2 and "harness" in done.stderr
 
-    done = autolab("research", "-C", str(workspace), "--resume", "--tag", "never", home=home)
+    done = autolab(
+        "research", "--no-prune", "-C", str(workspace), "--resume", "--tag", "never", home=home
+    )
     assert done.returncode == 2 and "no session" in done.stderr
 
 
 def test_plain_output_has_progress_lines_in_the_events_format(workspace, home):
-    done = autolab("research", "-C", str(workspace), "--tag", "p", "--baseline-runs", "1",
+    done = autolab("research", "--no-prune",
+                   "-C", str(workspace), "--tag", "p", "--baseline-runs", "1",
                    "--max-experiments", "1", "--progress-interval", "0", home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     steps = re.findall(r"^\d\d:\d\d:\d\d  exp 1  step \d+ \(\d+%\)  loss \d", done.stdout, re.M)
     assert steps, done.stdout
     assert "exp 1: baseline (seed 0)" in done.stdout
-    done = autolab("research", "-C", str(workspace), "--progress-interval", "-1", home=home)
+    done = autolab(
+        "research", "--no-prune", "-C", str(workspace), "--progress-interval", "-1", home=home
+    )
     assert done.returncode == 2 and "--progress-interval" in done.stderr

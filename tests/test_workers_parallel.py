@@ -112,7 +112,8 @@ def test_the_search_asked_while_others_run_proposes_something_else():
 
 def test_two_workers_train_at_once_with_their_share_of_the_cores(workspace):
     home, root = workspace
-    done = autolab("research", "-C", str(root), "--plain", "--tag", "w", "--workers", "2",
+    done = autolab("research", "--no-prune",
+                   "-C", str(root), "--plain", "--tag", "w", "--workers", "2",
                    "--max-experiments", "3", "--baseline-runs", "2", "--confirm", "0",
                    home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -253,7 +254,7 @@ def test_a_rebased_run_a_stop_left_unrun_is_run_by_resume(workspace, monkeypatch
     assert "re-based on it to run again" in stale[0].reason
     assert any(n.startswith("not run, the session stopped first") for n in notes), notes
     # --resume runs the re-based change first, on the best of its time.
-    done = autolab("research", "-C", str(root), "--plain", "--tag", "s", "--resume",
+    done = autolab("research", "--no-prune", "-C", str(root), "--plain", "--tag", "s", "--resume",
                    "--workers", "2", "--max-experiments", "3", "--confirm", "0",
                    home=home)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
@@ -268,7 +269,7 @@ def test_a_rebased_run_a_stop_left_unrun_is_run_by_resume(workspace, monkeypatch
 
 def test_kill_9_with_two_in_flight_loses_nothing_then_resume_and_stop(workspace):
     home, root = workspace
-    args = ["research", "-C", str(root), "--plain", "--tag", "k", "--workers", "2",
+    args = ["research", "--no-prune", "-C", str(root), "--plain", "--tag", "k", "--workers", "2",
             "--baseline-runs", "2", "--confirm", "0", "--budget", "3s"]  # fmt: skip
     loop = subprocess.Popen([sys.executable, "-m", "autolab", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
@@ -333,7 +334,7 @@ def test_a_branch_continued_on_other_hardware_measures_its_own_reference_first(w
     best before any candidate, and its candidates are compared, never discarded as measured
     elsewhere."""
     home, root = workspace
-    base = ["research", "-C", str(root), "--plain", "--tag", "fp", "--confirm", "0"]
+    base = ["research", "--no-prune", "-C", str(root), "--plain", "--tag", "fp", "--confirm", "0"]
     first = autolab(*base, "--max-experiments", "1", home=home)
     assert first.returncode == 0, first.stdout + first.stderr
     with Ledger.for_workspace(root) as ledger:
@@ -410,7 +411,9 @@ def ledger_rows(root, session_id):
 )
 def test_bad_worker_options_are_one_line_errors(workspace, args, message):
     home, root = workspace
-    done = autolab("research", "-C", str(root), "--plain", "--device", "cpu", *args, home=home)
+    done = autolab(
+        "research", "--no-prune", "-C", str(root), "--plain", "--device", "cpu", *args, home=home
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
