@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from tests_support import race
 
 from autolab.data import load_tokenizer, prepare, read_tokens, sealed_val_path, tokenizers
 from autolab.data.sources import LoadOptions, load_documents
@@ -96,13 +97,7 @@ def test_a_second_preparer_of_one_key_waits_and_never_replaces_the_first_ones_sh
         prepared = prepare(str(source), "char", lines=True)
         seen[name] = (prepared.data_dir.stat().st_ino, prepared.cached)
 
-    first = threading.Thread(target=run, args=("first",))
-    first.start()
-    assert first_is_building.wait(10)
-    second = threading.Thread(target=run, args=("second",))
-    second.start()
-    first.join(30)
-    second.join(30)
+    race(run, first_is_building)
     data_dir = prepare(str(source), "char", lines=True).data_dir
     # Both were handed the directory that is there now, and only one of them built it.
     assert {inode for inode, _ in seen.values()} == {data_dir.stat().st_ino}

@@ -15,6 +15,7 @@ import threading
 import time
 
 import pytest
+from tests_support import race
 
 from autolab.cluster.shards import ShardMismatch, ShardSet, materialize
 from autolab.track.ledger import Ledger
@@ -240,12 +241,6 @@ def test_two_tasks_on_one_node_share_the_copy_the_first_wrote(tmp_path):
         copy = materialize(shards, slow_first_fetch, node)
         seen[name] = copy.stat().st_ino
 
-    first = threading.Thread(target=task, args=("first",))
-    first.start()
-    assert first_is_fetching.wait(10)
-    second = threading.Thread(target=task, args=("second",))
-    second.start()
-    first.join(30)
-    second.join(30)
+    race(task, first_is_fetching)
     copy = materialize(shards, slow_first_fetch, node)
     assert set(seen.values()) == {copy.stat().st_ino} and not shards.mismatches(copy)

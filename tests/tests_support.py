@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,18 @@ def autolab(*args, home, timeout=600, env=None, **kwargs) -> subprocess.Complete
         [sys.executable, "-m", "autolab", *args], capture_output=True, text=True,
         env={**os.environ, "AUTOLAB_HOME": str(home), **(env or {})}, timeout=timeout, **kwargs,
     )  # fmt: skip
+
+
+def race(task, first_is_inside) -> None:
+    """task("first") in a thread; once it sets the Event `first_is_inside`, task("second") in
+    another, while the first is still at work; then both to their end."""
+    first = threading.Thread(target=task, args=("first",))
+    first.start()
+    assert first_is_inside.wait(10)
+    second = threading.Thread(target=task, args=("second",))
+    second.start()
+    first.join(30)
+    second.join(30)
 
 
 def mlp_workspace(tmp_path: Path, budget: str) -> tuple[Path, Path]:
