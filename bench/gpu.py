@@ -62,7 +62,8 @@ def log(message: str) -> None:
 
 def flops_per_token(model: torch.nn.Module, depth: int, dim: int, seq_len: int) -> float:
     """Training FLOPs per token: 6 x non-embedding parameters + 12 x depth x width x sequence."""
-    params = sum(p.numel() for p in model.parameters()) - model.wte.weight.numel()
+    embeddings = [m for m in model.modules() if isinstance(m, torch.nn.Embedding)]  # lookups
+    params = sum(p.numel() for p in model.parameters()) - sum(e.weight.numel() for e in embeddings)
     return 6 * params + 12 * depth * dim * seq_len
 
 

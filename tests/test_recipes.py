@@ -224,6 +224,26 @@ def test_bf16_autocast_trains_on_a_cpu(data_dir, tmp_path):
     assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
 
 
+def test_a_negative_bigram_table_is_a_crash_that_says_what_is_allowed(data_dir, tmp_path):
+    train_py = tmp_path / "train.py"
+    train_py.write_text(apply_changes(recipe_source("gpt"), {"BIGRAM_BUCKETS": -4}))
+    settings = RunSettings(data_dir, tmp_path / "run", 2, "cpu", 0)
+    result = run_experiment(train_py, settings, data_dir / "dev.bin")
+    assert (result.status, result.reason) == (
+        "crash",
+        "BIGRAM_BUCKETS = -4 is not 0 (off) or a positive integer",
+    )
+
+
+def test_bigram_buckets_0_trains_without_the_pair_embedding(data_dir, tmp_path):
+    source = apply_changes(recipe_source("gpt"), {"BIGRAM_BUCKETS": 0})
+    proc = train(source, data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    program = torch.export.load(tmp_path / "model.pt2")
+    assert {n.split(".")[0] for n in program.state_dict} == {"wte", "blocks", "lm_head"}
+    assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
+
+
 @pytest.mark.slow
 def test_compiled_gpt_trains_on_a_cpu(data_dir, tmp_path):
     """The CUDA sizing's torch.compile, on a CPU: ~20 s of compiling on 2 cores, hence slow."""

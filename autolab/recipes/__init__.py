@@ -25,6 +25,7 @@ SIZES = {
             "ASPECT_RATIO": 32,
             "SEQ_LEN": 2**9,
             "BATCH_SIZE": 2**6,
+            "BIGRAM_BUCKETS": 2**16,  # a GPU run's BPE vocabulary has far more token pairs
             "BF16_AUTOCAST": True,
             "COMPILE": True,
         }
