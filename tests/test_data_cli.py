@@ -4,17 +4,22 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def prepare_cli(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+def prepare_cli(home: Path, *args: str, cwd: Path = ROOT, **env: str) -> CompletedProcess:
+    return autolab_cli(home, "prepare", *args, cwd=cwd, **env)
+
+
+def autolab_cli(home: Path, *args: str, cwd: Path = ROOT, **env: str) -> CompletedProcess:
     full_env = {**os.environ, "AUTOLAB_HOME": str(home), "COLUMNS": "120", **env}
     return subprocess.run(
-        [sys.executable, "-m", "autolab", "prepare", *args],
-        cwd=ROOT,
+        [sys.executable, "-m", "autolab", *args],
+        cwd=cwd,
         env=full_env,
         capture_output=True,
         text=True,
@@ -31,6 +36,21 @@ def test_prepare_local_names_with_stats(tmp_path, shared_data):
     assert str(tmp_path / "sealed") in out
     again = prepare_cli(tmp_path, str(shared_data / "names.txt"), "--lines")
     assert "cached" in again.stdout
+
+
+def test_prepare_in_a_workspace_prepares_that_workspaces_data(tmp_path, shared_data):
+    home, workspace = tmp_path / "home", tmp_path / "ws"
+    text = str(shared_data / "tinyshakespeare.txt")
+    made = autolab_cli(home, "init", str(workspace), "--dataset", text, "--tokenizer", "byte")
+    assert made.returncode == 0, made.stderr
+    result = prepare_cli(home, cwd=workspace)
+    assert result.returncode == 0, result.stderr
+    assert "tokenizer byte, vocabulary 256" in result.stdout
+    assert "tinyshakespeare-byte-" in result.stdout  # the shards' key names dataset and tokenizer
+    flagged = prepare_cli(home, "--tokenizer", "char", cwd=workspace)  # a flag still wins
+    assert "tokenizer char" in flagged.stdout and "tinyshakespeare-char-" in flagged.stdout
+    elsewhere = prepare_cli(home, "--from", str(shared_data / "names.txt"), cwd=tmp_path)
+    assert "names-char-" in elsewhere.stdout
 
 
 def write_nonutf8(tmp_path: Path) -> Path:

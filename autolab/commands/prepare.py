@@ -10,6 +10,7 @@ from rich.text import Text
 
 from autolab.data import load_tokenizer, prepare, read_tokens
 from autolab.data.sources import SOURCES, check_format_flags
+from autolab.workspace import CONFIG_FILE, load_workspace
 
 TOP_TOKENS = 20
 
@@ -24,12 +25,14 @@ def register(subparsers) -> None:
     p.add_argument(
         "dataset",
         nargs="?",
-        default="names",
         metavar="DATASET",
         help=f"one of {', '.join(SOURCES)}, or a path to a .txt/.jsonl/.parquet file or folder "
-        "(default: names)",
+        "(default: the dataset of the workspace in the current directory, else names)",
     )
-    p.add_argument("--tokenizer", default="char", help="char, byte or bpe:N (default: char)")
+    p.add_argument(
+        "--tokenizer",
+        help="char, byte or bpe:N (default: the workspace's tokenizer, else char)",
+    )
     p.add_argument(
         "--from",
         dest="source_path",
@@ -61,6 +64,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     console = Console(highlight=False)
     start = time.perf_counter()
+    use_workspace_defaults(args)
     source = Path(args.source_path).expanduser() if args.source_path else None
     check_format_flags(args.dataset, source, bool(args.field), bool(args.column))
     prepared = prepare(
@@ -93,6 +97,19 @@ def run(args) -> int:
         chart = plot_token_frequencies(prepared.data_dir, Path(args.plot))
         console.print(f"chart: {chart}", soft_wrap=True)
     return 0
+
+
+def use_workspace_defaults(args) -> None:
+    """With no DATASET, inside a workspace: its dataset, tokenizer, source and split, the data
+    `autolab train` there would use (a flag given still wins). Elsewhere: names, char."""
+    if args.dataset is None and (Path.cwd() / CONFIG_FILE).is_file():
+        workspace = load_workspace(Path.cwd())
+        args.dataset = workspace.dataset
+        args.tokenizer = args.tokenizer or workspace.tokenizer
+        args.source_path = args.source_path or workspace.source
+        args.secret_split = args.secret_split or workspace.secret_split
+    args.dataset = args.dataset or "names"
+    args.tokenizer = args.tokenizer or "char"
 
 
 def sizes_table(meta: dict) -> Table:
