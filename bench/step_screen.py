@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import autolab.harness.run as harness_run  # noqa: E402
-from autolab.data import prepare, read_tokens, sealed_val_path  # noqa: E402
-from autolab.harness.data import read_meta, read_token_bytes  # noqa: E402
-from autolab.harness.evaluate import evaluate_bpb  # noqa: E402
+from autolab.data import prepare, sealed_val_path  # noqa: E402
+from autolab.evaluation.sealed import evaluate_run  # noqa: E402
+from autolab.harness.handover import export_model  # noqa: E402
 from autolab.harness.settings import RunSettings  # noqa: E402
 
 
@@ -64,7 +64,8 @@ class StepClock:
 
 
 def screen(train_py: Path, data_dir: Path, steps: int, seed: int) -> dict:
-    """Train `train_py` for `steps` steps in this process; its sealed val_bpb and ms per step."""
+    """Train `train_py` for `steps` steps in this process; its sealed val_bpb (or the sealed
+    evaluator's verdict on what it handed over) and ms per step."""
     result = {}
 
     class StepRun(harness_run.Run):
@@ -81,13 +82,11 @@ def screen(train_py: Path, data_dir: Path, steps: int, seed: int) -> dict:
         def _log_step(self, loss, lr, extra, echo=True):
             pass  # the JSON line at the end is the output
 
-        def finish(self, model, context_len):
+        def finish(self, model, context_len, flops_per_token=None):
             ms = 1000 * self.clock.training_seconds / max(self.clock.steps, 1)
-            val_path = sealed_val_path(data_dir)
-            val = read_tokens(val_path, read_meta(val_path.parent))
-            model.eval()
-            bpb = evaluate_bpb(model, val, read_token_bytes(val_path.parent), context_len)
-            result.update(val_bpb=round(bpb, 4), ms_per_step=round(ms, 1))
+            result.update(ms_per_step=round(ms, 1))
+            # The handover Run.finish makes, without its summary and its exit of the process.
+            export_model(model.eval(), context_len, self.vocab_size, self.settings.run_dir)
 
     with tempfile.TemporaryDirectory() as run_dir:
         settings = RunSettings(data_dir, Path(run_dir), steps, "cpu", seed)
@@ -100,7 +99,10 @@ def screen(train_py: Path, data_dir: Path, steps: int, seed: int) -> dict:
             float32 = module.muon_variants()["float32"]  # not whichever one timed faster
             module.fastest_muon = lambda matrices, device: float32(matrices)
         module.main()
-    return {"train_py": str(train_py), "seed": seed, "steps": steps, **result}
+        # Scored as `autolab train` scores a run: the handed-over program, on the sealed split.
+        verdict = evaluate_run(Path(run_dir), data_dir, sealed_val_path(data_dir), "cpu")
+    score = {"val_bpb": round(verdict["val_bpb"], 4)} if "val_bpb" in verdict else verdict
+    return {"train_py": str(train_py), "seed": seed, "steps": steps, **score, **result}
 
 
 def main() -> int:
