@@ -159,6 +159,9 @@ def test_a_session_prunes_a_hopeless_candidate_and_every_view_says_so(tmp_path):
     assert candidate.reason.startswith("pruned at ") and f"{point['dev_loss']:.4f}" in (
         candidate.reason
     )
+    # The session's own line says it once: "exp N pruned at 25% ...", not "pruned: pruned at".
+    assert f"exp {candidate.number} pruned at " in done.stdout, done.stdout
+    assert "pruned: pruned" not in done.stdout
     # It stopped there: no step of it trained past the point it was judged at (plus the
     # steps in flight while the loop read the record and killed it).
     assert max(r["progress"] for r in metrics) < point["progress"] + 0.25

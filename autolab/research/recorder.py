@@ -81,6 +81,8 @@ def verdict_event(standings: Standings, number: int, status: str, reason: str):
     text += f" (Δ {delta:+.4f} vs reference)" if delta is not None else ""
     data = {"status": status, "score": score, "delta": delta,
             "delta_best_before": row.delta_best_before if row else None}  # fmt: skip
+    if reason.startswith(f"{status} "):  # "exp 5 pruned at 25% of its budget", not "pruned: pruned"
+        return f"exp {number} {status}{text} {reason[len(status) + 1 :]}", number, data
     return f"exp {number} {status}{text}: {reason}", number, data
 
 
