@@ -244,6 +244,53 @@ def test_bigram_buckets_0_trains_without_the_pair_embedding(data_dir, tmp_path):
     assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
 
 
+def test_a_negative_ema_horizon_is_a_crash_that_says_what_is_allowed(data_dir, tmp_path):
+    train_py = tmp_path / "train.py"
+    train_py.write_text(apply_changes(recipe_source("gpt"), {"EMA_HORIZON": -0.1}))
+    settings = RunSettings(data_dir, tmp_path / "run", 2, "cpu", 0)
+    result = run_experiment(train_py, settings, data_dir / "dev.bin")
+    assert (result.status, result.reason) == (
+        "crash",
+        "EMA_HORIZON = -0.1 is not 0 (off) or a positive share of the budget",
+    )
+
+
+def test_ema_horizon_0_trains_and_exports_the_last_weights(data_dir, tmp_path):
+    proc = train(apply_changes(recipe_source("gpt"), {"EMA_HORIZON": 0}), data_dir, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
+
+
+def test_weight_average_decays_by_the_share_of_the_budget_not_by_steps():
+    """Weights held at 1 from a start of 0: after a share p of the budget the average is
+    1 - exp(-p / horizon), whether p came in 1 step or 50 (a CPU's run and a GPU's)."""
+    horizon, p = 0.12, 0.3
+    averages = []
+    for steps in (1, 50):
+        model = torch.nn.Linear(3, 2, bias=False)
+        torch.nn.init.zeros_(model.weight)
+        average = gpt.WeightAverage(model, horizon)
+        with torch.no_grad():
+            model.weight.fill_(1.0)
+        for i in range(1, steps + 1):
+            average.update(p * i / steps)
+        average.copy_to_model()
+        averages.append(model.weight.detach().clone())
+    expected = torch.full((2, 3), 1 - math.exp(-p / horizon))
+    for weights in averages:
+        torch.testing.assert_close(weights, expected)
+
+
+def test_weight_average_with_horizon_0_leaves_the_model_as_trained():
+    model = torch.nn.Linear(3, 2, bias=False)
+    average = gpt.WeightAverage(model, 0)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    average.update(0.5)
+    average.copy_to_model()
+    assert torch.equal(model.weight, torch.full((2, 3), 2.0))
+
+
 @pytest.mark.slow
 def test_compiled_gpt_trains_on_a_cpu(data_dir, tmp_path):
     """The CUDA sizing's torch.compile, on a CPU: ~20 s of compiling on 2 cores, hence slow."""
