@@ -12,8 +12,9 @@ from autolab.harness.handover import MODEL_FILE, load_model
 from autolab.harness.program_check import RefusedProgram
 
 
-def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
-    """The exported model, its info, the tokenizer and the data's metadata of a finished run."""
+def load_run(run_dir: Path, data_dir: Path, device: str = "cpu", for_sampling: bool = False):
+    """The exported model, its info, the tokenizer and the data's metadata of a finished run;
+    `for_sampling`: the program meant for generating (handover.load_model)."""
     if not (Path(run_dir) / MODEL_FILE).is_file():
         return None
     # On a damaged archive torch.export.load logs a traceback before it raises; the error
@@ -22,7 +23,7 @@ def load_run(run_dir: Path, data_dir: Path, device: str = "cpu"):
     level = export_log.level
     export_log.setLevel(logging.ERROR)
     try:
-        model, info = load_model(run_dir, device)
+        model, info = load_model(run_dir, device, for_sampling)
     except RefusedProgram as err:
         raise UsageError(f"the model in {run_dir} is refused: {err}") from err
     except Exception as err:  # torch.export.load raises many kinds on a damaged archive
@@ -80,7 +81,7 @@ def sample_texts(
 ) -> list[str]:
     """Samples as text. Data of one short document per line (names) gives one document per
     sample, cut at the line end; other data gives passages of `max_new_tokens` tokens."""
-    loaded = load_run(run_dir, data_dir)
+    loaded = load_run(run_dir, data_dir, for_sampling=True)
     if loaded is None:
         return []
     model, info, tokenizer, meta = loaded

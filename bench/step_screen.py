@@ -82,11 +82,12 @@ def screen(train_py: Path, data_dir: Path, steps: int, seed: int) -> dict:
         def _log_step(self, loss, lr, extra, echo=True):
             pass  # the JSON line at the end is the output
 
-        def finish(self, model, context_len, flops_per_token=None):
+        def finish(self, model, context_len, flops_per_token=None, sample_len=None):
             ms = 1000 * self.clock.training_seconds / max(self.clock.steps, 1)
             result.update(ms_per_step=round(ms, 1))
             # The handover Run.finish makes, without its summary and its exit of the process.
-            export_model(model.eval(), context_len, self.vocab_size, self.settings.run_dir)
+            export_model(model.eval(), context_len, self.vocab_size, self.settings.run_dir,
+                         sample_len)  # fmt: skip
 
     with tempfile.TemporaryDirectory() as run_dir:
         settings = RunSettings(data_dir, Path(run_dir), steps, "cpu", seed)

@@ -19,7 +19,7 @@ import torch
 
 from autolab.errors import UsageError
 from autolab.experiment import run_experiment
-from autolab.harness.handover import MODEL_FILE, load_model
+from autolab.harness.handover import MODEL_FILE, SAMPLER_FILE, export_model, load_model
 from autolab.harness.settings import RunSettings
 from autolab.recipes import DEVICES, RECIPES, SIZES, gpt, recipe_source
 from autolab.research.constants import apply_changes, parse_constants
@@ -125,6 +125,50 @@ def test_exported_model_is_causal_at_every_length(trained):
         assert not torch.allclose(logits[:, cut:], other[:, cut:])  # later positions do look
         # A prefix alone gives the same logits as inside the full sequence.
         assert torch.allclose(model(idx[:, :cut]), logits[:, :cut], atol=1e-4)
+
+
+def test_attention_reaches_back_one_training_sequence():
+    """On inputs longer than a training sequence, position t attends to t - window + 1 .. t:
+    every attention span is one training showed it."""
+    torch.manual_seed(0)
+    window, length, dim, head_dim = 8, 40, 32, 16
+    attention = gpt.Attention(dim, head_dim, window)
+    cos, sin = gpt.rotary_tables(length, head_dim)
+    x = torch.randn(1, length, dim)
+    t = 30
+    with torch.no_grad():
+        base = attention(x, cos, sin)
+        for source, reaches in ((t - window, False), (t - window + 1, True)):
+            changed = x.clone()
+            changed[0, source] += 1.0
+            out = attention(changed, cos, sin)
+            assert torch.allclose(out[0, t], base[0, t]) != reaches, source
+        # Within one training sequence it is plain causal attention.
+        prefix = attention(x[:, :window], cos[:, :window], sin[:, :window])
+        assert torch.allclose(prefix, base[:, :window], atol=1e-6)
+
+
+def test_gpt_hands_over_a_long_context_and_a_sampler_one_sequence_long(trained):
+    name, run_dir, proc = trained
+    if name != "gpt":
+        pytest.skip("the gpt recipe reads further than it attends; the mlp recipe does not")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scorer, info = load_model(run_dir)
+    sampler, sampler_info = load_model(run_dir, for_sampling=True)
+    assert (info["context_len"], info["sample_len"]) == (8 * gpt.SEQ_LEN, gpt.SEQ_LEN)
+    assert sampler_info["context_len"] == gpt.SEQ_LEN
+    idx = torch.randint(1, info["vocab_size"], (3, gpt.SEQ_LEN), generator=torch.Generator())
+    with torch.no_grad():
+        assert torch.allclose(sampler(idx), scorer(idx), atol=1e-5)  # the same weights
+
+
+def test_exporting_without_a_sample_length_leaves_no_sampler(tmp_path):
+    model = gpt.GPT(11, 1, 32, 16, 8, 32)
+    (tmp_path / SAMPLER_FILE).write_text("from an earlier export")
+    export_model(model, 32, 11, tmp_path)
+    assert not (tmp_path / SAMPLER_FILE).exists()
+    _, info = load_model(tmp_path, for_sampling=True)
+    assert "sample_len" not in info and info["context_len"] == 32
 
 
 def constants_block(source: str) -> dict[str, ast.expr]:

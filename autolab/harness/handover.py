@@ -11,6 +11,11 @@ cores), and that time is paid by every experiment. `load_model` adapts other sha
 are filled up to the batch with zeros and sequences are padded on the right. Padding on the
 right changes nothing at earlier positions of a causal model, and the sealed evaluator refuses
 models that are not causal before it believes any of their outputs.
+
+So a call costs a whole (EXPORT_BATCH, context_len) forward however short its input. Sampling
+calls once per generated token; a model that reads far more than it attends to (the gpt recipe
+reads 8 training sequences at once, each token attending one sequence back) also hands over a
+second program for `sample_len` tokens, SAMPLER_FILE, which sampling uses instead.
 """
 
 import json
@@ -21,32 +26,50 @@ import torch
 from autolab.harness.program_check import check_program, checked_archive
 
 MODEL_FILE = "model.pt2"
+SAMPLER_FILE = "sampler.pt2"  # the same weights for shorter inputs; only sampling loads it
 MODEL_INFO_FILE = "model.json"
 EXPORT_BATCH = 16  # rows per call of the program; the evaluator scores this many windows at once
 
 
-def export_model(model: torch.nn.Module, context_len: int, vocab_size: int, run_dir: Path) -> Path:
-    """Export `model` for (EXPORT_BATCH, context_len) token ids; returns the file written."""
-    was_training = model.training
-    model.eval()
+def export_model(
+    model: torch.nn.Module,
+    context_len: int,
+    vocab_size: int,
+    run_dir: Path,
+    sample_len: int | None = None,
+) -> Path:
+    """Export `model` for (EXPORT_BATCH, context_len) token ids, and for (EXPORT_BATCH,
+    sample_len) into SAMPLER_FILE when `sample_len` is shorter; returns the first file."""
+    run_dir = Path(run_dir)
     device = next(model.parameters()).device
-    example = torch.zeros((EXPORT_BATCH, context_len), dtype=torch.long, device=device)
-    try:
-        with torch.no_grad():
-            program = torch.export.export(model, (example,))
-    finally:
-        model.train(was_training)
-    path = Path(run_dir) / MODEL_FILE
-    tmp = path.with_name("model.partial.pt2")  # torch.export.save wants the .pt2 suffix
-    torch.export.save(program, tmp)
-    tmp.replace(path)
+    path = _export_program(model, context_len, run_dir / MODEL_FILE)
     info = {
         "context_len": context_len,
         "vocab_size": vocab_size,
         "device": str(device),
         "batch": EXPORT_BATCH,
     }
-    (Path(run_dir) / MODEL_INFO_FILE).write_text(json.dumps(info))
+    (run_dir / SAMPLER_FILE).unlink(missing_ok=True)  # a stale one would not match the weights
+    if sample_len is not None and sample_len < context_len:
+        _export_program(model, sample_len, run_dir / SAMPLER_FILE)
+        info["sample_len"] = sample_len
+    (run_dir / MODEL_INFO_FILE).write_text(json.dumps(info))
+    return path
+
+
+def _export_program(model: torch.nn.Module, length: int, path: Path) -> Path:
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    example = torch.zeros((EXPORT_BATCH, length), dtype=torch.long, device=device)
+    try:
+        with torch.no_grad():
+            program = torch.export.export(model, (example,))
+    finally:
+        model.train(was_training)
+    tmp = path.with_name(path.stem + ".partial.pt2")  # torch.export.save wants the .pt2 suffix
+    torch.export.save(program, tmp)
+    tmp.replace(path)
     return path
 
 
@@ -73,15 +96,20 @@ class FixedShapeModel(torch.nn.Module):
         return torch.cat(outputs)
 
 
-def load_model(run_dir: Path, device: str = "cpu"):
+def load_model(run_dir: Path, device: str = "cpu", for_sampling: bool = False):
     """The exported program as a callable module on `device`, plus its info dict.
 
-    Raises RefusedProgram (autolab.harness.program_check) before anything in the file runs if
-    it holds more than tensor operators and raw weights.
+    `for_sampling`: the program for `sample_len` tokens where the run handed one over; the info's
+    context_len is then that length. Raises RefusedProgram (autolab.harness.program_check)
+    before anything in the file runs if it holds more than tensor operators and raw weights.
     """
     run_dir = Path(run_dir)
     info = json.loads((run_dir / MODEL_INFO_FILE).read_text())
-    program = torch.export.load(checked_archive(run_dir / MODEL_FILE))
+    path = run_dir / MODEL_FILE
+    if for_sampling and "sample_len" in info:
+        path = run_dir / SAMPLER_FILE
+        info = {**info, "context_len": int(info["sample_len"])}
+    program = torch.export.load(checked_archive(path))
     check_program(program)
     module = program.module()
     module.to(device)

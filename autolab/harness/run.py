@@ -215,20 +215,26 @@ class Run:
         return nats / (math.log(2) * nbytes), nats / targets
 
     def finish(
-        self, model: torch.nn.Module, context_len: int, flops_per_token: float | None = None
+        self,
+        model: torch.nn.Module,
+        context_len: int,
+        flops_per_token: float | None = None,
+        sample_len: int | None = None,
     ) -> None:
         """Hand the model over (exported program in the run directory), print the summary and
         end the process: it is the last thing a run does.
 
         `context_len` is the longest sequence the model accepts. `flops_per_token` (forward and
-        backward) feeds MFU on CUDA; it defaults to 6 x parameters.
+        backward) feeds MFU on CUDA; it defaults to 6 x parameters. `sample_len`, if shorter
+        than `context_len`, is how many tokens sampling feeds the model per generated token
+        (the cost of a call grows with the length it was exported for).
         """
         model.eval()
         dev_bpb, dev_loss = self.dev_scores(model, context_len)
         if self._last_loss is not None:  # the end of the dev-loss curve, at the last step
             self._log_step(self._last_loss, None, {"dev_loss": dev_loss}, echo=False)
         try:
-            export_model(model, context_len, self.vocab_size, self.settings.run_dir)
+            export_model(model, context_len, self.vocab_size, self.settings.run_dir, sample_len)
         except Exception as err:  # the handover is the run's one output: say why it failed
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else repr(err)
             self.fail(
