@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autolab.errors import UsageError
 from autolab.experiment import run_experiment
@@ -127,11 +128,12 @@ def test_exported_model_is_causal_at_every_length(trained):
         assert torch.allclose(model(idx[:, :cut]), logits[:, :cut], atol=1e-4)
 
 
-def test_attention_reaches_back_one_training_sequence():
+@pytest.mark.parametrize("length", [40, 37])  # whole blocks of the window, and not
+def test_attention_reaches_back_one_training_sequence(length):
     """On inputs longer than a training sequence, position t attends to t - window + 1 .. t:
     every attention span is one training showed it."""
     torch.manual_seed(0)
-    window, length, dim, head_dim = 8, 40, 32, 16
+    window, dim, head_dim = 8, 32, 16
     attention = gpt.Attention(dim, head_dim, window)
     cos, sin = gpt.rotary_tables(length, head_dim)
     x = torch.randn(1, length, dim)
@@ -146,6 +148,18 @@ def test_attention_reaches_back_one_training_sequence():
         # Within one training sequence it is plain causal attention.
         prefix = attention(x[:, :window], cos[:, :window], sin[:, :window])
         assert torch.allclose(prefix, base[:, :window], atol=1e-6)
+
+
+def test_sliding_window_attention_is_attention_under_a_band_mask():
+    torch.manual_seed(0)
+    window, scale = 8, 0.3
+    for length in (9, 16, 29, 64):
+        q, k, v = (torch.randn(2, 3, length, 4) for _ in range(3))
+        i = torch.arange(length)
+        band = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < window)
+        expected = F.scaled_dot_product_attention(q, k, v, attn_mask=band, scale=scale)
+        actual = gpt.sliding_window_attention(q, k, v, window, scale)
+        torch.testing.assert_close(actual, expected)
 
 
 def test_gpt_hands_over_a_long_context_and_a_sampler_one_sequence_long(trained):
