@@ -394,9 +394,9 @@ def main():
     # most SEQ_LEN back (a sliding window), so no attention spans a distance training never
     # showed. The evaluator scores the text in chunks of the model's length, each token with the
     # context inside its chunk: longer chunks leave fewer tokens near a chunk's start with less
-    # than SEQ_LEN of context. The same weights scored 0.9% lower on names and 1.9% (at 4x)
-    # on Tiny Shakespeare, for ~0.5 s more scoring (2026-12-06, AMD EPYC; bench/README.md,
-    # "Scoring in longer chunks").
+    # than SEQ_LEN of context. The same weights scored 0.9% lower on names, 2.2% on Tiny
+    # Shakespeare and 6.0% on ABC tunes, for 1.3-1.9 s more overhead a run (2026-12-06, AMD
+    # EPYC; bench/README.md, "Scoring in longer chunks").
     context_len = 8 * SEQ_LEN
     model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN, context_len).to(run.device)
     optimizers = build_optimizers(model, dim, run.device)
@@ -424,7 +424,7 @@ def main():
 
     average.copy_to_model()
     # Sampling feeds the model one training sequence per generated token: a call costs what
-    # its exported length costs, and 8x the length cost 14x the time on 2 CPU cores.
+    # its exported length costs, ~8x as much at 8x the length.
     run.finish(model, context_len=context_len, sample_len=SEQ_LEN)
 
 
