@@ -185,6 +185,48 @@ def test_exporting_without_a_sample_length_leaves_no_sampler(tmp_path):
     assert "sample_len" not in info and info["context_len"] == 32
 
 
+def exported_with_a_sampler(tmp_path: Path) -> gpt.GPT:
+    """A gpt model with a head strong enough for logits to differ, handed over for 32 tokens
+    with a sampler for 8."""
+    torch.manual_seed(0)
+    model = gpt.GPT(11, 1, 32, 16, 8, 32)
+    torch.nn.init.normal_(model.lm_head.weight, std=1.0)
+    export_model(model, 32, 11, tmp_path, sample_len=8)
+    return model
+
+
+def another_model_as_sampler(run_dir: Path) -> None:
+    other = gpt.GPT(11, 1, 32, 16, 8, 32)
+    torch.nn.init.normal_(other.lm_head.weight, std=1.0)
+    (run_dir / "other").mkdir()
+    export_model(other, 32, 11, run_dir / "other", sample_len=8)
+    (run_dir / "other" / SAMPLER_FILE).replace(run_dir / SAMPLER_FILE)
+
+
+def sample_len_not_shorter(run_dir: Path) -> None:
+    info = json.loads((run_dir / "model.json").read_text())
+    (run_dir / "model.json").write_text(json.dumps({**info, "sample_len": 32}))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [another_model_as_sampler, sample_len_not_shorter, lambda d: (d / SAMPLER_FILE).unlink(),
+     lambda d: (d / SAMPLER_FILE).write_bytes(b"not an archive")],
+    ids=["another model", "not shorter", "missing", "damaged"],
+)  # fmt: skip
+def test_sampling_uses_the_scored_program_when_the_sampler_cannot_be_trusted(
+    tmp_path, capfd, tamper
+):
+    exported_with_a_sampler(tmp_path)
+    _, honest = load_model(tmp_path, for_sampling=True)
+    assert honest["context_len"] == 8 and capfd.readouterr().err == ""
+    tamper(tmp_path)
+    _, info = load_model(tmp_path, for_sampling=True)
+    assert info["context_len"] == 32  # the scored program's length: the sampler was passed over
+    warning = capfd.readouterr().err
+    assert warning.startswith(f"warning: {SAMPLER_FILE} in ") and len(warning.splitlines()) == 1
+
+
 def constants_block(source: str) -> dict[str, ast.expr]:
     """The module-level UPPER_CASE assignments before the first function or class."""
     constants = {}

@@ -19,6 +19,8 @@ second program for `sample_len` tokens, SAMPLER_FILE, which sampling uses instea
 """
 
 import json
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -99,20 +101,56 @@ class FixedShapeModel(torch.nn.Module):
 def load_model(run_dir: Path, device: str = "cpu", for_sampling: bool = False):
     """The exported program as a callable module on `device`, plus its info dict.
 
-    `for_sampling`: the program for `sample_len` tokens where the run handed one over; the info's
-    context_len is then that length. Raises RefusedProgram (autolab.harness.program_check)
-    before anything in the file runs if it holds more than tensor operators and raw weights.
+    `for_sampling`: the program for `sample_len` tokens where the run handed one over that
+    computes what the scored program does (the info's context_len is then that length); where it
+    does not, the scored program, with a warning. Raises RefusedProgram
+    (autolab.harness.program_check) before anything in the file runs if the scored program holds
+    more than tensor operators and raw weights.
     """
     run_dir = Path(run_dir)
     info = json.loads((run_dir / MODEL_INFO_FILE).read_text())
-    path = run_dir / MODEL_FILE
-    if for_sampling and "sample_len" in info:
-        path = run_dir / SAMPLER_FILE
-        info = {**info, "context_len": int(info["sample_len"])}
+    context_len = int(info["context_len"])
+    model = _load_program(run_dir / MODEL_FILE, info, context_len, device)
+    if not (for_sampling and "sample_len" in info):
+        return model, info
+    sample_len, problem = int(info["sample_len"]), None
+    if not 0 < sample_len < context_len:
+        problem = f"is said to be for {sample_len} tokens, not fewer than {context_len}"
+    else:
+        try:
+            sampler = _load_program(run_dir / SAMPLER_FILE, info, sample_len, device)
+            if not agrees(sampler, model, sample_len, int(info["vocab_size"]), device):
+                problem = f"does not compute what {MODEL_FILE} does"
+        except Exception as err:  # missing, damaged or refused: the scored program still works
+            problem = f"cannot be used ({type(err).__name__})"
+    if problem:
+        print(f"warning: {SAMPLER_FILE} in {run_dir} {problem}; sampling from {MODEL_FILE}, "
+              "which is slower", file=sys.stderr, flush=True)  # fmt: skip
+        return model, info
+    return sampler, {**info, "context_len": sample_len}
+
+
+def _load_program(path: Path, info: dict, length: int, device: str) -> torch.nn.Module:
     program = torch.export.load(checked_archive(path))
     check_program(program)
     module = program.module()
     module.to(device)
     if "batch" in info:  # exported for one shape; older runs' programs took any shape
-        module = FixedShapeModel(module, int(info["batch"]), int(info["context_len"]))
-    return module, info
+        module = FixedShapeModel(module, int(info["batch"]), length)
+    return module
+
+
+@torch.no_grad()
+def agrees(sampler, model, sample_len: int, vocab_size: int, device: str) -> bool:
+    """Whether the sampler gives the scored model's logits on random text of its length.
+
+    The sampler is the experiment's own file and nothing scores it: without this check, samples
+    shown beside a score could come from a better model than the one that earned it. A causal
+    model's first `sample_len` positions see only those tokens, so the two must agree there; a
+    1% tolerance leaves room for the kernels two shapes choose, not for another model. The text
+    is new each time, so a program cannot single it out.
+    """
+    fresh = torch.Generator().manual_seed(int.from_bytes(os.urandom(7), "little"))
+    tokens = torch.randint(0, vocab_size, (4, sample_len), generator=fresh).to(device)
+    expected, actual = model(tokens).float(), sampler(tokens).float()
+    return expected.shape == actual.shape and torch.allclose(actual, expected, rtol=1e-2, atol=1e-2)
