@@ -119,7 +119,10 @@ def init_workspace(
     root = Path(directory).resolve()
     if root.exists() and any(root.iterdir()):
         raise UsageError(f"{root} is not empty: give a new directory name to `autolab init`")
+    from autolab.data.sources import dataset_setting  # numpy and friends: only when needed
+
     budget_text = format_duration(parse_duration(budget))
+    dataset = dataset_setting(dataset)
     if source and not Path(source).exists():
         raise UsageError(f"{source} does not exist: give an existing file or folder to --from")
     device = sizing_device(device)

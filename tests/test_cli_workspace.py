@@ -70,6 +70,8 @@ def test_init_refuses_a_non_empty_directory(tmp_path, home):
         (["--budget", "0s"], "positive"),
         (["--from", "/no/such/file.txt"], "does not exist"),
         (["--device", "tpu"], "unknown device"),
+        (["--dataset", "/no/such/names.txt"], "no such file"),
+        (["--dataset", "nmaes"], "unknown dataset"),
     ],
 )
 def test_init_bad_flags_leave_nothing_behind(tmp_path, home, flags, needle):
@@ -130,6 +132,20 @@ def test_sample_before_any_training(tmp_path, home):
     workspace = tmp_path / "ws"
     autolab("init", str(workspace), home=home)
     assert_usage_error(autolab("sample", "-C", str(workspace), home=home), "autolab train")
+
+
+def test_a_dataset_path_given_relative_to_where_init_ran_still_reads_from_the_workspace(
+    tmp_path, home
+):
+    (tmp_path / "texts").mkdir()
+    mine = tmp_path / "texts" / "mine.txt"
+    mine.write_text("\n".join(["anna", "bob", "carl", "dora"] * 2000))
+    done = autolab("init", "ws", "--dataset", "texts/mine.txt", "--recipe", "mlp", "--budget",
+                   "1s", home=home, cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f'dataset = "{mine}"' in (tmp_path / "ws" / "autolab.toml").read_text()
+    done = autolab("train", "--samples", "0", home=home, cwd=tmp_path / "ws")
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_train_with_a_missing_dataset_file(tmp_path, home):

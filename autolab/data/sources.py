@@ -442,6 +442,20 @@ SOURCES = {
 ALIASES = {"local": "file"}
 
 
+def dataset_setting(dataset: str) -> str:
+    """DATASET as a workspace records it: a known name as given, a local path made absolute (the
+    workspace is used from its own folder, not from where it was made). Raises UsageError for
+    neither."""
+    if ALIASES.get(dataset, dataset) in SOURCES:
+        return dataset
+    if Path(dataset).exists():
+        return str(Path(dataset).resolve())
+    if os.sep in dataset or Path(dataset).suffix:
+        raise UsageError(f"{dataset}: no such file or folder")
+    known = ", ".join(SOURCES)
+    raise UsageError(f"unknown dataset {dataset!r}; known: {known}, or a path to a file")
+
+
 def load_documents(dataset: str, opts: LoadOptions) -> tuple[str, Documents]:
     """(dataset name for the cache key, documents). A DATASET that is a path reads that path."""
     name = ALIASES.get(dataset, dataset)
