@@ -17,8 +17,7 @@ from pathlib import Path
 from autolab.evaluation.launcher import SealedEvaluator
 from autolab.hardware import fingerprint
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION
-from autolab.harness.handover import MODEL_FILE
-from autolab.harness.run import METRICS_FILE, RESULT_FILE
+from autolab.harness.files import METRICS_FILE, MODEL_FILE, RESULT_FILE
 from autolab.harness.settings import RunSettings
 from autolab.sandbox.availability import choose_isolation, warn_on_stderr
 from autolab.sandbox.layout import INNER_DATA, INNER_RUN, inner_environment

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from autolab.errors import UsageError
-from autolab.harness.handover import MODEL_FILE
+from autolab.harness.files import MODEL_FILE
 from autolab.track.ledger import ExperimentView, Ledger
 from autolab.workspace import Workspace
 

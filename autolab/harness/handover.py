@@ -25,11 +25,9 @@ from pathlib import Path
 
 import torch
 
+from autolab.harness.files import MODEL_FILE, MODEL_INFO_FILE, SAMPLER_FILE
 from autolab.harness.program_check import check_program, checked_archive
 
-MODEL_FILE = "model.pt2"
-SAMPLER_FILE = "sampler.pt2"  # the same weights for shorter inputs; only sampling loads it
-MODEL_INFO_FILE = "model.json"
 EXPORT_BATCH = 16  # rows per call of the program; the evaluator scores this many windows at once
 
 

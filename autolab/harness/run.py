@@ -25,12 +25,11 @@ import torch
 from autolab.harness.clock import TrainingClock
 from autolab.harness.data import BatchSampler, read_meta, read_token_bytes, read_tokens
 from autolab.harness.evaluate import evaluate_bpb, score_tokens
+from autolab.harness.files import METRICS_FILE, RESULT_FILE
 from autolab.harness.handover import export_model
 from autolab.harness.settings import RunSettings
 from autolab.summary import format_summary
 
-METRICS_FILE = "metrics.jsonl"  # one JSON object per logged step, appended live
-RESULT_FILE = "result.json"  # the summary values the training process reports
 DEV_EVAL_TOKENS = 2**14  # the in-process estimate is quick; the sealed score is the real one
 METRICS_INTERVAL_S = 0.5  # how often step metrics are appended and printed
 DEV_LOSS_POINTS = 4  # a watched model's dev loss at 1/4, 2/4, 3/4 of the budget (and the end)

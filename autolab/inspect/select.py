@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from autolab.errors import UsageError
-from autolab.harness.handover import MODEL_FILE
+from autolab.harness.files import MODEL_FILE
 from autolab.track.ledger import ExperimentView, Ledger, ledger_path
 from autolab.workspace import Workspace, last_run_dir
 
