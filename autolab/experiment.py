@@ -109,6 +109,17 @@ class ValReadDetector:
         return self.path.stat().st_atime > self.armed_atime + 1
 
 
+def workers_for(
+    train_py: Path, data_dir: Path, device: str, val_path: Path | None, isolation: str | None = None
+) -> Workers:
+    """Zygotes for running `train_py` on `data_dir` and `device` (not started), with
+    `isolation` (default: the sandbox where available); the sealed split and the workspace are
+    what the experiment's sandbox must not show."""
+    isolation = isolation or choose_isolation(None, warn_on_stderr)
+    hidden = [Path(train_py).resolve().parent] + ([val_path.parent] if val_path else [])
+    return Workers(isolation, data_dir, val_path, device, hidden)
+
+
 def run_experiment(
     train_py: Path,
     settings: RunSettings,
@@ -130,9 +141,7 @@ def run_experiment(
     the sealed split is not on this machine (a Ray node, autolab.cluster): nothing to score
     with, nor to watch for reads of."""
     if workers is None:
-        isolation = isolation or choose_isolation(None, warn_on_stderr)
-        hidden = [val_path.parent, Path(train_py).resolve().parent]
-        with Workers(isolation, settings.data_dir, val_path, settings.device, hidden) as own:
+        with workers_for(train_py, settings.data_dir, settings.device, val_path, isolation) as own:
             own.start()
             return run_experiment(
                 train_py, settings, val_path, wall_limit, on_metrics, should_stop, score, own

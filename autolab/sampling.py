@@ -104,17 +104,3 @@ def sample_texts(
             text = text.split("\n", 1)[0]
         texts.append(prompt + text if prompt else text)
     return texts
-
-
-SAMPLE_RULE = "── sample {i}/{n} ──"  # between passages; a blank line may be part of a passage
-
-
-def format_samples(texts: list[str]) -> str:
-    """Samples for a terminal or a pipe: one-line samples (names) one per line, passages each
-    under a numbered rule, so two samples never run together."""
-    texts = [t.strip("\n") for t in texts]
-    if all("\n" not in t for t in texts):
-        return "\n".join(texts)
-    return "\n".join(
-        f"{SAMPLE_RULE.format(i=i, n=len(texts))}\n{t}" for i, t in enumerate(texts, start=1)
-    )

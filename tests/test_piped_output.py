@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from autolab.commands.results import describe
-from autolab.sampling import format_samples
+from autolab.sampling_launcher import format_samples
 from autolab.views.progress import ProgressLines
 
 

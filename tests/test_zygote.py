@@ -151,3 +151,15 @@ def test_a_zygote_that_cannot_start_says_why_in_one_line(tmp_path, monkeypatch):
     message = str(failure.value)
     assert "this torch is broken" in message and "\n" not in message
     assert failure.value.exit_code == 2
+
+
+def test_a_sample_child_says_why_it_cannot_sample_in_one_line(zygote, tmp_path):
+    from autolab.errors import UsageError
+    from autolab.harness.files import MODEL_FILE, MODEL_INFO_FILE
+    from autolab.sampling_launcher import forked_samples
+
+    (tmp_path / MODEL_FILE).write_bytes(b"not an archive")
+    (tmp_path / MODEL_INFO_FILE).write_text(json.dumps({"context_len": 8, "vocab_size": 5}))
+    with pytest.raises(UsageError, match="cannot be loaded") as raised:
+        forked_samples(zygote, tmp_path, tmp_path, count=2, seed=0)
+    assert "\n" not in str(raised.value)

@@ -36,7 +36,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from autolab.sampling import format_samples, sample_texts
+    from autolab.sampling import sample_texts
+    from autolab.sampling_launcher import format_samples
 
     if args.num < 1:
         raise UsageError("-n must be at least 1")

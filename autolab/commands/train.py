@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
 from autolab.durations import parse_duration
 from autolab.errors import UsageError
 from autolab.manual.recording import TrainRecording
+from autolab.sampling_launcher import forked_samples, format_samples
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.summary import format_summary
 from autolab.views.progress import DEFAULT_INTERVAL, ProgressLines, check_interval
@@ -61,9 +62,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    # torch loads here, not at import: `autolab --help` and light commands stay fast.
+    from autolab.experiment import workers_for
     from autolab.harness.settings import RunSettings
-    from autolab.sampling import format_samples, sample_texts
 
     console = Console()
     interval = check_interval(args.progress_interval)
@@ -83,59 +83,68 @@ def run(args) -> int:
     prepare_seconds = time.time() - started
     seed = workspace.seed if args.seed is None else args.seed
     source = read_source(workspace.train_py)  # the exact bytes trained, line endings included
+    # One pair of zygotes for every repeat and for the samples: their start-up is paid once,
+    # and the samples come from a child of the evaluator's zygote, which has torch loaded.
+    workers = workers_for(workspace.train_py, data.data_dir, device, data.val_path, isolation)
     first_dir, scores = None, []
-    for i in range(args.repeat):
-        if args.repeat > 1:
-            console.print(f"[bold]run {i + 1}/{args.repeat}[/] (seed {seed + i})", highlight=False)
-        if recording:
-            number = recording.begin(source, seed + i, i, args.repeat)
-            run_dir = new_run_dir(workspace, str(number))
-        else:
-            stamp = time.strftime("train-%Y%m%d-%H%M%S")
-            run_dir = new_run_dir(workspace, stamp + (f"-{i + 1}" if args.repeat > 1 else ""))
-        settings = RunSettings(data_dir=data.data_dir, run_dir=run_dir, budget_seconds=budget,
-                               device=device, seed=seed + i,
-                               threads=args.threads or 0)  # fmt: skip
-        try:
-            result = _train_once(console, workspace, settings, data, isolation, interval,
-                                 recording.on_metrics() if recording else None)  # fmt: skip
-        except KeyboardInterrupt:
+    with workers:
+        workers.start()
+        for i in range(args.repeat):
+            if args.repeat > 1:
+                console.print(f"[bold]run {i + 1}/{args.repeat}[/] (seed {seed + i})",
+                              highlight=False)  # fmt: skip
             if recording:
-                recording.interrupted()
-            raise
-        result.wall_seconds += prepare_seconds  # finding the data is part of the run's overhead
-        if result.status != "ok":
-            console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
-            console.print(f"log: {run_dir / 'run.log'}")
+                number = recording.begin(source, seed + i, i, args.repeat)
+                run_dir = new_run_dir(workspace, str(number))
+            else:
+                stamp = time.strftime("train-%Y%m%d-%H%M%S")
+                run_dir = new_run_dir(workspace, stamp + (f"-{i + 1}" if args.repeat > 1 else ""))
+            settings = RunSettings(data_dir=data.data_dir, run_dir=run_dir, budget_seconds=budget,
+                                   device=device, seed=seed + i,
+                                   threads=args.threads or 0)  # fmt: skip
+            try:
+                result = _train_once(console, workspace, settings, data, workers, interval,
+                                     recording.on_metrics() if recording else None)  # fmt: skip
+            except KeyboardInterrupt:
+                if recording:
+                    recording.interrupted()
+                raise
+            result.wall_seconds += prepare_seconds  # finding the data is part of the overhead
+            if result.status != "ok":
+                console.print(f"[bold red]{result.status}:[/] {result.reason}", highlight=False)
+                console.print(f"log: {run_dir / 'run.log'}")
+                if recording:
+                    recording.failed(result)
+                if i == 0:
+                    return 1
+                break
+            console.print(format_summary(result.summary()), highlight=False)
+            if result.flags.get("reported_gap") is not None:
+                gap = result.flags["reported_gap"]
+                console.print(
+                    f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one"
+                )
             if recording:
-                recording.failed(result)
-            if i == 0:
-                return 1
-            break
-        console.print(format_summary(result.summary()), highlight=False)
-        if result.flags.get("reported_gap") is not None:
-            gap = result.flags["reported_gap"]
-            console.print(
-                f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one"
-            )
+                recording.scored(result)
+            scores.append(result.val_bpb)
+            first_dir = first_dir or run_dir
+        if len(scores) > 1:
+            mean, spread = statistics.fmean(scores), statistics.stdev(scores)
+            console.print(f"mean of {len(scores)} runs: {mean:.6f} ± {spread:.6f}",
+                          highlight=False)  # fmt: skip
         if recording:
-            recording.scored(result)
-        scores.append(result.val_bpb)
-        first_dir = first_dir or run_dir
-    if len(scores) > 1:
-        mean, spread = statistics.fmean(scores), statistics.stdev(scores)
-        console.print(f"mean of {len(scores)} runs: {mean:.6f} ± {spread:.6f}", highlight=False)
-    if recording:
-        verdict, number = recording.judge()
-        style = "green" if verdict.status == "keep" else "yellow"
-        console.print(f"[bold {style}]verdict:[/] {verdict.line}", highlight=False, soft_wrap=True)
-        console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/{number}); "
-                      "`autolab results --researcher manual` lists your runs", style="dim",
-                      highlight=False, soft_wrap=True)  # fmt: skip
-    if args.samples > 0:
-        console.print("\n[bold]samples[/]")
-        texts = sample_texts(first_dir, data.data_dir, args.samples, seed=seed)
-        console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
+            verdict, number = recording.judge()
+            style = "green" if verdict.status == "keep" else "yellow"
+            console.print(f"[bold {style}]verdict:[/] {verdict.line}", highlight=False,
+                          soft_wrap=True)  # fmt: skip
+            console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/"
+                          f"{number}); `autolab results --researcher manual` lists your runs",
+                          style="dim", highlight=False, soft_wrap=True)  # fmt: skip
+        if args.samples > 0:
+            console.print("\n[bold]samples[/]")
+            texts = forked_samples(workers.evaluator(), first_dir, data.data_dir, args.samples,
+                                   seed, args.threads or 0)  # fmt: skip
+            console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     return 0
 
 
@@ -144,7 +153,7 @@ def read_source(path) -> str:
         return f.read()
 
 
-def _train_once(console, workspace, settings, data, isolation, interval, record) -> object:
+def _train_once(console, workspace, settings, data, workers, interval, record) -> object:
     """One run of train.py with the live progress bar (or progress lines without a terminal);
     `record` also gets every metrics record (the ledger's)."""
     from autolab.experiment import run_experiment
@@ -152,7 +161,7 @@ def _train_once(console, workspace, settings, data, isolation, interval, record)
     budget = settings.budget_seconds
     console.print(
         f"training {workspace.train_py.name} on {workspace.dataset} ({workspace.tokenizer}) "
-        f"for {budget:g}s on {settings.device} ({isolation} isolation); "
+        f"for {budget:g}s on {settings.device} ({workers.isolation} isolation); "
         f"log: {settings.run_dir / 'run.log'}"
     )
     progress = Progress(
@@ -187,7 +196,7 @@ def _train_once(console, workspace, settings, data, isolation, interval, record)
 
     with progress if console.is_terminal else contextlib.nullcontext():
         result = run_experiment(
-            workspace.train_py, settings, data.val_path, on_metrics=on_metrics, isolation=isolation
+            workspace.train_py, settings, data.val_path, on_metrics=on_metrics, workers=workers
         )
     if record is not None:
         record.flush()

@@ -1,4 +1,5 @@
-"""What a child forked by the zygote does: run train.py, or score a run in the sealed evaluator.
+"""What a child forked by the zygote does: run train.py, score a run in the sealed evaluator, or
+sample a scored run for `autolab train` (autolab.sampling_launcher).
 
 A training child behaves as `python train.py` would in a fresh process: its own session (so
 the runner can kill its whole group), the script's directory first on sys.path, its path as
@@ -23,7 +24,8 @@ def run_child(kind: str, job: dict) -> None:
         os.setsid()
         redirect_output(job["log"])
         reseed_python_rngs()
-        code = run_training(job) if kind == "train" else run_evaluation(job)
+        run = {"train": run_training, "evaluate": run_evaluation, "sample": run_sampling}[kind]
+        code = run(job)
     except SystemExit as stop:
         code = exit_code(stop)
     except BaseException:
@@ -93,6 +95,24 @@ def run_evaluation(job: dict) -> int:
             Path(job["run_dir"]), Path(job["data_dir"]), Path(job["val"]), job["device"]
         )
     print(json.dumps(verdict), flush=True)
+    return 0
+
+
+def run_sampling(job: dict) -> int:
+    import torch
+
+    from autolab.errors import UsageError
+    from autolab.sampling import sample_texts
+
+    os.chdir(job["scratch"])
+    if job.get("threads"):
+        torch.set_num_threads(job["threads"])
+    try:
+        texts = sample_texts(job["run_dir"], job["data_dir"], job["count"], seed=job["seed"])
+    except UsageError as err:
+        print(json.dumps({"error": str(err)}), flush=True)
+        return 2
+    print(json.dumps({"texts": texts}), flush=True)
     return 0
 
 
