@@ -13,10 +13,10 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from autolab.errors import UsageError
+from autolab.scratch import scratch_dir
 from autolab.zygote.client import Zygote
 
 OUTPUT_FILE = "sampler.log"
@@ -28,7 +28,7 @@ def forked_samples(
 ) -> list[str]:
     """`count` samples of the model `run_dir` handed over, as `autolab.sampling.sample_texts`
     gives them; raises UsageError with the child's one-line reason when it cannot sample."""
-    scratch = Path(tempfile.mkdtemp(prefix="autolab-sample-"))
+    scratch = scratch_dir("autolab-sample-")
     output = scratch / OUTPUT_FILE
     job = {
         "run_dir": str(run_dir),

@@ -11,11 +11,11 @@ output, one JSON object.
 import json
 import shutil
 import subprocess
-import tempfile
 from pathlib import Path
 
 from autolab.data.sealed_store import changed_files
 from autolab.harness.settings import RunSettings
+from autolab.scratch import scratch_dir
 from autolab.zygote.client import ForkedChild, Zygote
 
 OUTPUT_FILE = "evaluator.log"
@@ -47,7 +47,7 @@ class SealedEvaluator:
                 "be trusted; prepare the dataset again (remove that folder)"
             )
             return {"status": "invalid", "reason": reason, "sealed_changed": True}
-        scratch = Path(tempfile.mkdtemp(prefix="autolab-eval-"))
+        scratch = scratch_dir("autolab-eval-")
         output = scratch / OUTPUT_FILE
         job = {
             "run_dir": str(self.settings.run_dir),

@@ -23,13 +23,13 @@ import shutil
 import site
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import autolab
 from autolab.data.sources import PACKAGED_SOURCES
 from autolab.sandbox.limits import ResourceLimits
+from autolab.scratch import scratch_dir
 
 INNER_ROOT = Path("/autolab")
 INNER_DATA = INNER_ROOT / "data"
@@ -56,7 +56,7 @@ class SandboxLayout:
     device: str = "cpu"
     hidden: list[Path] = field(default_factory=list)  # referee paths that must never show
     limits: ResourceLimits | None = None  # None: ResourceLimits.default(device)
-    staging: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="autolab-sandbox-")))
+    staging: Path = field(default_factory=lambda: scratch_dir("autolab-sandbox-"))
 
     def __post_init__(self):
         self.data_dir = Path(self.data_dir).resolve()

@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
@@ -27,6 +26,7 @@ from autolab.errors import UsageError
 from autolab.installed import check_installed
 from autolab.processes import process_alive
 from autolab.sandbox.layout import SandboxLayout
+from autolab.scratch import scratch_dir
 
 SERVER_COMMAND = ("-P", "-m", "autolab.zygote.server")
 LOST = -signal.SIGKILL  # the status of a child whose zygote died before reporting it
@@ -48,7 +48,7 @@ class Zygote:
         check_installed()  # the code every child will run, as pip installed it
         self.env = base_environment()
         self.sandbox = sandbox
-        self.scratch = tempfile.mkdtemp(prefix="autolab-zygote-")
+        self.scratch = str(scratch_dir("autolab-zygote-"))
         self._pids: dict[int, int] = {}  # request id -> child pid
         self._returncodes: dict[int, int] = {}  # child pid -> exit status
         self._cleared = 0
@@ -64,7 +64,7 @@ class Zygote:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            cwd=self.scratch,  # empty: nothing in it can shadow autolab's modules
+            cwd=self.scratch,  # nothing in it can shadow autolab's modules
             env=self.env,
             start_new_session=True,
             preexec_fn=sandbox.limits.apply if sandbox is not None else None,
