@@ -64,17 +64,19 @@ def changed_files(distribution, cache: Path) -> list[str]:
     except (OSError, ValueError):
         verified = {}
     now_verified, changed = {}, []
+    # Paths joined as strings: pathlib's parsing cost more than the ~12,000 stats of torch's files.
+    base = str(distribution.locate_file(""))
     for entry in distribution.files or []:
         if entry.hash is None or entry.hash.mode != "sha256":
             continue  # RECORD itself, .pyc files, an editable install's sources
-        path = Path(entry.locate())
+        key = str(entry)
+        path = os.path.join(base, key)
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except OSError:
-            changed.append(str(entry))
+            changed.append(key)
             continue
         fingerprint = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
-        key = str(entry)
         if verified.get(key) != fingerprint and _digest(path) != entry.hash.value:
             changed.append(key)
             continue
@@ -87,7 +89,7 @@ def changed_files(distribution, cache: Path) -> list[str]:
     return changed
 
 
-def _digest(path: Path) -> str:
+def _digest(path: str) -> str:
     """A file's SHA-256 as RECORD writes it: urlsafe base64 without padding."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
