@@ -43,11 +43,14 @@ def warm_up() -> None:
 
     import autolab.evaluation.sealed  # noqa: F401  (what an evaluator child runs)
     import autolab.harness.run  # noqa: F401  (the harness every train.py imports)
-    from autolab.harness.handover import export_model
+    from autolab.harness.handover import export_model, load_model
 
+    # One handover each way, so that what exporting and loading a program import on first use
+    # is imported here once, not in every child.
     tiny = torch.nn.Sequential(torch.nn.Embedding(4, 4), torch.nn.Linear(4, 4))
     with tempfile.TemporaryDirectory() as scratch:
         export_model(tiny, context_len=4, vocab_size=4, run_dir=Path(scratch))
+        load_model(Path(scratch))[0](torch.zeros((1, 4), dtype=torch.long))
     # CUDA cannot be used again in a child forked after it was initialised in the parent.
     if torch.cuda.is_initialized():
         raise SystemExit("the zygote initialised CUDA while warming up; no child could use it")
