@@ -93,12 +93,7 @@ def run(args) -> int:
             if args.repeat > 1:
                 console.print(f"[bold]run {i + 1}/{args.repeat}[/] (seed {seed + i})",
                               highlight=False)  # fmt: skip
-            if recording:
-                number = recording.begin(source, seed + i, i, args.repeat)
-                run_dir = new_run_dir(workspace, str(number))
-            else:
-                stamp = time.strftime("train-%Y%m%d-%H%M%S")
-                run_dir = new_run_dir(workspace, stamp + (f"-{i + 1}" if args.repeat > 1 else ""))
+            run_dir = _new_run_dir(workspace, recording, source, seed + i, i, args.repeat)
             settings = RunSettings(data_dir=data.data_dir, run_dir=run_dir, budget_seconds=budget,
                                    device=device, seed=seed + i,
                                    threads=args.threads or 0)  # fmt: skip
@@ -118,12 +113,7 @@ def run(args) -> int:
                 if i == 0:
                     return 1
                 break
-            console.print(format_summary(result.summary()), highlight=False)
-            if result.flags.get("reported_gap") is not None:
-                gap = result.flags["reported_gap"]
-                console.print(
-                    f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one"
-                )
+            _print_scored(console, result)
             if recording:
                 recording.scored(result)
             scores.append(result.val_bpb)
@@ -133,19 +123,37 @@ def run(args) -> int:
             console.print(f"mean of {len(scores)} runs: {mean:.6f} ± {spread:.6f}",
                           highlight=False)  # fmt: skip
         if recording:
-            verdict, number = recording.judge()
-            style = "green" if verdict.status == "keep" else "yellow"
-            console.print(f"[bold {style}]verdict:[/] {verdict.line}", highlight=False,
-                          soft_wrap=True)  # fmt: skip
-            console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/"
-                          f"{number}); `autolab results --researcher manual` lists your runs",
-                          style="dim", highlight=False, soft_wrap=True)  # fmt: skip
+            _print_verdict(console, recording)
         if args.samples > 0:
             console.print("\n[bold]samples[/]")
             texts = forked_samples(workers.evaluator(), first_dir, data.data_dir, args.samples,
                                    seed, args.threads or 0)  # fmt: skip
             console.print(format_samples(texts), highlight=False, markup=False, soft_wrap=True)
     return 0
+
+
+def _new_run_dir(workspace, recording, source: str, seed: int, index: int, repeat: int):
+    """The run's folder: named by its experiment number when recorded, else by the time."""
+    if recording:
+        return new_run_dir(workspace, str(recording.begin(source, seed, index, repeat)))
+    stamp = time.strftime("train-%Y%m%d-%H%M%S")
+    return new_run_dir(workspace, stamp + (f"-{index + 1}" if repeat > 1 else ""))
+
+
+def _print_scored(console, result) -> None:
+    console.print(format_summary(result.summary()), highlight=False)
+    if result.flags.get("reported_gap") is not None:
+        gap = result.flags["reported_gap"]
+        console.print(f"[yellow]note:[/] train.py printed a val_bpb {gap:+.3f} from the sealed one")
+
+
+def _print_verdict(console, recording) -> None:
+    verdict, number = recording.judge()
+    style = "green" if verdict.status == "keep" else "yellow"
+    console.print(f"[bold {style}]verdict:[/] {verdict.line}", highlight=False, soft_wrap=True)
+    console.print(f"recorded as exp {number} (train.py kept as refs/autolab/tried/{number}); "
+                  "`autolab results --researcher manual` lists your runs", style="dim",
+                  highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def read_source(path) -> str:
