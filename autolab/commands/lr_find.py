@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from autolab.errors import UsageError
+from autolab.harness.files import METRICS_FILE
 from autolab.sandbox.availability import add_isolation_argument, isolation_from_args
 from autolab.workspace import load_workspace, prepare_data
 
@@ -60,7 +61,7 @@ def run(args) -> int:
         )  # fmt: skip
     if result.status != "ok":
         raise UsageError(f"the sweep ended {result.status}: {result.reason}; see {run_dir}/run.log")
-    sweep = read_sweep(run_dir / "metrics.jsonl")
+    sweep = read_sweep(run_dir / METRICS_FILE)
     out = args.out or workspace.state_dir / "lr-find.png"
     plot_sweep(sweep, out, f"{workspace.root.name}: learning-rate range test")
     console.print(
