@@ -450,24 +450,25 @@ def dataset_setting(dataset: str) -> str:
         return dataset
     if Path(dataset).exists():
         return str(Path(dataset).resolve())
+    raise unknown_dataset(dataset)
+
+
+def unknown_dataset(dataset: str) -> UsageError:
+    """The one-line error for a DATASET that is neither a known name nor an existing path."""
     if os.sep in dataset or Path(dataset).suffix:
-        raise UsageError(f"{dataset}: no such file or folder")
+        return UsageError(f"{dataset}: no such file or folder")
     known = ", ".join(SOURCES)
-    raise UsageError(f"unknown dataset {dataset!r}; known: {known}, or a path to a file")
+    return UsageError(f"unknown dataset {dataset!r}; known: {known}, or a path to a file")
 
 
 def load_documents(dataset: str, opts: LoadOptions) -> tuple[str, Documents]:
     """(dataset name for the cache key, documents). A DATASET that is a path reads that path."""
     name = ALIASES.get(dataset, dataset)
     if name not in SOURCES:
-        if Path(dataset).exists() and opts.path is None:
-            opts.path = Path(dataset)
-            name = "file"
-        elif os.sep in dataset or Path(dataset).suffix:
-            raise UsageError(f"{dataset}: no such file or folder")
-        else:
-            known = ", ".join(SOURCES)
-            raise UsageError(f"unknown dataset {dataset!r}; known: {known}, or a path to a file")
+        if not (Path(dataset).exists() and opts.path is None):
+            raise unknown_dataset(dataset)
+        opts.path = Path(dataset)
+        name = "file"
     try:
         docs = SOURCES[name](opts)
     except NotUtf8 as err:
