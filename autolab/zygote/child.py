@@ -79,6 +79,15 @@ def run_training(job: dict) -> int:
     return 0
 
 
+def enter_scratch(job: dict) -> None:
+    """An evaluator's or sampler's start: its scratch folder as cwd, and the run's threads."""
+    import torch
+
+    os.chdir(job["scratch"])
+    if job.get("threads"):  # a forked child has all the cores; runs sharing the machine don't
+        torch.set_num_threads(job["threads"])
+
+
 def run_evaluation(job: dict) -> int:
     from pathlib import Path
 
@@ -86,9 +95,7 @@ def run_evaluation(job: dict) -> int:
 
     from autolab.evaluation.sealed import evaluate_run
 
-    os.chdir(job["scratch"])
-    if job.get("threads"):  # a forked child has all the cores; runs sharing the machine don't
-        torch.set_num_threads(job["threads"])
+    enter_scratch(job)
     torch.manual_seed(0)
     with torch.inference_mode():
         verdict = evaluate_run(
@@ -99,14 +106,11 @@ def run_evaluation(job: dict) -> int:
 
 
 def run_sampling(job: dict) -> int:
-    import torch
 
     from autolab.errors import UsageError
     from autolab.sampling import sample_texts
 
-    os.chdir(job["scratch"])
-    if job.get("threads"):
-        torch.set_num_threads(job["threads"])
+    enter_scratch(job)
     try:
         texts = sample_texts(job["run_dir"], job["data_dir"], job["count"], seed=job["seed"])
     except UsageError as err:
