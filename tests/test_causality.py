@@ -124,7 +124,7 @@ def honest_gpt(vocab: int) -> torch.nn.Module:
     """The gpt recipe's model with random weights everywhere (its init zeroes the projections,
     which would leave attention out of the test)."""
     torch.manual_seed(0)
-    model = gpt.GPT(vocab, gpt.DEPTH, 96, gpt.HEAD_DIM, gpt.SEQ_LEN)
+    model = gpt.GPT(vocab, gpt.DEPTH, 96, gpt.HEAD_DIM, gpt.SEQ_LEN, line_breaks=[1])
     with torch.no_grad():
         for weight in model.parameters():
             weight.normal_(0.0, 0.3)

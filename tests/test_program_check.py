@@ -77,7 +77,10 @@ def test_every_allowed_name_is_an_aten_operator():
 @pytest.mark.parametrize(
     "build, context_len",
     [
-        (lambda: gpt.GPT(VOCAB, gpt.DEPTH, 96, gpt.HEAD_DIM, gpt.SEQ_LEN), gpt.SEQ_LEN),
+        (
+            lambda: gpt.GPT(VOCAB, gpt.DEPTH, 96, gpt.HEAD_DIM, gpt.SEQ_LEN, line_breaks=[1]),
+            gpt.SEQ_LEN,
+        ),
         (lambda: mlp.MLP(VOCAB), mlp.CONTEXT_LEN),
         (Bigram, 32),
         (Layers, 16),

@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from autolab.data.tokenizers import CharTokenizer
 from autolab.errors import UsageError
 from autolab.experiment import run_experiment
 from autolab.harness.handover import MODEL_FILE, SAMPLER_FILE, export_model, load_model
@@ -43,6 +44,7 @@ def data_dir(tmp_path_factory) -> Path:
     np.save(root / "token_bytes.npy", np.array([0] + [1] * len(chars), dtype=np.int32))
     meta = {"format": 1, "vocab_size": len(chars) + 1, "dtype": "uint16"}
     (root / "meta.json").write_text(json.dumps(meta))
+    (root / "tokenizer.json").write_text(json.dumps(CharTokenizer(chars).to_json()))
     return root
 
 
@@ -148,6 +150,26 @@ def test_attention_reaches_back_one_training_sequence(length):
         # Within one training sequence it is plain causal attention.
         prefix = attention(x[:, :window], cos[:, :window], sin[:, :window])
         assert torch.allclose(prefix, base[:, :window], atol=1e-6)
+
+
+def test_position_in_line_counts_back_to_the_last_line_break():
+    """0 on the break itself, then 1, 2, ... capped at longest - 1; `longest` before any break."""
+    breaks_line = torch.tensor([False, True, False])  # token 1 holds a line break
+    idx = torch.tensor([[2, 2, 1, 2, 2, 2, 2, 2, 1, 1, 2]])
+    where = gpt.positions_in_line(idx, breaks_line, longest=4)
+    assert where.tolist() == [[4, 4, 0, 1, 2, 3, 3, 3, 0, 0, 1]]
+
+
+def test_gpt_finds_the_line_breaks_in_the_datas_tokenizer(data_dir, tmp_path):
+    """In the test shards "\n" is id 1; the model's place-in-line table starts from zero, and a
+    vocabulary without a line break gets no table."""
+    from autolab.harness.run import Run
+
+    texts = Run(RunSettings(data_dir, tmp_path / "run", 2, "cpu", 0)).token_texts
+    assert texts[1] == "\n" and [i for i, t in enumerate(texts) if "\n" in t] == [1]
+    model = gpt.GPT(len(texts), 1, 32, 16, 8, line_breaks=[1])
+    assert model.line_position.shape == (17, 32) and not model.line_position.any()
+    assert gpt.GPT(len(texts), 1, 32, 16, 8).line_position is None
 
 
 def test_sliding_window_attention_is_attention_under_a_band_mask():
@@ -340,7 +362,8 @@ def test_bigram_buckets_0_trains_without_the_pair_embedding(data_dir, tmp_path):
     proc = train(source, data_dir, tmp_path)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     program = torch.export.load(tmp_path / "model.pt2")
-    assert {n.split(".")[0] for n in program.state_dict} == {"wte", "blocks", "lm_head"}
+    parts = {n.split(".")[0] for n in program.state_dict}
+    assert parts == {"wte", "line_position", "blocks", "lm_head"}
     assert math.isfinite(parse_summary(proc.stdout)["val_bpb"])
 
 

@@ -1,12 +1,12 @@
 """A small modern GPT, trained for a fixed time budget. The one file an experiment edits.
 
 In the style of karpathy/nanochat and karpathy/autoresearch `train.py`: token embedding with no
-learned positions plus a hashed embedding of each (previous, current) token pair, rotary position
-embeddings (RoPE), attention over a sliding window as long as a training sequence, parameter-free
-RMSNorm, QK-norm, ReLU^2 MLP, logit soft-capping, an untied head; Muon for the 2-D hidden matrices
-and AdamW for the embeddings, the head and anything else; the learning rate follows the share of
-the budget used, and the model handed over for scoring is the weights averaged over the budget's
-last stretch.
+learned positions plus a hashed embedding of each (previous, current) token pair and one of each
+token's place in its line, rotary position embeddings (RoPE), attention over a sliding window as
+long as a training sequence, parameter-free RMSNorm, QK-norm, ReLU^2 MLP, logit soft-capping, an
+untied head; Muon for the 2-D hidden matrices and AdamW for the embeddings, the head and anything
+else; the learning rate follows the share of the budget used, and the model handed over for
+scoring is the weights averaged over the budget's last stretch.
 
 Run it with `autolab train`, or by hand:
     AUTOLAB_DATA_DIR=... AUTOLAB_RUN_DIR=/tmp/run AUTOLAB_BUDGET_S=30 python train.py
@@ -79,6 +79,15 @@ def check_choices() -> None:
 
 def norm(x: torch.Tensor) -> torch.Tensor:
     return F.rms_norm(x, (x.size(-1),))
+
+
+def positions_in_line(idx: torch.Tensor, breaks_line: torch.Tensor, longest: int):
+    """For each token of idx (B, T), how far back the last token holding a line break is: 0 on
+    that token itself, capped at `longest` - 1; `longest` where none is in view (a sequence
+    that starts mid-line). `breaks_line` (vocab,) is True for the tokens holding one."""
+    pos = torch.arange(idx.size(1), device=idx.device).expand_as(idx)
+    last_break = torch.where(breaks_line[idx], pos, -1).cummax(dim=1).values
+    return torch.where(last_break < 0, longest, (pos - last_break).clamp(max=longest - 1))
 
 
 def rotary_tables(seq_len: int, head_dim: int, base: float = 10000.0):
@@ -185,9 +194,12 @@ class GPT(nn.Module):
         head_dim: int,
         seq_len: int,
         context_len: int | None = None,
+        line_breaks: list[int] = (),
+        line_positions: int = 16,
     ):
         """Attention reaches `seq_len` tokens back; the model reads up to `context_len` tokens
-        (default: `seq_len`)."""
+        (default: `seq_len`). `line_breaks`: the ids of the tokens that hold a line break, for
+        the position-in-line embedding (none: no such embedding)."""
         super().__init__()
         self.vocab_size = vocab_size
         self.wte = nn.Embedding(vocab_size, dim)
@@ -196,6 +208,19 @@ class GPT(nn.Module):
         # learning them through attention. At equal steps it scored 3.6% lower on Tiny
         # Shakespeare and ABC tunes, 0.2% higher on names (2026-12-06, AMD EPYC; bench/README.md).
         self.bigram = nn.Embedding(BIGRAM_BUCKETS, dim) if BIGRAM_BUCKETS > 0 else None
+        # And one for the token's place in its line: 0 to line_positions - 1 tokens after the last
+        # line break, or a row of its own when none is in view. Attention can count back to the
+        # line break too, but in 275 steps it learns less of it: at equal steps this scored
+        # 0.5-1.4% lower on names (where a line is a name), 0.3% higher on Tiny Shakespeare
+        # (2026-12-07, AMD EPYC; bench/README.md, "Where in its line a token is"). 16 rows, not
+        # 64: on ABC tunes, whose lines run long, 64 cost 2% and 16 nothing. It starts at zero,
+        # taking no draws from the seed's random numbers.
+        breaks_line = torch.zeros(vocab_size, dtype=torch.bool)
+        breaks_line[list(line_breaks)] = True
+        self.register_buffer("breaks_line", breaks_line, persistent=False)
+        self.line_positions = line_positions
+        rows = torch.zeros(line_positions + 1, dim)
+        self.line_position = nn.Parameter(rows) if line_breaks else None
         self.blocks = nn.ModuleList(Block(dim, head_dim, seq_len) for _ in range(depth))
         self.lm_head = nn.Linear(dim, vocab_size, bias=False)
         cos, sin = rotary_tables(context_len or seq_len, head_dim)
@@ -227,6 +252,9 @@ class GPT(nn.Module):
             # The first position's "previous token" is vocab_size, a value no token has.
             prev = F.pad(idx[:, :-1], (1, 0), value=self.vocab_size)
             x = x + self.bigram((prev * (self.vocab_size + 1) + idx) % BIGRAM_BUCKETS)
+        if self.line_position is not None:
+            where = positions_in_line(idx, self.breaks_line, self.line_positions)
+            x = x + self.line_position[where]
         x = norm(x)
         for block in self.blocks:
             x = block(x, cos, sin)
@@ -339,6 +367,10 @@ def build_optimizers(model: GPT, dim: int, device: str) -> list[torch.optim.Opti
         # Tied to EMBEDDING_LR, not a constant of its own: a search moves both tables' rates
         # together, and a rate of its own cost `search` its lead (bench/README.md, 2026-12-06).
         groups.append(dict(params=[model.bigram.weight], lr=EMBEDDING_LR / 6 * scale))
+    if model.line_position is not None:
+        # At half the token table's rate: at its full rate names gained as much but Tiny
+        # Shakespeare lost 1.1% (bench/README.md, "Where in its line a token is").
+        groups.append(dict(params=[model.line_position], lr=EMBEDDING_LR / 2 * scale))
     adamw = torch.optim.AdamW(
         groups,
         betas=(ADAM_BETA1, ADAM_BETA2),
@@ -398,7 +430,9 @@ def main():
     # Shakespeare and 6.0% on ABC tunes, for 1.3-1.9 s more overhead a run (2026-12-06, AMD
     # EPYC; bench/README.md, "Scoring in longer chunks").
     context_len = 8 * SEQ_LEN
-    model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN, context_len).to(run.device)
+    line_breaks = [i for i, text in enumerate(run.token_texts) if "\n" in text]
+    model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN, context_len, line_breaks)
+    model = model.to(run.device)
     optimizers = build_optimizers(model, dim, run.device)
     train_model = torch.compile(model) if COMPILE else model
     run.watch(model, context_len=context_len)  # dev loss a few times while training, off the clock
