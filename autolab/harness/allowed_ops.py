@@ -52,7 +52,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "nan_to_num", "eq", "ne", "lt", "le", "gt", "ge", "isnan", "isinf", "isfinite",
         "logical_and", "logical_or", "logical_not", "logical_xor", "bitwise_and",
         "bitwise_or", "bitwise_xor", "bitwise_not", "__and__", "__or__", "__xor__", "cumsum",
-        "cumprod", "cummax", "cummin", "logcumsumexp",
+        "cumprod", "cummax", "logcumsumexp",
     ),
     # Activation functions.
     "activations": (
