@@ -213,8 +213,8 @@ class GPT(nn.Module):
         # line break too, but in 275 steps it learns less of it: at equal steps this scored
         # 0.5-1.4% lower on names (where a line is a name), 0.3% higher on Tiny Shakespeare
         # (2026-12-07, AMD EPYC; bench/README.md, "Where in its line a token is"). 16 rows, not
-        # 64: on ABC tunes, whose lines run long, 64 cost 2% and 16 nothing. It starts at zero,
-        # taking no draws from the seed's random numbers.
+        # 64: on ABC tunes, whose lines run long, 64 cost 2% and 16 nothing (both at the token
+        # table's rate). It starts at zero, taking no draws from the seed's random numbers.
         breaks_line = torch.zeros(vocab_size, dtype=torch.bool)
         breaks_line[list(line_breaks)] = True
         self.register_buffer("breaks_line", breaks_line, persistent=False)
