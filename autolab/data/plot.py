@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from autolab.data.prepare import load_tokenizer, read_tokens
+from autolab.data.prepare import read_tokens
+from autolab.data.tokenizers import load_tokenizer
 from autolab.errors import UsageError
 from autolab.harness.data import read_meta
 

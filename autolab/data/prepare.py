@@ -53,10 +53,6 @@ def sealed_val_path(data_dir: Path) -> Path:
     return data_dir.parent.parent / "sealed" / data_dir.name / "val.bin"
 
 
-def load_tokenizer(data_dir: Path):
-    return tokenizers.from_json(json.loads((Path(data_dir) / "tokenizer.json").read_text()))
-
-
 def read_tokens(path: Path, meta: dict) -> np.memmap:
     """A split's tokens, memory-mapped."""
     return np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")

@@ -8,6 +8,7 @@ visible form for tables), `to_json()` and `unknown_count`. `from_json` picks the
 import json
 import re
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -199,3 +200,8 @@ def from_json(data: dict):
 
         return BPETokenizer(Tokenizer.from_str(json.dumps(data["hf"])), data.get("name"))
     raise ValueError(f"unknown tokenizer kind {kind!r} in tokenizer.json")
+
+
+def load_tokenizer(data_dir: Path):
+    """The tokenizer a prepared data directory was made with (its `tokenizer.json`)."""
+    return from_json(json.loads((Path(data_dir) / "tokenizer.json").read_text()))

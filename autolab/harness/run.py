@@ -98,9 +98,9 @@ class Run:
     def token_texts(self) -> list[str]:
         """Each token id's text, from the data's own tokenizer: what a recipe needs to find, say,
         the tokens that hold a line break."""
-        from autolab.data.tokenizers import from_json  # only recipes that ask pay for it
+        from autolab.data.tokenizers import load_tokenizer  # only recipes that ask pay for it
 
-        tokenizer = from_json(json.loads((self.settings.data_dir / "tokenizer.json").read_text()))
+        tokenizer = load_tokenizer(self.settings.data_dir)
         return [tokenizer.decode([i]) for i in range(self.vocab_size)]
 
     @property
