@@ -10,16 +10,13 @@ for the same reason: it needs no torch.
 """
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from autolab.errors import UsageError
-from autolab.scratch import scratch_dir
-from autolab.zygote.client import Zygote
+from autolab.zygote.client import Zygote, ask_child
 
-OUTPUT_FILE = "sampler.log"
 TIMEOUT_S = 600.0  # a big model on a slow CPU; a hung child must not hang the command
 
 
@@ -28,31 +25,21 @@ def forked_samples(
 ) -> list[str]:
     """`count` samples of the model `run_dir` handed over, as `autolab.sampling.sample_texts`
     gives them; raises UsageError with the child's one-line reason when it cannot sample."""
-    scratch = scratch_dir("autolab-sample-")
-    output = scratch / OUTPUT_FILE
     job = {
         "run_dir": str(run_dir),
         "data_dir": str(data_dir),
         "count": count,
         "seed": seed,
         "threads": threads,
-        "scratch": str(scratch),
-        "log": str(output),
     }
     try:
-        child = zygote.spawn("sample", job)
-        try:
-            child.wait(TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            raise UsageError(f"sampling took over {TIMEOUT_S:.0f}s; try `autolab sample`") from None
-        lines = output.read_text(errors="replace").splitlines() if output.exists() else []
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        lines, returncode = ask_child(zygote, "sample", job, "autolab-sample-", TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"sampling took over {TIMEOUT_S:.0f}s; try `autolab sample`") from None
     try:
         said = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        tail = lines[-1] if lines else f"exit code {child.returncode}, no output"
+        tail = lines[-1] if lines else f"exit code {returncode}, no output"
         raise UsageError(f"sampling failed: {tail}"[:500]) from None
     for line in lines[:-1]:
         print(line, file=sys.stderr, flush=True)

@@ -9,11 +9,12 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from autolab.processes import process_alive
-from autolab.zygote.client import Zygote, ZygoteError, base_environment
+from autolab.zygote.client import Zygote, ZygoteError, ask_child, base_environment
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,41 @@ def test_kill_ends_the_childs_whole_process_group(zygote, tmp_path):
     while process_alive(grandchild):  # the sleep was in the child's group: killed with it
         assert time.time() < deadline, "the grandchild survived the group kill"
         time.sleep(0.05)
+
+
+def ask(zygote, tmp_path, source: str, timeout: float):
+    """ask_child with a train job running `source`: (lines, status, the child, the folder its
+    log was in), or lines and status None past the timeout."""
+    script = tmp_path / "train.py"
+    where = tmp_path / "log_path"
+    tell = f"import os\nopen({str(where)!r}, 'w').write(os.readlink('/proc/self/fd/1'))\n"
+    script.write_text(tell + source)
+    job = {"script": str(script), "cwd": str(tmp_path), "env": {}}
+    started = []
+    try:
+        lines, status = ask_child(zygote, "train", job, "autolab-eval-", timeout, started.append)
+    except subprocess.TimeoutExpired:
+        lines, status = None, None
+    log = Path(where.read_text())
+    assert log.name == "train.log" and log.parent.name.startswith("autolab-eval-")
+    return lines, status, started[0], log.parent
+
+
+def test_ask_child_gives_the_childs_lines_and_status_and_removes_its_scratch_folder(
+    zygote, tmp_path
+):
+    source = "print('warming up')\nprint('{\"answer\": 42}')\nraise SystemExit(3)\n"
+    lines, status, child, scratch = ask(zygote, tmp_path, source, timeout=60)
+    assert (lines, status, child.returncode) == (["warming up", '{"answer": 42}'], 3, 3)
+    assert not scratch.exists()
+
+
+def test_ask_child_kills_a_child_past_its_timeout_and_still_removes_its_scratch_folder(
+    zygote, tmp_path
+):
+    lines, status, child, scratch = ask(zygote, tmp_path, "import time\ntime.sleep(300)\n", 2)
+    assert (lines, status, child.returncode) == (None, None, -9)
+    assert not scratch.exists()
 
 
 def test_a_zygote_is_replaced_when_the_environment_changes(monkeypatch):

@@ -9,16 +9,12 @@ output, one JSON object.
 """
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 from autolab.data.sealed_store import changed_files
 from autolab.harness.settings import RunSettings
-from autolab.scratch import scratch_dir
-from autolab.zygote.client import ForkedChild, Zygote
-
-OUTPUT_FILE = "evaluator.log"
+from autolab.zygote.client import ForkedChild, Zygote, ask_child
 
 
 class SealedEvaluator:
@@ -47,34 +43,27 @@ class SealedEvaluator:
                 "be trusted; prepare the dataset again (remove that folder)"
             )
             return {"status": "invalid", "reason": reason, "sealed_changed": True}
-        scratch = scratch_dir("autolab-eval-")
-        output = scratch / OUTPUT_FILE
         job = {
             "run_dir": str(self.settings.run_dir),
             "data_dir": str(sealed_dir),  # meta.json and token_bytes.npy: the sealed copies
             "val": str(self.val_path),
             "device": self.settings.scoring_device,
             "threads": self.settings.threads,  # the run's share of the cores, as its training had
-            "scratch": str(scratch),
-            "log": str(output),
         }
         try:
-            self.child = self.zygote.spawn("evaluate", job)
-            try:
-                self.child.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.cancel()
-                return {"status": "invalid", "reason": "the sealed evaluation timed out"}
-            lines = (
-                output.read_text(errors="replace").strip().splitlines() if output.exists() else []
+            lines, returncode = ask_child(
+                self.zygote, "evaluate", job, "autolab-eval-", timeout, started=self._started
             )
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        except subprocess.TimeoutExpired:
+            return {"status": "invalid", "reason": "the sealed evaluation timed out"}
         try:
             return json.loads(lines[-1])
         except (IndexError, json.JSONDecodeError):
-            tail = lines[-1] if lines else f"exit code {self.child.returncode}, no output"
+            tail = lines[-1] if lines else f"exit code {returncode}, no output"
             return {"status": "invalid", "reason": f"sealed evaluation failed: {tail}"[:500]}
+
+    def _started(self, child: ForkedChild) -> None:
+        self.child = child
 
     def cancel(self) -> None:
         """End the evaluator without a verdict (scoring timed out, or the run was stopped)."""

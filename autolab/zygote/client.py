@@ -239,3 +239,32 @@ class ForkedChild:
         if self.poll() is None:
             self.zygote.kill_child(self.pid)
             self.wait()
+
+
+def ask_child(
+    zygote: Zygote,
+    kind: str,
+    job: dict,
+    scratch_prefix: str,
+    timeout: float,
+    started=lambda child: None,
+) -> tuple[list[str], int]:
+    """Fork a `kind` child for `job` in an empty scratch folder of its own and wait for it: the
+    lines it wrote to its log (its answer is the last one) and its exit status. The folder goes
+    when it ends. Past `timeout` the child is killed and subprocess.TimeoutExpired raised.
+    `started(child)` gets the child as soon as it runs, for a caller that may have to end it
+    first (a session being stopped)."""
+    scratch = scratch_dir(scratch_prefix)
+    log = scratch / f"{kind}.log"
+    try:
+        child = zygote.spawn(kind, {**job, "scratch": str(scratch), "log": str(log)})
+        started(child)
+        try:
+            child.wait(timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
+        lines = log.read_text(errors="replace").strip().splitlines() if log.exists() else []
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return lines, child.returncode
