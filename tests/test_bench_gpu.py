@@ -4,13 +4,13 @@ The GPU figures themselves need a GPU; what can run here does, so the script is 
 on the day a GPU is at hand.
 """
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import torch
+from tests_support import load_bench_script
 
 from autolab.recipes import gpt
 
@@ -18,15 +18,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = dict(depth=2, dim=32, head_dim=16, seq_len=8, vocab=11, tokens_per_step=64)
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location("bench_gpu", REPO / "bench" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_flops_per_token_is_6_non_embedding_params_plus_attention():
-    bench = load_bench()
+    bench = load_bench_script("gpu")
     model = gpt.GPT(11, 2, 32, 16, 8)
     blocks = 2 * (4 + 2 * gpt.MLP_RATIO) * 32 * 32  # q, k, v, proj; MLP in and out
     head = 32 * 11
@@ -34,7 +27,7 @@ def test_flops_per_token_is_6_non_embedding_params_plus_attention():
 
 
 def test_throughput_step_runs_and_accumulates_to_the_tokens_per_step():
-    bench = load_bench()
+    bench = load_bench_script("gpu")
     torch.set_num_threads(1)
     result = bench.throughput("cpu", TINY, micro_batch=2, steps=1, compile_model=False)
     assert result["accumulation"] == 64 // (2 * 8)
@@ -71,7 +64,7 @@ def test_a_part_that_breaks_is_reported_as_its_error_and_written_to_out(tmp_path
 
 
 def test_the_cuda_tests_are_collected_from_the_files_that_mark_them_only():
-    files = load_bench().cuda_test_files()
+    files = load_bench_script("gpu").cuda_test_files()
     assert "tests/test_zygote.py" in files and "tests/test_recipes.py" in files
     assert "tests/test_dashboard_api.py" not in files  # needs packages a GPU image may lack
     for name in files:

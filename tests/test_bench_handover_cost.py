@@ -1,11 +1,12 @@
 """bench/handover_cost.py: the recipe's model as main() builds it, every phase timed, and a
 usage error for a data path that is not a file."""
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+from tests_support import load_bench_script
 
 from autolab.recipes import gpt
 
@@ -14,17 +15,8 @@ BENCH = REPO / "bench" / "handover_cost.py"
 SMALLEST = {"DEPTH": 1, "ASPECT_RATIO": 8, "HEAD_DIM": 8}
 
 
-def load_bench():
-    spec = importlib.util.spec_from_file_location(
-        "handover_cost", REPO / "bench" / "handover_cost.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_model_is_the_recipes_at_the_size_asked_for():
-    bench = load_bench()
+    bench = load_bench_script("handover_cost")
     model, context_len, seq_len = bench.build_model({"DEPTH": 3, "ASPECT_RATIO": 8}, 30, [0])
     assert (len(model.blocks), seq_len, context_len) == (3, gpt.SEQ_LEN, 8 * gpt.SEQ_LEN)
     assert model.wte.weight.shape == (30, gpt.HEAD_DIM)  # 3 x 8 = 24, rounded up to a head

@@ -2,24 +2,13 @@
 only results of the same data, budget and session limit merge. The sessions themselves take
 minutes and are the benchmark, not a test."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tests_support import load_bench_script
 
 from autolab.errors import UsageError
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_bench():
-    spec = importlib.util.spec_from_file_location(
-        "bench_researchers", REPO / "bench" / "researchers.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def raw_result(tmp_path: Path, seed: int, final: dict[str, float], **over) -> Path:
@@ -41,7 +30,7 @@ def raw_result(tmp_path: Path, seed: int, final: dict[str, float], **over) -> Pa
 
 
 def test_merged_seeds_give_one_median_per_researcher(tmp_path):
-    bench = load_bench()
+    bench = load_bench_script("researchers")
     paths = [
         raw_result(tmp_path, seed, {"search": s, "search+prune": p})
         for seed, s, p in [(0, 3.30, 3.28), (1, 3.20, 3.29), (2, 3.25, 3.27)]
@@ -65,7 +54,7 @@ def test_merged_seeds_give_one_median_per_researcher(tmp_path):
 
 
 def test_merge_refuses_a_seed_twice_and_other_settings(tmp_path):
-    bench = load_bench()
+    bench = load_bench_script("researchers")
     first = raw_result(tmp_path, 0, {"search": 3.3})
     with pytest.raises(UsageError, match="a seed comes twice"):
         bench.merge_results([first, raw_result(tmp_path, 0, {"search": 3.2}, args={"x": 1})])
@@ -75,18 +64,14 @@ def test_merge_refuses_a_seed_twice_and_other_settings(tmp_path):
 
 
 def test_the_title_says_what_ended_each_session():
-    bench = load_bench()
+    bench = load_bench_script("researchers")
     assert bench.session_limit(20, None) == "20 experiments"
     assert bench.session_limit(None, 150.0) == "150s per session"
     assert bench.session_limit(8, 150.0) == "8 experiments, 150s per session"
 
 
 def test_the_replay_counts_what_each_reference_would_prune(tmp_path):
-    spec = importlib.util.spec_from_file_location(
-        "prune_replay", REPO / "bench" / "prune_replay.py"
-    )
-    replay = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(replay)
+    replay = load_bench_script("prune_replay")
 
     def run(number, kind, status, losses, description=""):
         curve = [[p, loss] for p, loss in zip((0.25, 0.5, 0.75, 1.0), losses, strict=False)]
@@ -120,7 +105,7 @@ def test_the_replay_counts_what_each_reference_would_prune(tmp_path):
     ],
 )
 def test_pruning_wins_only_beyond_min_delta_and_on_most_seeds(tmp_path, pruned_finals, passes):
-    bench = load_bench()
+    bench = load_bench_script("researchers")
     paths = [
         raw_result(tmp_path, seed, {"search": s, "search+prune": p})
         for seed, s, p in zip(range(3), [3.30, 3.20, 3.25], pruned_finals, strict=True)

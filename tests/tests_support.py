@@ -1,5 +1,6 @@
 """Helpers for tests that are not fixtures."""
 
+import importlib.util
 import math
 import os
 import random
@@ -101,3 +102,12 @@ def branch_of_scores(root: Path, scores: list[tuple[float, int, float]]) -> None
             ledger.add_result(number, ResultRecord(status, "", score))
             ledger.add_metrics(number, curve(number, score))
         ledger.end_session(sid, "succeeded")
+
+
+def load_bench_script(name: str):
+    """bench/<name>.py as a module: the benchmarks are scripts, not a package."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
