@@ -76,6 +76,25 @@ def test_children_draw_fresh_python_random_states(zygote, tmp_path):
     assert first != second
 
 
+def test_a_childs_garbage_collection_skips_the_zygotes_objects_but_collects_its_own(
+    zygote, tmp_path
+):
+    source = (
+        "import gc, json\n"
+        "class Node: pass\n"
+        "a, b = Node(), Node()\n"
+        "a.other, b.other = b, a\n"
+        "del a, b\n"
+        "print(json.dumps({'frozen': gc.get_freeze_count(), 'enabled': gc.isenabled(),\n"
+        "  'collected': gc.collect()}))\n"
+    )
+    code, log = run_script(zygote, tmp_path, source)
+    seen = json.loads(log)
+    assert code == 0
+    assert seen["frozen"] > 100_000  # torch and autolab, imported and warmed up once
+    assert seen["enabled"] and seen["collected"] >= 2  # the child's own cycle is still freed
+
+
 def test_torch_in_a_child_computes_with_the_threads_a_fresh_process_gets(zygote, tmp_path):
     source = (
         "import torch\n"

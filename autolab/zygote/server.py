@@ -24,6 +24,7 @@ non-dumpable there, so the experiment it forks cannot ptrace it or open its pipe
 """
 
 import ctypes
+import gc
 import json
 import os
 import select
@@ -151,6 +152,12 @@ def main() -> None:
     if sandboxed:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     warm_up()
+    # Everything imported so far lives as long as the zygote: frozen, it is out of every child's
+    # garbage collections, which otherwise walk its ~300,000 objects (and copy the pages they
+    # touch) while the child exports or loads a program. In forked children on 2 AMD EPYC
+    # cores, exporting a 4-block GPT's two programs took 2.06 s against 2.34 s, and the
+    # evaluator's first load 0.48 s against 0.62 s (2026-12-07).
+    gc.freeze()
     report({"ready": True})
     serve(sandboxed)
     # Every child has been reported; skip torch's interpreter teardown (~0.5 s the runner would
