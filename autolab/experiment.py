@@ -9,6 +9,7 @@ exception: crash, timeout and invalid are states with a reason.
 import json
 import os
 import shutil
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -248,8 +249,7 @@ def _supervise(process, run_dir, limit, started, on_metrics, should_stop) -> _Wa
             if on_metrics:
                 on_metrics(record)
 
-    while process.poll() is None:
-        time.sleep(POLL_SECONDS)
+    while not _ended_within(process, POLL_SECONDS):  # returns as the exit is reported
         read()
         if time.time() - started > limit:
             process.kill()
@@ -265,6 +265,14 @@ def _supervise(process, run_dir, limit, started, on_metrics, should_stop) -> _Wa
             return watch
     read()
     return watch
+
+
+def _ended_within(process, seconds: float) -> bool:
+    try:
+        process.wait(seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
 
 
 class _MetricsTail:
