@@ -111,8 +111,10 @@ class _TypingWithCachedHints:
             cached = self._hints[key] = (globalns, typing.get_type_hints(obj, globalns))
         return cached[1]
 
-    def __getattr__(self, name):
-        return getattr(typing, name)
+    def __getattr__(self, name):  # only on a first use: the value then sits on the instance
+        value = getattr(typing, name)
+        setattr(self, name, value)
+        return value
 
 
 if getattr(torch_serde, "typing", None) is typing:
