@@ -16,9 +16,9 @@ alternate the trees so that a slow spell of the machine falls on both.
 """
 
 import argparse
+import ast
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -29,20 +29,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_wall import REPO, autolab, extract  # noqa: E402
 
+sys.path.insert(0, str(REPO))
+from autolab.research.constants import apply_changes  # noqa: E402
+
 FIXTURE = ("DEPTH=4", "ASPECT_RATIO=8")
 SHARES = ("overhead", "train.py", "autolab")
 
 
 def set_constants(train_py: Path, assignments: list[str]) -> None:
-    """Rewrite top-level `NAME = value` lines; a name the file lacks is an error."""
-    source = train_py.read_text()
+    """Set train.py's constants as the search researcher edits them (comments kept); a name
+    the file lacks, or a value that is not a Python literal, is an error."""
+    changes = {}
     for assignment in assignments:
         name, _, value = assignment.partition("=")
-        line = re.compile(rf"^{re.escape(name)} = .*$", re.MULTILINE)
-        if not line.search(source):
-            raise SystemExit(f"--set {assignment}: train.py has no constant {name}")
-        source = line.sub(f"{name} = {value}", source, count=1)
-    train_py.write_text(source)
+        try:
+            changes[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise SystemExit(f"--set {assignment}: {value!r} is not a Python literal") from None
+    try:
+        train_py.write_text(apply_changes(train_py.read_text(), changes))
+    except KeyError as err:
+        raise SystemExit(f"--set: train.py has no constant {err.args[0]}") from None
 
 
 def session_overheads(tree: Path, ws: Path, budget: float, env: dict) -> dict[str, float]:

@@ -18,7 +18,7 @@ def test_constants_are_set_in_place_and_an_unknown_one_is_refused(tmp_path):
     train_py = tmp_path / "train.py"
     train_py.write_text("DEPTH = 2  # blocks\nASPECT_RATIO = 64\nx = DEPTH\n")
     bench.set_constants(train_py, ["DEPTH=4", "ASPECT_RATIO=8"])
-    assert train_py.read_text() == "DEPTH = 4\nASPECT_RATIO = 8\nx = DEPTH\n"
+    assert train_py.read_text() == "DEPTH = 4  # blocks\nASPECT_RATIO = 8\nx = DEPTH\n"
     with pytest.raises(SystemExit, match="train.py has no constant WIDTH"):
         bench.set_constants(train_py, ["WIDTH=3"])
 
