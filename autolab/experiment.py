@@ -1,4 +1,8 @@
-"""Run one experiment: train.py in its own process under hard limits, then the sealed score.
+"""Run one experiment: train.py in its own process under hard limits, and the sealed score.
+
+In the sandbox the sealed score starts as soon as the scored program is handed over, while the
+training process still exports its sampler (autolab.evaluation.early); without it, once the
+training process has ended.
 
 This is the one path both `autolab train` and `autolab research` use. The training process
 gets the public data and a run directory, nothing else: its environment names neither the
@@ -13,8 +17,10 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
+from autolab.evaluation.early import EarlyScoring
 from autolab.evaluation.launcher import SealedEvaluator
 from autolab.hardware import fingerprint
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION
@@ -26,7 +32,7 @@ from autolab.workers import Workers
 from autolab.zygote.client import base_environment
 
 LOG_FILE = "run.log"
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1  # also how soon a handed-over program is seen (early.py)
 GAP_TOLERANCE = 0.25  # bits per byte between what train.py printed and the sealed score; the
 # printed one is measured on the dev split, which differs from val by up to ~0.1 honestly
 # Beyond its budget (and the warm-up its clock may leave out), a training process gets this
@@ -84,6 +90,11 @@ def time_allowed(budget_seconds: float) -> float:
     counts here: past this the run is a timeout."""
     warm_up = MAX_EXCLUDED_FRACTION * budget_seconds
     return budget_seconds + warm_up + max(ALLOWANCE_FLOOR_S, ALLOWANCE_FRACTION * budget_seconds)
+
+
+def sealed_timeout(wall_limit: float) -> float:
+    """How long the sealed evaluator may take for a run allowed `wall_limit` seconds."""
+    return max(120.0, wall_limit)
 
 
 def training_environment(settings: RunSettings) -> dict[str, str]:
@@ -150,9 +161,13 @@ def run_experiment(
     run_dir = settings.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     limit = wall_limit or time_allowed(settings.budget_seconds)
+    scoring_timeout = sealed_timeout(limit)
     zygote = workers.training()
     sandbox = zygote.sandbox
     detector = None if sandbox or val_path is None else ValReadDetector(val_path)
+    evaluator = early = None
+    if score and val_path is not None:
+        evaluator = SealedEvaluator(settings, val_path, workers.evaluator(), workers.sealed_hashes)
     if sandbox:
         sandbox.reset()  # nothing the previous experiment left carries over
         inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
@@ -163,6 +178,8 @@ def run_experiment(
             "env": inner_environment(training_environment(inner)),
         }
         watched = sandbox.run_dir
+        if evaluator:  # the sealed score starts while train.py still exports its sampler
+            early = EarlyScoring(watched, run_dir, evaluator, scoring_timeout)
     else:
         job = {
             "script": str(Path(train_py).resolve()),
@@ -173,13 +190,13 @@ def run_experiment(
         watched = run_dir
     process = zygote.spawn("train", job)
     started = time.time()
-    evaluator = None
     try:
-        watch = _supervise(process, watched, limit, started, on_metrics, should_stop)
+        watch = _supervise(process, watched, limit, started, on_metrics, should_stop,
+                           on_poll=early.poll if early else None)  # fmt: skip
         process_seconds = time.time() - started
         if sandbox:
             zygote.clear()  # everything the experiment started, setsid or not, dies here
-            sandbox.collect(run_dir)
+            sandbox.collect(run_dir, taken=early.taken if early else ())
         log_path = run_dir / LOG_FILE
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         reported = read_reported(run_dir)
@@ -195,15 +212,16 @@ def run_experiment(
             result = ExperimentResult("invalid", reason, reported=result.reported)
         if result.status == "ok" and detector and detector.was_read():
             result = ExperimentResult("invalid", "read the sealed validation split during training")
-        if result.status == "ok" and score:
-            evaluator = SealedEvaluator(
-                settings, val_path, workers.evaluator(), workers.sealed_hashes
-            )
-            result = _score_sealed(result, settings, evaluator, limit)
+        if result.status == "ok" and evaluator:
+            scored_early = early and early.started
+            verdict = early.verdict if scored_early else partial(evaluator.score, scoring_timeout)
+            result = _score_sealed(result, settings, verdict)
     finally:
         process.kill()  # a no-op once it has exited
-        if evaluator:
-            evaluator.cancel()  # a no-op once it has scored
+        if early:
+            early.cancel()  # a no-op once it has scored
+        elif evaluator:
+            evaluator.cancel()
     result.run_dir = run_dir
     result.isolation = workers.isolation
     result.flags.update(watch.timing(process_seconds))
@@ -233,8 +251,9 @@ class _Watch:
         }
 
 
-def _supervise(process, run_dir, limit, started, on_metrics, should_stop) -> _Watch:
-    """Wait for the process, streaming its metrics; kill it at the limit or on stop."""
+def _supervise(process, run_dir, limit, started, on_metrics, should_stop, on_poll=None) -> _Watch:
+    """Wait for the process, streaming its metrics; kill it at the limit or on stop.
+    `on_poll` is called every POLL_SECONDS while it runs."""
     metrics = _MetricsTail(run_dir / METRICS_FILE)
     watch = _Watch()
 
@@ -251,6 +270,8 @@ def _supervise(process, run_dir, limit, started, on_metrics, should_stop) -> _Wa
 
     while not _ended_within(process, POLL_SECONDS):  # returns as the exit is reported
         read()
+        if on_poll:
+            on_poll()
         if time.time() - started > limit:
             process.kill()
             reason = (
@@ -337,12 +358,12 @@ def _classify_exit(returncode: int, log_text: str, reported: dict) -> Experiment
     return ExperimentResult("crash", f"exit code {returncode}: {tail}"[:500], reported=reported)
 
 
-def _score_sealed(result, settings: RunSettings, evaluator: SealedEvaluator, wall_limit: float):
+def _score_sealed(result, settings: RunSettings, sealed_verdict: Callable[[], dict]):
     if not (settings.run_dir / MODEL_FILE).exists():
         reason = "train.py ended without handing over a model (it must call run.finish)"
         result.status, result.reason = "invalid", reason
         return result
-    verdict = evaluator.score(timeout=max(120.0, wall_limit))
+    verdict = sealed_verdict()
     if verdict["status"] != "ok":
         result.status, result.reason = verdict["status"], verdict["reason"]
         if verdict.get("sealed_changed"):

@@ -22,13 +22,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from autolab.cluster import node
 from autolab.cluster.shards import ShardSet
 from autolab.errors import UsageError
 from autolab.evaluation.launcher import SealedEvaluator
-from autolab.experiment import ExperimentResult, _score_sealed, time_allowed
+from autolab.experiment import ExperimentResult, _score_sealed, sealed_timeout, time_allowed
 from autolab.harness.settings import RunSettings
 from autolab.workers import Workers
 
@@ -168,7 +169,8 @@ class RayRunner:
                 settings, val_path, workers.evaluator(), workers.sealed_hashes
             )
             try:
-                result = _score_sealed(result, settings, evaluator, limit)
+                verdict = partial(evaluator.score, sealed_timeout(limit))
+                result = _score_sealed(result, settings, verdict)
             finally:
                 evaluator.cancel()  # a no-op once it has scored
         result.run_dir = settings.run_dir

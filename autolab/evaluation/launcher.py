@@ -1,15 +1,17 @@
 """Starting the sealed evaluator, from the side that runs experiments.
 
 The evaluator is a process of its own running only autolab code: a child of the zygote
-(autolab.zygote), forked once the experiment's training process has ended, with torch already
-imported. It works in an empty scratch directory and learns where the validation split is only
-from its job. It reads the sealed store (autolab.data.sealed_store) only, checked against the
-hashes the runner took when the session's workers started. Its verdict is the last line of its
-output, one JSON object.
+(autolab.zygote) with torch already imported, forked once the experiment's training process has
+ended, or, in the sandbox, once the scored program is out of its reach (autolab.evaluation.early).
+It works in an empty scratch directory and learns where the validation split is only from its
+job. It reads the sealed store (autolab.data.sealed_store) only, checked against the hashes the
+runner took when the session's workers started. Its verdict is the last line of its output, one
+JSON object.
 """
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 from autolab.data.sealed_store import changed_files
@@ -26,6 +28,8 @@ class SealedEvaluator:
         self.zygote = zygote
         self.expected = expected  # the sealed store's hashes, as the session first found them
         self.child: ForkedChild | None = None
+        self._cancelled = False
+        self._lock = threading.Lock()  # scoring may run on a thread of its own (early.py)
 
     def score(self, timeout: float) -> dict:
         """The evaluator's verdict: {"status": "ok", "val_bpb": ...} or status and reason."""
@@ -43,6 +47,8 @@ class SealedEvaluator:
                 "be trusted; prepare the dataset again (remove that folder)"
             )
             return {"status": "invalid", "reason": reason, "sealed_changed": True}
+        if self._cancelled:
+            return {"status": "invalid", "reason": "the sealed evaluation was cancelled"}
         job = {
             "run_dir": str(self.settings.run_dir),
             "data_dir": str(sealed_dir),  # meta.json and token_bytes.npy: the sealed copies
@@ -63,9 +69,16 @@ class SealedEvaluator:
             return {"status": "invalid", "reason": f"sealed evaluation failed: {tail}"[:500]}
 
     def _started(self, child: ForkedChild) -> None:
-        self.child = child
+        with self._lock:
+            self.child = child
+            cancelled = self._cancelled
+        if cancelled:  # cancelled while it was being forked
+            child.kill()
 
     def cancel(self) -> None:
         """End the evaluator without a verdict (scoring timed out, or the run was stopped)."""
-        if self.child is not None:
-            self.child.kill()
+        with self._lock:
+            self._cancelled = True
+            child = self.child
+        if child is not None:
+            child.kill()

@@ -5,10 +5,11 @@ Python source from the workspace), feeds it the validation split, which the trai
 was never told about, applies log-softmax itself and computes val_bpb with autolab's own code.
 It also probes causality and checks the outputs are well-formed. It prints one JSON object.
 
-What it does not protect against: a training process that finds the validation shards on disk
-by searching for them (the runner detects reads of the shard file; see autolab.experiment), or
-that rebuilds the split from the public source text itself. It runs with the same user rights
-as the experiment; it is an integrity check, not a security sandbox. The program it loads is
+In the sandbox (autolab.sandbox) the experiment cannot see the sealed split, the source text or
+this process. With process isolation, the fallback, it runs with the same user rights as the
+experiment, and does not protect against a training process that finds the validation shards on
+disk by searching for them (the runner detects reads of the shard file; see autolab.experiment)
+or rebuilds the split from the public source text itself. The program it loads is
 refused unless it holds only tensor operators and raw weights (autolab.harness.program_check).
 """
 

@@ -43,22 +43,34 @@ def export_model(
     sample_len: int | None = None,
 ) -> Path:
     """Export `model` for (EXPORT_BATCH, context_len) token ids, and for (EXPORT_BATCH,
-    sample_len) into SAMPLER_FILE when `sample_len` is shorter; returns the first file."""
+    sample_len) into SAMPLER_FILE when `sample_len` is shorter; returns the first file.
+
+    The files appear in the order the runner needs them (autolab.evaluation.early): the info,
+    then the scored program, each whole at once (renamed into place), then the sampler. With
+    the scored program on disk the runner starts the sealed score while the sampler exports."""
     run_dir = Path(run_dir)
     device = next(model.parameters()).device
-    path = _export_program(model, context_len, run_dir / MODEL_FILE)
     info = {
         "context_len": context_len,
         "vocab_size": vocab_size,
         "device": str(device),
         "batch": EXPORT_BATCH,
     }
-    (run_dir / SAMPLER_FILE).unlink(missing_ok=True)  # a stale one would not match the weights
-    if sample_len is not None and sample_len < context_len:
-        _export_program(model, sample_len, run_dir / SAMPLER_FILE)
+    with_sampler = sample_len is not None and sample_len < context_len
+    if with_sampler:
         info["sample_len"] = sample_len
-    (run_dir / MODEL_INFO_FILE).write_text(json.dumps(info))
+    (run_dir / SAMPLER_FILE).unlink(missing_ok=True)  # a stale one would not match the weights
+    _write_atomically(run_dir / MODEL_INFO_FILE, json.dumps(info))
+    path = _export_program(model, context_len, run_dir / MODEL_FILE)
+    if with_sampler:
+        _export_program(model, sample_len, run_dir / SAMPLER_FILE)
     return path
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _export_program(model: torch.nn.Module, length: int, path: Path) -> Path:

@@ -23,6 +23,7 @@ import shutil
 import site
 import stat
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,10 +142,11 @@ class SandboxLayout:
         """Where the runner reads what the experiment writes to /autolab/run, while it runs."""
         return self.staging / "run"
 
-    def collect(self, run_dir: Path) -> None:
+    def collect(self, run_dir: Path, taken: Collection[str] = ()) -> None:
         """Move the run's plain files and folders into `run_dir`; links, devices, sockets and
-        fifos the experiment made are left behind (and removed by the next reset)."""
-        _move_plain(self.staging / "run", Path(run_dir))
+        fifos the experiment made are left behind (and removed by the next reset), and so are
+        the top-level names in `taken`: files the runner took out earlier, which stay as taken."""
+        _move_plain(self.staging / "run", Path(run_dir), skip=set(taken))
 
     def close(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
@@ -223,9 +225,11 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _move_plain(source: Path, destination: Path) -> None:
+def _move_plain(source: Path, destination: Path, skip: set[str] = frozenset()) -> None:
     destination.mkdir(parents=True, exist_ok=True)
     for entry in source.iterdir():
+        if entry.name in skip:
+            continue
         mode = entry.lstat().st_mode
         target = destination / entry.name
         if stat.S_ISDIR(mode):
