@@ -1,8 +1,8 @@
 """Run one experiment: train.py in its own process under hard limits, and the sealed score.
 
-In the sandbox the sealed score starts as soon as the scored program is handed over, while the
-training process still exports its sampler (autolab.evaluation.early); without it, once the
-training process has ended.
+In the sandbox on a CPU the sealed score starts as soon as the scored program is handed over,
+while the training process still exports its sampler (autolab.evaluation.early); otherwise
+once the training process has ended.
 
 This is the one path both `autolab train` and `autolab research` use. The training process
 gets the public data and a run directory, nothing else: its environment names neither the
@@ -178,7 +178,10 @@ def run_experiment(
             "env": inner_environment(training_environment(inner)),
         }
         watched = sandbox.run_dir
-        if evaluator:  # the sealed score starts while train.py still exports its sampler
+        # The sealed score starts while train.py still exports its sampler; not on a GPU,
+        # where the training process holds its memory until it ends and an evaluator beside
+        # it could run out (and call an honest run invalid).
+        if evaluator and settings.scoring_device == "cpu":
             early = EarlyScoring(watched, run_dir, evaluator, scoring_timeout)
     else:
         job = {

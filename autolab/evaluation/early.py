@@ -12,7 +12,8 @@ nor sampled later. The verdict counts only if the training process then ends as 
 (exit 0, in time, with a live zygote); otherwise the evaluator is cancelled.
 
 Without the sandbox, the training process writes straight into the run directory and could
-change a file while it is scored, so the runner scores only after it has ended, as before.
+change a file while it is scored; on a GPU, it holds its memory until it ends, and an evaluator
+beside it could run out. In both cases the runner scores only after it has ended, as before.
 """
 
 import os
