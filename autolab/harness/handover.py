@@ -29,7 +29,7 @@ import torch
 import torch.fx.config
 from torch._export.serde import serialize as torch_serde
 
-from autolab.harness.files import MODEL_FILE, MODEL_INFO_FILE, SAMPLER_FILE
+from autolab.harness.files import MODEL_FILE, MODEL_INFO_FILE, SAMPLER_FILE, write_atomically
 from autolab.harness.program_check import check_program, checked_archive
 
 EXPORT_BATCH = 16  # rows per call of the program; the evaluator scores this many windows at once
@@ -60,17 +60,11 @@ def export_model(
     if with_sampler:
         info["sample_len"] = sample_len
     (run_dir / SAMPLER_FILE).unlink(missing_ok=True)  # a stale one would not match the weights
-    _write_atomically(run_dir / MODEL_INFO_FILE, json.dumps(info))
+    write_atomically(run_dir / MODEL_INFO_FILE, json.dumps(info))
     path = _export_program(model, context_len, run_dir / MODEL_FILE)
     if with_sampler:
         _export_program(model, sample_len, run_dir / SAMPLER_FILE)
     return path
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    tmp.replace(path)
 
 
 def _export_program(model: torch.nn.Module, length: int, path: Path) -> Path:

@@ -25,7 +25,7 @@ import torch
 from autolab.harness.clock import TrainingClock
 from autolab.harness.data import BatchSampler, read_meta, read_token_bytes, read_tokens
 from autolab.harness.evaluate import evaluate_bpb, score_tokens
-from autolab.harness.files import METRICS_FILE, RESULT_FILE
+from autolab.harness.files import METRICS_FILE, RESULT_FILE, write_atomically
 from autolab.harness.handover import export_model
 from autolab.harness.settings import RunSettings
 from autolab.summary import format_summary
@@ -263,9 +263,7 @@ class Run:
             "num_params_M": num_params / 1e6,
             "device": device_label(self.device),
         }
-        path = self.settings.run_dir / RESULT_FILE
-        path.with_suffix(".tmp").write_text(json.dumps(values))
-        path.with_suffix(".tmp").replace(path)
+        write_atomically(self.settings.run_dir / RESULT_FILE, json.dumps(values))
         self._metrics.close()
         print(format_summary(values), flush=True)
         sys.stderr.flush()
