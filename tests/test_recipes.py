@@ -482,7 +482,8 @@ def test_newton_schulz_in_float32_is_the_float64_iteration(shape):
     assert (fp32 - exact).norm() < (bf16 - exact).norm() / 10
 
 
-def test_fastest_muon_times_every_variant_and_says_which(capsys):
+def test_fastest_muon_times_every_variant_and_says_which(capsys, monkeypatch):
+    monkeypatch.setattr(gpt, "bfloat16_matmul_slowdown", lambda shape: 1.2)  # bfloat16 units
     matrices = [torch.nn.Parameter(torch.randn(shape)) for shape in SHAPES]
     opt = gpt.fastest_muon(matrices, "cpu")
     line = capsys.readouterr().out.strip()
@@ -492,3 +493,30 @@ def test_fastest_muon_times_every_variant_and_says_which(capsys):
     chosen = line.split()[1]
     assert chosen in gpt.muon_variants()
     assert opt.param_groups[0]["params"] == matrices
+
+
+def test_fastest_muon_leaves_bfloat16_untimed_where_its_matmul_is_slow(capsys, monkeypatch):
+    asked = []
+    monkeypatch.setattr(gpt, "bfloat16_matmul_slowdown", lambda shape: asked.append(shape) or 6.5)
+    monkeypatch.setattr(gpt, "Muon", CountingMuon)
+    matrices = [torch.nn.Parameter(torch.randn(shape)) for shape in SHAPES]
+    opt = gpt.fastest_muon(matrices, "cpu")
+    line = capsys.readouterr().out.strip()
+    assert line == ("muon: float32 (a bfloat16 matmul takes 6.5x a float32 one here; "
+                    "Newton-Schulz in bfloat16 not timed)")  # fmt: skip
+    assert [math.prod(shape) for shape in asked] == [96 * 24]  # once, on the largest shape
+    assert opt.ns_dtype == torch.float32 and opt.param_groups[0]["params"] == matrices
+    assert CountingMuon.steps == 0  # no variant's step was timed
+
+
+class CountingMuon(gpt.Muon):
+    steps = 0
+
+    def step(self):
+        CountingMuon.steps += 1
+        super().step()
+
+
+def test_bfloat16_matmul_slowdown_is_a_measured_ratio():
+    slowdown = gpt.bfloat16_matmul_slowdown((64, 256))
+    assert math.isfinite(slowdown) and slowdown > 0

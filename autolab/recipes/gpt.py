@@ -329,10 +329,19 @@ def fastest_muon(matrices: list[torch.Tensor], device: str, repeats: int = 2):
     """The Muon variant whose step is fastest on one matrix of each of these shapes, timed here.
 
     Newton-Schulz in bfloat16 is what GPUs do fast; on a CPU without bfloat16 units it is several
-    times slower than float32 (bench/muon_cpu.py), so the choice is measured, not assumed.
+    times slower than float32 (bench/muon_cpu.py), so the choice is measured, not assumed. Where
+    one bfloat16 matmul already takes twice a float32 one, both bfloat16 variants (ours and
+    torch.optim.Muon, which always iterates in bfloat16) are out without timing their steps:
+    those steps took ~0.8 s of every run's start on 2 AMD EPYC cores (2026-12-07).
     """
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     shapes = sorted({tuple(m.shape) for m in matrices})
+    if not device.startswith("cuda"):
+        slowdown = bfloat16_matmul_slowdown(max(shapes, key=math.prod))
+        if slowdown >= 2:
+            print(f"muon: float32 (a bfloat16 matmul takes {slowdown:.1f}x a float32 one here; "
+                  "Newton-Schulz in bfloat16 not timed)", flush=True)  # fmt: skip
+            return muon_variants()["float32"](matrices)
     times = {}
     for name, make in muon_variants().items():
         params = [nn.Parameter(torch.randn(shape, device=device)) for shape in shapes]
@@ -350,6 +359,20 @@ def fastest_muon(matrices: list[torch.Tensor], device: str, repeats: int = 2):
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
     print(f"muon: {choice} (one step on {len(shapes)} shapes: {timings})", flush=True)
     return muon_variants()[choice](matrices)
+
+
+def bfloat16_matmul_slowdown(shape: tuple[int, ...], repeats: int = 2) -> float:
+    """How many times a float32 Gram matrix x @ x.T of this shape a bfloat16 one takes on the
+    CPU: best of `repeats` after one untimed call (the first call may compile a kernel)."""
+    x = torch.randn(shape)
+    best = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        y, best[dtype] = x.to(dtype), math.inf
+        for i in range(repeats + 1):
+            started = time.perf_counter()
+            y @ y.T
+            best[dtype] = min(best[dtype], time.perf_counter() - started) if i else best[dtype]
+    return best[torch.bfloat16] / best[torch.float32]
 
 
 def build_optimizers(model: GPT, dim: int, device: str) -> list[torch.optim.Optimizer]:
