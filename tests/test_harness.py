@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION, TrainingClock
 from autolab.harness.evaluate import chunk_starts, evaluate_bpb, score_tokens
@@ -101,6 +102,38 @@ def test_bits_per_byte_does_not_depend_on_the_batch_size():
         for b in (1, 3, 16)
     ]
     assert max(scores) - min(scores) < 1e-9
+
+
+class PrefixMean(torch.nn.Module):
+    """A causal model whose logits depend on the whole prefix (the mean of its one-hots), each
+    call counted."""
+
+    def __init__(self, vocab: int, generator):
+        super().__init__()
+        self.table = torch.randn(vocab, vocab, generator=generator)
+        self.mix = torch.randn(vocab, vocab, generator=generator)
+        self.calls = 0
+
+    def forward(self, idx):
+        self.calls += 1
+        seen = F.one_hot(idx, self.table.shape[0]).float().cumsum(1)
+        mean = seen / torch.arange(1, idx.shape[1] + 1).view(1, -1, 1)
+        return self.table[idx] + mean @ self.mix
+
+
+def test_the_shorter_last_chunk_rides_in_the_last_batch():
+    generator = torch.Generator().manual_seed(0)
+    tokens = np.random.default_rng(0).integers(0, 11, size=1000).astype(np.uint16)
+    nbytes = np.ones(11, dtype=np.int32)
+    # 999 targets in chunks of 64: 15 full chunks and one of 39, one call of 16 rows.
+    model = PrefixMean(11, generator)
+    together = evaluate_bpb(model, tokens, nbytes, seq_len=64, batch_size=16)
+    assert model.calls == 1
+    one_by_one = evaluate_bpb(model, tokens, nbytes, seq_len=64, batch_size=1)
+    assert model.calls == 1 + 16
+    assert together == pytest.approx(one_by_one, abs=1e-9)
+    # Its padding is not scored: as many targets as the chunks hold.
+    assert score_tokens(model, tokens, nbytes, seq_len=64)[2] == len(tokens) - 1
 
 
 def test_every_target_token_is_scored_exactly_once():
