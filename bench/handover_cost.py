@@ -101,7 +101,9 @@ def measure(size: dict, data_dir: Path, val_path: Path, repeats: int) -> dict:
             with torch.inference_mode():
                 (program, _), took["load"] = timed(load_model, run_dir, "cpu")
                 generator = torch.Generator().manual_seed(round_number)
-                rows = probe_rows(val[: EVAL_MAX_TOKENS + 1], context_len, EXPORT_BATCH, generator)
+                _, rows = probe_rows(
+                    val[: EVAL_MAX_TOKENS + 1], context_len, EXPORT_BATCH, generator
+                )
                 leak, took["probes"] = timed(probe, program, rows, vocab_size, generator)
                 _, took["val score"] = timed(
                     evaluate_bpb, program, val, token_bytes, context_len, "cpu"

@@ -147,10 +147,12 @@ def test_probe_rows_and_cuts_come_from_the_secret(names):
     starts, cuts = [], []
     for seed in (1, 2):
         generator = torch.Generator().manual_seed(seed)
-        rows = probe_rows(tokens, 64, 16, generator)
+        start, rows = probe_rows(tokens, 64, 16, generator)
         flat = rows.reshape(-1).numpy()
         aligned = range(0, len(tokens) - flat.size + 1, 64)  # where evaluate_bpb's chunks start
-        starts.append([s for s in aligned if np.array_equal(tokens[s : s + flat.size], flat)])
+        found = [s for s in aligned if np.array_equal(tokens[s : s + flat.size], flat)]
+        assert found == [start]
+        starts.append(found)
         cuts.append(random_cuts(256, 64, generator))
     assert len(starts[0]) == len(starts[1]) == 1 and starts[0] != starts[1]
     assert cuts[0] != cuts[1] and all(len(set(c)) == 64 and max(c) <= 254 for c in cuts)

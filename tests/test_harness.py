@@ -136,6 +136,27 @@ def test_the_shorter_last_chunk_rides_in_the_last_batch():
     assert score_tokens(model, tokens, nbytes, seq_len=64)[2] == len(tokens) - 1
 
 
+def test_chunks_whose_logits_are_known_are_scored_without_a_call():
+    """The sealed evaluator's probe batch is four consecutive full chunks here: their logits,
+    from one call of their own, are scored as they are."""
+    generator = torch.Generator().manual_seed(1)
+    tokens = np.random.default_rng(1).integers(0, 11, size=1000).astype(np.uint16)
+    nbytes = np.random.default_rng(2).integers(1, 4, size=11).astype(np.int32)
+    model = PrefixMean(11, generator)
+    plain = evaluate_bpb(model, tokens, nbytes, seq_len=64, batch_size=4)
+    assert model.calls == 4  # 16 chunks
+    starts = [64 * i for i in range(5, 9)]
+    rows = torch.from_numpy(np.stack([tokens[s : s + 64] for s in starts]).astype(np.int64))
+    known = dict(zip(starts, model(rows), strict=True))
+    model.calls = 0
+    reused = evaluate_bpb(model, tokens, nbytes, seq_len=64, batch_size=4, known=known)
+    assert model.calls == 3
+    assert reused == pytest.approx(plain, abs=1e-9)
+    # Known logits are believed, not recomputed: wrong ones change the score.
+    wrong = {s: torch.zeros_like(logits) for s, logits in known.items()}
+    assert evaluate_bpb(model, tokens, nbytes, seq_len=64, known=wrong) != pytest.approx(plain)
+
+
 def test_every_target_token_is_scored_exactly_once():
     for n_tokens, seq_len in [(10, 4), (9, 4), (5, 8), (100, 7)]:
         covered = []

@@ -21,19 +21,23 @@ TOLERANCE = 1e-3  # absolute logit difference allowed for float noise (exported 
 CUT_PASSES = 4  # batches of cut probes; each tests one random cut position per row
 
 
-def probe_rows(tokens: np.ndarray, context_len: int, batch: int, generator) -> torch.Tensor:
-    """`batch` consecutive rows of `context_len` tokens (batch, context_len) at a random chunk.
+def probe_rows(
+    tokens: np.ndarray, context_len: int, batch: int, generator
+) -> tuple[int | None, torch.Tensor]:
+    """`batch` consecutive rows of `context_len` tokens (batch, context_len) at a random chunk,
+    and the token where they start: row r is then the input of the scored chunk at
+    start + r * context_len (autolab.harness.evaluate).
 
-    A split shorter than one batch of full rows is repeated to fill it, so the model is still
-    probed at its full context when that is longer than the data's rows.
+    A split shorter than one batch of full rows is repeated to fill it (start None), so the
+    model is still probed at its full context when that is longer than the data's rows.
     """
     need = batch * context_len
     tokens = np.asarray(tokens, dtype=np.int64)
     if len(tokens) < need:
-        tokens = np.resize(tokens, need)
+        return None, torch.from_numpy(np.resize(tokens, need).reshape(batch, context_len))
     chunks = (len(tokens) - need) // context_len + 1
     start = int(torch.randint(0, chunks, (1,), generator=generator)) * context_len
-    return torch.from_numpy(tokens[start : start + need].reshape(batch, context_len).copy())
+    return start, torch.from_numpy(tokens[start : start + need].reshape(batch, context_len).copy())
 
 
 def random_cuts(length: int, count: int, generator) -> list[int]:

@@ -52,14 +52,18 @@ def evaluate_run(run_dir: Path, data_dir: Path, val_path: Path, device: str) -> 
     # in the run directory or the environment, which the experiment could have written.
     generator = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little"))
     batch = int(info.get("batch", EXPORT_BATCH))
-    rows = probe_rows(val[: EVAL_MAX_TOKENS + 1], context_len, batch, generator)
+    start, rows = probe_rows(val[: EVAL_MAX_TOKENS + 1], context_len, batch, generator)
     try:
         base = model(rows.to(device)).float()
         if tuple(base.shape) != (*rows.shape, meta["vocab_size"]):
             return {"status": "invalid", "reason": f"model returned shape {tuple(base.shape)}"}
         if leak := find_leak(model, rows, base, meta["vocab_size"], generator):
             return {"status": "invalid", "reason": leak}
-        val_bpb = evaluate_bpb(model, val, read_token_bytes(data_dir), context_len, device)
+        # The probes' rows are scored chunks: their logits are scored as they are, one call fewer.
+        known = {} if start is None else {start + r * context_len: base[r] for r in range(batch)}
+        val_bpb = evaluate_bpb(
+            model, val, read_token_bytes(data_dir), context_len, device, known=known
+        )
     except Exception as err:
         return {"status": "invalid", "reason": f"handed-over model failed: {first_line(err)}"}
     if not math.isfinite(val_bpb):
