@@ -89,7 +89,9 @@ def main() -> None:
             autolab(REPO, "init", str(ws), "--dataset", args.data, "--budget",
                     f"{args.budget}s", "--device", "cpu", env=env)  # fmt: skip
             set_constants(ws / "train.py", args.set or list(FIXTURE))
-            subprocess.run(["git", "-C", str(ws), "commit", "-qam", "the fixture"], check=True)
+            # --allow-empty: --set may give the recipe's own values, which change nothing.
+            commit = ["git", "-C", str(ws), "commit", "-qam", "the fixture", "--allow-empty"]
+            subprocess.run(commit, check=True)
             autolab(tree, "research", "-C", str(ws), "--max-experiments", str(args.experiments),
                     "--budget", f"{args.budget}s", "--plain", "--confirm", "0", "--no-prune",
                     "--baseline-runs", "1", "--tag", "overhead", env=env)  # fmt: skip
