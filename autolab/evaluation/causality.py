@@ -7,7 +7,8 @@ score is believed.
 
 The probes run on a real evaluation batch: `batch` consecutive full-length rows of the
 validation split, as evaluate_bpb feeds them, so the model cannot tell a probe's base from
-scoring. Where and what is probed comes from a generator the evaluator seeds with a secret the
+scoring; the base's logits are the ones scored for those rows (autolab.evaluation.sealed).
+Where and what is probed comes from a generator the evaluator seeds with a secret the
 experiment never sees, so a model cannot leak only where the probes do not look: every row gets
 its own cut position t, drawn at random over the whole row, the tokens after t are replaced by
 random ones and the logits up to t must not move. A leak at a share p of the positions escapes
