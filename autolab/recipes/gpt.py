@@ -15,6 +15,7 @@ Run it with `autolab train`, or by hand:
 import math
 import sys
 import time
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -347,14 +348,7 @@ def fastest_muon(matrices: list[torch.Tensor], device: str, repeats: int = 2):
         params = [nn.Parameter(torch.randn(shape, device=device)) for shape in shapes]
         for p in params:
             p.grad = torch.randn_like(p)
-        opt, best = make(params), math.inf
-        for i in range(repeats + 1):  # the first step allocates the momentum buffers
-            sync()
-            started = time.perf_counter()
-            opt.step()
-            sync()
-            best = min(best, time.perf_counter() - started) if i else best
-        times[name] = 1000 * best
+        times[name] = 1000 * fastest_call(make(params).step, repeats, sync)
     choice = min(times, key=times.get)
     timings = ", ".join(f"{name} {ms:.1f} ms" for name, ms in times.items())
     print(f"muon: {choice} (one step on {len(shapes)} shapes: {timings})", flush=True)
@@ -363,16 +357,26 @@ def fastest_muon(matrices: list[torch.Tensor], device: str, repeats: int = 2):
 
 def bfloat16_matmul_slowdown(shape: tuple[int, ...], repeats: int = 2) -> float:
     """How many times a float32 Gram matrix x @ x.T of this shape a bfloat16 one takes on the
-    CPU: best of `repeats` after one untimed call (the first call may compile a kernel)."""
+    CPU, each the fastest of `repeats` calls."""
     x = torch.randn(shape)
-    best = {}
+    seconds = {}
     for dtype in (torch.float32, torch.bfloat16):
-        y, best[dtype] = x.to(dtype), math.inf
-        for i in range(repeats + 1):
-            started = time.perf_counter()
-            y @ y.T
-            best[dtype] = min(best[dtype], time.perf_counter() - started) if i else best[dtype]
-    return best[torch.bfloat16] / best[torch.float32]
+        y = x.to(dtype)
+        seconds[dtype] = fastest_call(partial(torch.mm, y, y.T), repeats)
+    return seconds[torch.bfloat16] / seconds[torch.float32]
+
+
+def fastest_call(call, repeats: int, sync=lambda: None) -> float:
+    """Seconds of the fastest of `repeats` calls, after one untimed call: the first allocates
+    (an optimizer's momentum buffers) and may compile a kernel."""
+    best = math.inf
+    for i in range(repeats + 1):
+        sync()
+        started = time.perf_counter()
+        call()
+        sync()
+        best = min(best, time.perf_counter() - started) if i else best
+    return best
 
 
 def build_optimizers(model: GPT, dim: int, device: str) -> list[torch.optim.Optimizer]:
