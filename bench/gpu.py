@@ -11,11 +11,14 @@ Fits in ~8 minutes on one H100-class GPU and prints one JSON object (progress go
   training loss first fell to 1.47 nats/char, and the overhead (wall time - training time).
   Targets: <= 1.47 nats/char in <= 10 s, overhead <= 3 s.
 - `throughput`: the recipe's model at karpathy/autoresearch's default shape (depth 8, width 512,
-  head dim 128, sequence 2048, vocabulary 8192, 2**19 tokens per optimizer step in micro-batches,
-  full causal attention), compiled, bf16 autocast, the recipe's optimizers: tokens/s, MFU and
-  peak memory. FLOPs per token are 6 x the parameters outside the embedding plus 12 x depth x
-  width x sequence for attention (nanoGPT's and autoresearch's count), against 989.5 TFLOP/s of
-  dense bf16. Targets: >= 50% MFU in <= 45 GB (autoresearch's own train.py: 44.7%, 45 GB).
+  head dim 128, MLP 4x wide, sequence 2048, vocabulary 8192, 2**19 tokens per optimizer step in
+  micro-batches, full causal attention), compiled with its loss (gpt.training_loss), bf16
+  autocast, the recipe's optimizers: tokens/s, MFU and peak memory. FLOPs per token are 6 x the
+  parameters outside the embedding plus 12 x depth x width x sequence for attention (nanoGPT's
+  and autoresearch's count), against 989.5 TFLOP/s of dense bf16. Targets: >= 50% MFU in
+  <= 45 GB (autoresearch's own train.py: 44.7%, 45 GB).
+- `throughput_variants`: the same, one change at a time (THROUGHPUT_VARIANTS): the recipe's MLP
+  width, the loss outside the compiled model, cuDNN attention, a larger micro-batch.
 - `overhead_at_shape`: wall - training time of one `autolab train` of that model (char vocabulary,
   a 45 s budget, --shape-budget), compilation included. Target <= 15 s.
 """
@@ -44,11 +47,20 @@ from autolab.research.constants import apply_changes  # noqa: E402
 
 PEAK_BF16_FLOPS = 989.5e12  # H100 SXM dense bf16
 TARGET_NATS = 1.47  # nanoGPT on an H100 reaches this on Tiny Shakespeare in ~31 s
-# karpathy/autoresearch's default: depth 8, width 512 (aspect 64), head dim 128, 2**19 tokens.
-SHAPE = dict(depth=8, dim=512, head_dim=128, seq_len=2048, vocab=8192, tokens_per_step=2**19)
+# karpathy/autoresearch's default: depth 8, width 512 (aspect 64), head dim 128, an MLP 4x as
+# wide as the model (the recipe's own MLP_RATIO is 2), 2**19 tokens a step.
+SHAPE = dict(depth=8, dim=512, head_dim=128, seq_len=2048, vocab=8192, tokens_per_step=2**19,
+             mlp_ratio=4)  # fmt: skip
 # The same model as train.py constants, for the overhead run (the vocabulary is the data's).
-SHAPE_CONSTANTS = {"DEPTH": 8, "ASPECT_RATIO": 64, "HEAD_DIM": 128, "SEQ_LEN": 2**11,
-                   "BATCH_SIZE": 2**5}  # fmt: skip
+SHAPE_CONSTANTS = {"DEPTH": 8, "ASPECT_RATIO": 64, "HEAD_DIM": 128, "MLP_RATIO": 4,
+                   "SEQ_LEN": 2**11, "BATCH_SIZE": 2**5}  # fmt: skip
+# What else the first GPU should measure at the shape, one change at a time: the recipe's own
+# MLP width (the first run's 37.7% MFU was at MLP_RATIO 2), the loss outside the compiled model
+# (the recipe before training_loss), cuDNN's attention in place of torch's choice (FlashAttention
+# 2 on an H100), and twice the micro-batch.
+THROUGHPUT_VARIANTS = [{"mlp_ratio": 2}, {"fused_loss": False},
+                       {"attention": "CUDNN_ATTENTION"}, {"micro_batch": 64}]  # fmt: skip
+THROUGHPUT_OPTIONS = ("micro_batch", "attention", "fused_loss")  # throughput()'s, besides shape
 
 
 # The isolation of the runs: the sandbox, unless the first run could not have it on this image
@@ -67,26 +79,50 @@ def flops_per_token(model: torch.nn.Module, depth: int, dim: int, seq_len: int) 
     return 6 * params + 12 * depth * dim * seq_len
 
 
-def throughput(device: str, shape: dict, micro_batch: int, steps: int, compile_model: bool) -> dict:
-    """Tokens/s, MFU and peak memory of the recipe's training step at `shape`."""
+def throughput(
+    device: str,
+    shape: dict,
+    micro_batch: int,
+    steps: int,
+    compile_model: bool,
+    attention: str | None = None,
+    fused_loss: bool = True,
+) -> dict:
+    """Tokens/s, MFU and peak memory of the recipe's training step at `shape` (its `mlp_ratio`,
+    if given, in place of the recipe's MLP_RATIO). `attention`: an SDPBackend name to force
+    (None: torch's own choice). `fused_loss`: the recipe's step, the loss compiled with the
+    model (gpt.training_loss); False computes it outside, as the recipe did before."""
     torch.manual_seed(0)
+    torch._dynamo.reset()  # each measurement compiles its own graphs
     depth, dim, seq_len = shape["depth"], shape["dim"], shape["seq_len"]
     head_dim = shape["head_dim"]
-    model = gpt.GPT(shape["vocab"], depth, dim, head_dim, seq_len).to(device)
+    with recipe_constant("MLP_RATIO", shape.get("mlp_ratio", gpt.MLP_RATIO)):
+        model = gpt.GPT(shape["vocab"], depth, dim, head_dim, seq_len).to(device)
     with contextlib.redirect_stdout(sys.stderr):  # the recipe says which Muon it chose
         optimizers = gpt.build_optimizers(model, dim, device)
-    step_model = torch.compile(model) if compile_model else model
+    if fused_loss:
+        loss_of = torch.compile(gpt.training_loss) if compile_model else gpt.training_loss
+    else:
+        logits_of = torch.compile(model) if compile_model else model
+
+        def loss_of(model, x, y):
+            logits = logits_of(x)
+            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+
     accumulate = max(1, shape["tokens_per_step"] // (micro_batch * seq_len))
     device_type = device.split(":")[0]
     cuda = device_type == "cuda"
     sync = torch.cuda.synchronize if cuda else (lambda: None)
+    backends = [getattr(torch.nn.attention.SDPBackend, attention)] if attention else None
+
+    def attention_backend():  # a fresh context each time: sdpa_kernel's cannot be re-entered
+        return torch.nn.attention.sdpa_kernel(backends) if backends else contextlib.nullcontext()
 
     def step() -> None:
         for _ in range(accumulate):
             x = torch.randint(0, shape["vocab"], (micro_batch, seq_len + 1), device=device)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cuda):
-                logits = step_model(x[:, :-1])
-            loss = torch.nn.functional.cross_entropy(logits.flatten(0, 1), x[:, 1:].flatten())
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cuda), attention_backend():
+                loss = loss_of(model, x[:, :-1], x[:, 1:])
             (loss / accumulate).backward()
         for opt in optimizers:
             opt.step()
@@ -108,6 +144,8 @@ def throughput(device: str, shape: dict, micro_batch: int, steps: int, compile_m
     return {
         "shape": shape,
         "micro_batch": micro_batch,
+        "attention": attention or "torch's choice",
+        "fused_loss": fused_loss,
         "accumulation": accumulate,
         "first_step_s": round(first_step, 2),
         "tokens_per_sec": round(tokens_per_sec),
@@ -115,6 +153,34 @@ def throughput(device: str, shape: dict, micro_batch: int, steps: int, compile_m
         "mfu_percent": round(100 * tokens_per_sec * flops / PEAK_BF16_FLOPS, 2),
         "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
     }
+
+
+@contextlib.contextmanager
+def recipe_constant(name: str, value):
+    """The recipe module's constant `name` set to `value` while a model is built."""
+    before = getattr(gpt, name)
+    setattr(gpt, name, value)
+    try:
+        yield
+    finally:
+        setattr(gpt, name, before)
+
+
+def throughput_variants(device: str, args, compile_model: bool) -> list[dict]:
+    """throughput() once per --throughput-variants entry: each changes the shape's keys, or
+    micro_batch, attention or fused_loss, from the headline measurement's."""
+    results = []
+    for variant in args.throughput_variants:
+        settings = dict(shape=args.shape, micro_batch=args.micro_batch)
+        settings["shape"] = {**args.shape, **{k: v for k, v in variant.items() if k in args.shape
+                                              or k == "mlp_ratio"}}  # fmt: skip
+        settings.update({k: v for k, v in variant.items() if k in THROUGHPUT_OPTIONS})
+        try:
+            result = throughput(device, steps=args.steps, compile_model=compile_model, **settings)
+        except Exception as err:  # noqa: BLE001 - one variant's failure is its result
+            result = {"error": f"{type(err).__name__}: {err}"}
+        results.append({"variant": variant, **result})
+    return results
 
 
 def cuda_test_files() -> list[str]:
@@ -213,6 +279,11 @@ def main(argv=None) -> int:
         help='also train the small model with these constant changes (JSON list of objects, '
         'e.g. \'[{"BATCH_SIZE": 128}]\'): candidates for the recipe\'s cuda sizing',
     )  # fmt: skip
+    parser.add_argument(
+        "--throughput-variants", type=json.loads, default=THROUGHPUT_VARIANTS,
+        help="after the overhead run, throughput with each of these changes (JSON list of "
+        f"objects with shape keys or {', '.join(THROUGHPUT_OPTIONS)}); [] for none",
+    )  # fmt: skip
     parser.add_argument("--out", type=Path, help="also write the report here after each part")
     args = parser.parse_args(argv)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -259,6 +330,10 @@ def main(argv=None) -> int:
         if not args.skip_runs:
             section("overhead_at_shape", lambda: overhead_at_shape(
                 source, args.device, args.shape_budget, home, root
+            ))  # fmt: skip
+        if args.throughput_variants:
+            section("throughput_variants", lambda: throughput_variants(
+                args.device, args, compile_model
             ))  # fmt: skip
     report["seconds"] = round(time.time() - started, 1)
     if args.out:

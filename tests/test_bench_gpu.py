@@ -4,6 +4,7 @@ The GPU figures themselves need a GPU; what can run here does, so the script is 
 on the day a GPU is at hand.
 """
 
+import argparse
 import json
 import subprocess
 import sys
@@ -35,10 +36,39 @@ def test_throughput_step_runs_and_accumulates_to_the_tokens_per_step():
     assert result["peak_memory_gb"] is None  # measured on CUDA only
 
 
+def test_throughput_variants_change_one_thing_each_and_a_bad_one_is_its_error():
+    bench = load_bench_script("gpu")
+    torch.set_num_threads(1)
+    variants = [{"mlp_ratio": 1}, {"fused_loss": False}, {"attention": "MATH"},
+                {"micro_batch": 4}, {"attention": "NO_SUCH_BACKEND"}]  # fmt: skip
+    args = argparse.Namespace(shape=TINY, micro_batch=2, steps=1, throughput_variants=variants)
+    results = bench.throughput_variants("cpu", args, compile_model=False)
+    assert [r["variant"] for r in results] == variants
+    narrow, unfused, math_attention, larger, bad = results
+    headline = bench.throughput("cpu", TINY, micro_batch=2, steps=1, compile_model=False)
+    assert narrow["shape"] == {**TINY, "mlp_ratio": 1}
+    assert narrow["flops_per_token"] < headline["flops_per_token"]  # the MLP is half as wide
+    assert unfused["fused_loss"] is False and headline["fused_loss"] is True
+    assert math_attention["attention"] == "MATH" and headline["attention"] == "torch's choice"
+    assert larger["micro_batch"] == 4 and larger["accumulation"] == 64 // (4 * 8)
+    assert bad["error"].startswith("AttributeError") and "NO_SUCH_BACKEND" in bad["error"]
+
+
+def test_the_recipe_loss_compiled_or_not_is_the_same_as_computed_outside():
+    """gpt.training_loss is the cross-entropy of the model's logits, as the recipe computed it
+    before the loss went inside the compiled function."""
+    torch.manual_seed(0)
+    model = gpt.GPT(11, 2, 32, 16, 8)
+    x, y = torch.randint(0, 11, (2, 3, 8))
+    expected = torch.nn.functional.cross_entropy(model(x).flatten(0, 1), y.flatten())
+    assert torch.equal(gpt.training_loss(model, x, y), expected)
+
+
 def test_the_script_prints_one_json_object():
     done = subprocess.run(
         [sys.executable, str(REPO / "bench" / "gpu.py"), "--device", "cpu", "--skip-tests",
-         "--skip-runs", "--steps", "1", "--micro-batch", "2", "--shape", json.dumps(TINY)],
+         "--skip-runs", "--steps", "1", "--micro-batch", "2", "--shape", json.dumps(TINY),
+         "--throughput-variants", '[{"mlp_ratio": 1}]'],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
@@ -46,6 +76,7 @@ def test_the_script_prints_one_json_object():
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert report["device"] == "cpu" and report["throughput"]["shape"] == TINY
+    assert report["throughput_variants"][0]["shape"] == {**TINY, "mlp_ratio": 1}
 
 
 def test_a_part_that_breaks_is_reported_as_its_error_and_written_to_out(tmp_path):

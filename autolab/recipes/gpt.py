@@ -55,7 +55,7 @@ FINAL_LR_FRAC = 0.0  # learning rate at the very end, as a fraction of the peak
 EMA_HORIZON = 0.12  # export the weights averaged over about this last share of the budget; 0: off
 
 BF16_AUTOCAST = False  # run the forward under bfloat16 autocast: fast on GPUs, slow on most CPUs
-COMPILE = False  # torch.compile the training forward; on a CPU it takes ~20 s to compile
+COMPILE = False  # torch.compile the training forward and loss; on a CPU it takes ~20 s to compile
 
 # ---------------------------------------------------------------------------------------------
 
@@ -265,6 +265,16 @@ class GPT(nn.Module):
         return logits
 
 
+def training_loss(model: GPT, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean next-token cross-entropy of model on x against y, (B, T) each. One function, so that
+    torch.compile (COMPILE) fuses the soft-capped float32 logits, B x T x vocab, into the loss
+    instead of writing them out and reading them back: at a GPU's 8192-token vocabulary they are
+    2 GB a micro-batch of 32 x 2048 (nanochat and autoresearch compute the loss in the model's
+    compiled forward for the same reason)."""
+    logits = model(x)
+    return F.cross_entropy(logits.flatten(0, 1), y.flatten())
+
+
 def lr_multiplier(progress: float) -> float:
     """Warm up, hold, then decay linearly to FINAL_LR_FRAC over the last WARMDOWN_RATIO."""
     if progress < WARMUP_RATIO:
@@ -461,7 +471,7 @@ def main():
     model = GPT(run.vocab_size, DEPTH, dim, HEAD_DIM, SEQ_LEN, context_len, line_breaks)
     model = model.to(run.device)
     optimizers = build_optimizers(model, dim, run.device)
-    train_model = torch.compile(model) if COMPILE else model
+    loss_of = torch.compile(training_loss) if COMPILE else training_loss
     run.watch(model, context_len=context_len)  # dev loss a few times while training, off the clock
     num_params = sum(p.numel() for p in model.parameters())
     print(f"model: depth {DEPTH}, width {dim}, {num_params / 1e6:.2f}M parameters", flush=True)
@@ -471,8 +481,7 @@ def main():
     while not run.time_up:
         x, y = run.get_batch(BATCH_SIZE, SEQ_LEN)  # (B, T) each
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=BF16_AUTOCAST):
-            logits = train_model(x)
-        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+            loss = loss_of(model, x, y)
         loss.backward()
         lrm = lr_multiplier(run.progress) * run.lr_scale  # lr_scale: 1.0 except in lr-find
         for opt in optimizers:
