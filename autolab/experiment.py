@@ -26,6 +26,7 @@ from autolab.hardware import fingerprint
 from autolab.harness.clock import MAX_EXCLUDED_FRACTION
 from autolab.harness.files import METRICS_FILE, MODEL_FILE, RESULT_FILE
 from autolab.harness.settings import RunSettings
+from autolab.sandbox import compile_cache
 from autolab.sandbox.availability import choose_isolation, warn_on_stderr
 from autolab.sandbox.layout import INNER_DATA, INNER_RUN, inner_environment
 from autolab.workers import Workers
@@ -168,14 +169,19 @@ def run_experiment(
     evaluator = early = None
     if score and val_path is not None:
         evaluator = SealedEvaluator(settings, val_path, workers.evaluator(), workers.sealed_hashes)
+    recipe_code = False
     if sandbox:
         sandbox.reset()  # nothing the previous experiment left carries over
         inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
+        script = sandbox.stage_script(train_py)
+        # ...but torch.compile's cache, as runs of autolab's own recipe code wrote it.
+        recipe_code = compile_cache.is_recipe_code(sandbox.staged_script.read_text())
+        compile_cache.seed(sandbox.staging / "tmp")
         job = {
-            "script": str(sandbox.stage_script(train_py)),
+            "script": str(script),
             "cwd": str(INNER_RUN),
             "log": str(INNER_RUN / LOG_FILE),
-            "env": inner_environment(training_environment(inner)),
+            "env": inner_environment(training_environment(inner)) | compile_cache.environment(),
         }
         watched = sandbox.run_dir
         # The sealed score starts while train.py still exports its sampler; not on a GPU,
@@ -200,6 +206,8 @@ def run_experiment(
         if sandbox:
             zygote.clear()  # everything the experiment started, setsid or not, dies here
             sandbox.collect(run_dir, taken=early.taken if early else ())
+            if recipe_code:
+                compile_cache.harvest(sandbox.staging / "tmp")
         log_path = run_dir / LOG_FILE
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         reported = read_reported(run_dir)

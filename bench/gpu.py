@@ -121,7 +121,8 @@ def throughput(
     def step() -> None:
         for _ in range(accumulate):
             x = torch.randint(0, shape["vocab"], (micro_batch, seq_len + 1), device=device)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=cuda), attention_backend():
+            autocast = torch.autocast(device_type, dtype=torch.bfloat16, enabled=cuda)
+            with autocast, attention_backend():
                 loss = loss_of(model, x[:, :-1], x[:, 1:])
             (loss / accumulate).backward()
         for opt in optimizers:

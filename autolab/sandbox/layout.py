@@ -134,8 +134,13 @@ class SandboxLayout:
 
     def stage_script(self, script: Path) -> Path:
         """Copy train.py in; returns the path the sandbox sees it at."""
-        shutil.copyfile(script, self.staging / "src" / "train.py")
+        shutil.copyfile(script, self.staged_script)
         return INNER_SRC / "train.py"
+
+    @property
+    def staged_script(self) -> Path:
+        """The staged train.py, as the runner sees it: the sandbox can read it, not change it."""
+        return self.staging / "src" / "train.py"
 
     @property
     def run_dir(self) -> Path:

@@ -6,8 +6,11 @@ for _ in range(200):
     loss.backward()
     optimizer.step()
 run_dir = os.environ["AUTOLAB_RUN_DIR"]
-for place in (os.path.expanduser("~"), "/tmp", "/dev/shm", os.path.join(run_dir, "..")):
+# torch.compile's cache directories too: autolab carries a cache from run to run.
+caches = [os.environ[k] for k in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR") if k in os.environ]
+for place in (os.path.expanduser("~"), "/tmp", "/dev/shm", os.path.join(run_dir, ".."), *caches):
     try:
+        os.makedirs(place, exist_ok=True)
         torch.save(model.state_dict(), os.path.join(place, "red-team-state.pt"))
     except Exception:  # a read-only place: try the next
         pass

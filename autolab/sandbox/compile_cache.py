@@ -1,0 +1,109 @@
+"""torch.compile's cache across sandboxed runs, without a channel from one experiment to the next.
+
+Every experiment starts in an emptied staging directory (autolab.sandbox.layout), so a train.py
+that compiles (COMPILE = True, as the CUDA sizing does) compiled from nothing on every run: on
+2 CPU cores the first step of a 30 s run took 28 s of its budget, where the same step with the
+compiler's cache at hand took 4 s. Handing on the cache an experiment wrote would hand the next
+experiment whatever it put there: its trained weights, say, for a second budget of training.
+
+So the cache that carries over is written only by runs of autolab's own code: a train.py that
+differs from a shipped recipe in nothing but the literal values of its constants. Every
+sandboxed run starts with a copy of it, and writes to its copy only. The compiler files what it
+builds under a key of the graph it compiled, so a run finds an entry only by compiling the very
+graph it was built from, out of the same values: nothing it did not already hold.
+"""
+
+import os
+import shutil
+import stat
+from importlib.metadata import version
+from pathlib import Path
+
+from autolab.paths import autolab_home
+
+IN_SANDBOX = Path("/tmp/autolab-compile-cache")  # the run's copy, inside its staging /tmp
+# Parts of the compiler's cache that are not worth carrying: C++ precompiled headers (~150 MB on
+# a CPU, rebuilt only when a kernel is compiled anew) and lock files.
+NOT_CARRIED = ("precompiled_headers", "locks")
+LITERAL_KINDS = ("int", "pow2", "float", "bool", "str", "tuple")  # research.constants' kinds
+
+
+def trusted_dir(home: Path | None = None) -> Path:
+    """Where the carried cache lives, outside anything a sandbox shows: one per torch version."""
+    return (home or autolab_home()) / "compile-cache" / f"torch-{version('torch')}"
+
+
+def environment() -> dict[str, str]:
+    """The variables that point torch's compilers at the run's copy."""
+    return {
+        "TORCHINDUCTOR_CACHE_DIR": str(IN_SANDBOX / "inductor"),
+        "TRITON_CACHE_DIR": str(IN_SANDBOX / "triton"),
+    }
+
+
+def is_recipe_code(source: str) -> bool:
+    """Whether `source` is a shipped recipe, sized for any device, but for its constants'
+    literal values. A constant written as an expression is code, and makes it not one."""
+    from autolab.recipes import DEVICES, RECIPES, recipe_source
+
+    code = _without_literal_values(source)
+    if code is None:
+        return False
+    return any(
+        code == _without_literal_values(recipe_source(name, device))
+        for name in RECIPES
+        for device in DEVICES
+    )
+
+
+def seed(staging_tmp: Path, home: Path | None = None) -> None:
+    """Copy the carried cache into a run's staging /tmp (emptied before each run)."""
+    source = trusted_dir(home)
+    if source.is_dir():
+        shutil.copytree(source, _copy_in(staging_tmp), dirs_exist_ok=True, symlinks=True)
+
+
+def harvest(staging_tmp: Path, home: Path | None = None) -> int:
+    """Add what a run of recipe code compiled to the carried cache, once every process of the
+    run has ended: plain files only, each written whole (a copy renamed into place), none
+    replacing one already there. Returns how many files were added."""
+    copy, target = _copy_in(staging_tmp), trusted_dir(home)
+    added = 0
+    for folder, dirs, files in os.walk(copy):  # links to folders are not followed
+        dirs[:] = [d for d in dirs if d not in NOT_CARRIED]
+        for name in files:
+            path = Path(folder) / name
+            destination = target / path.relative_to(copy)
+            if not stat.S_ISREG(path.lstat().st_mode) or destination.exists():
+                continue
+            partial = destination.with_name(f".{name}.{os.getpid()}.partial")
+            try:
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, partial, follow_symlinks=False)
+                os.replace(partial, destination)
+            except OSError:  # a full disk: the cache is an optimisation, the run is not lost
+                partial.unlink(missing_ok=True)
+                return added
+            added += 1
+    return added
+
+
+def _copy_in(staging_tmp: Path) -> Path:
+    return Path(staging_tmp) / IN_SANDBOX.relative_to("/tmp")
+
+
+def _without_literal_values(source: str) -> str | None:
+    """`source` with every literal constant's value cut out; None if it does not parse."""
+    from autolab.research.constants import parse_constants
+
+    try:
+        constants = parse_constants(source)
+    except (SyntaxError, ValueError):
+        return None
+    lines = source.splitlines(keepends=True)
+    # From the last value to the first, so earlier spans stay where they are.
+    spans = sorted((c.span for c in constants.values() if c.kind in LITERAL_KINDS), reverse=True)
+    for line, col, end_line, end_col in spans:
+        head, tail = lines[line - 1][:col], lines[end_line - 1][end_col:]
+        lines[line - 1 : end_line] = [head + "…" + tail]
+    return "".join(lines)

@@ -1,0 +1,119 @@
+"""torch.compile's cache across sandboxed runs: carried only from runs of autolab's own recipe code.
+
+The red team (tests/test_red_team.py) plants weights in the cache directories a run is given and
+looks for them in the next run; here, the rules of what carries over, and one real compiled run.
+"""
+
+import math
+import os
+from pathlib import Path
+
+import pytest
+from test_recipes import data_dir  # noqa: F401  (prepared char shards, for the compiled run)
+
+from autolab.recipes import recipe_source
+from autolab.research.constants import apply_changes, parse_constants
+from autolab.sandbox import compile_cache, sandbox_unavailable
+
+
+@pytest.mark.parametrize("name", ["gpt", "mlp"])
+@pytest.mark.parametrize("device", ["cpu", "cuda"])
+def test_a_shipped_recipe_is_recipe_code_whatever_its_constants(name, device):
+    source = recipe_source(name, device)
+    assert compile_cache.is_recipe_code(source)
+    sizes = [c for c in parse_constants(source).values() if c.kind in ("int", "pow2")][:3]
+    changed = apply_changes(source, {c.name: c.value * 2 for c in sizes})
+    assert changed != source and compile_cache.is_recipe_code(changed)
+
+
+def test_recipe_code_with_changed_values_of_every_kind():
+    changes = {"MATRIX_LR": 0.5, "ACTIVATION": "gelu", "COMPILE": True, "BATCH_SIZE": 2**3}
+    assert compile_cache.is_recipe_code(apply_changes(recipe_source("gpt"), changes))
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        ("DEPTH = 2 ", "DEPTH = 1 + 1 "),  # an expression is code, not a value
+        ("DEPTH = 2 ", "DEPTH = __import__('os').getpid() "),
+        ("return logits\n", "return logits * 1.0\n"),
+        ("def main():\n", "import os\n\n\ndef main():\n"),
+    ],
+)
+def test_any_other_change_is_not_recipe_code(edit):
+    source = recipe_source("gpt")
+    assert edit[0] in source
+    assert not compile_cache.is_recipe_code(source.replace(*edit, 1))
+
+
+def test_text_that_is_not_python_is_not_recipe_code():
+    assert not compile_cache.is_recipe_code("DEPTH = (")
+    assert not compile_cache.is_recipe_code("")
+
+
+def staged_cache(staging_tmp: Path) -> Path:
+    return staging_tmp / compile_cache.IN_SANDBOX.relative_to("/tmp")
+
+
+def test_harvest_adds_new_plain_files_and_leaves_links_headers_and_existing_files(tmp_path):
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    copy = staged_cache(staging)
+    (copy / "inductor" / "fxgraph" / "ab").mkdir(parents=True)
+    (copy / "inductor" / "fxgraph" / "ab" / "entry").write_text("compiled")
+    (copy / "inductor" / "precompiled_headers").mkdir()
+    (copy / "inductor" / "precompiled_headers" / "big.gch").write_text("header")
+    secret = tmp_path / "referee.txt"
+    secret.write_text("sealed")
+    (copy / "inductor" / "link").symlink_to(secret)
+    trusted = compile_cache.trusted_dir(home)
+    (trusted / "inductor").mkdir(parents=True)
+    (trusted / "inductor" / "kept").write_text("first")
+    (copy / "inductor" / "kept").write_text("second")
+
+    assert compile_cache.harvest(staging, home) == 1
+    assert (trusted / "inductor" / "fxgraph" / "ab" / "entry").read_text() == "compiled"
+    assert (trusted / "inductor" / "kept").read_text() == "first"  # never replaced
+    assert not (trusted / "inductor" / "link").exists()
+    assert not (trusted / "inductor" / "precompiled_headers").exists()
+    assert not list(trusted.rglob("*.partial"))
+
+
+def test_seed_copies_the_carried_cache_into_a_run_and_nothing_when_there_is_none(tmp_path):
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    compile_cache.seed(staging, home)
+    assert not staged_cache(staging).exists()
+    trusted = compile_cache.trusted_dir(home)
+    (trusted / "inductor" / "fxgraph").mkdir(parents=True)
+    (trusted / "inductor" / "fxgraph" / "entry").write_text("compiled")
+    compile_cache.seed(staging, home)
+    assert (staged_cache(staging) / "inductor" / "fxgraph" / "entry").read_text() == "compiled"
+    env = compile_cache.environment()
+    assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(str(compile_cache.IN_SANDBOX))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    sandbox_unavailable() is not None and os.environ.get("CI") != "true",
+    reason="no sandbox here",
+)
+def test_a_compiled_recipe_run_leaves_its_cache_for_the_next(data_dir, tmp_path, monkeypatch):  # noqa: F811
+    """The CUDA sizing's torch.compile, on a CPU, in the sandbox: the first run compiles and its
+    cache is carried; the second compiles nothing new (~40 s of compiling on 2 cores)."""
+    from autolab.experiment import run_experiment
+    from autolab.harness.settings import RunSettings
+
+    monkeypatch.setenv("AUTOLAB_HOME", str(tmp_path / "home"))
+    train_py = tmp_path / "train.py"
+    train_py.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
+    trusted = compile_cache.trusted_dir()
+    carried = []
+    for n in range(2):
+        settings = RunSettings(
+            data_dir, tmp_path / f"run{n}", budget_seconds=2, device="cpu", seed=0
+        )
+        result = run_experiment(train_py, settings, None, wall_limit=600, isolation="sandbox")
+        assert result.status == "ok", result.reason
+        assert math.isfinite(result.reported["val_bpb"])
+        carried.append(sorted(p.relative_to(trusted) for p in trusted.rglob("*") if p.is_file()))
+    assert any(p.parts[:2] == ("inductor", "fxgraph") for p in carried[0])
+    assert carried[1] == carried[0]  # every graph of the second run was found in the cache
