@@ -169,13 +169,11 @@ def run_experiment(
     evaluator = early = None
     if score and val_path is not None:
         evaluator = SealedEvaluator(settings, val_path, workers.evaluator(), workers.sealed_hashes)
-    recipe_code = False
     if sandbox:
         sandbox.reset()  # nothing the previous experiment left carries over
         inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
         script = sandbox.stage_script(train_py)
         # ...but torch.compile's cache, as runs of autolab's own recipe code wrote it.
-        recipe_code = compile_cache.is_recipe_code(sandbox.staged_script.read_text())
         compile_cache.seed(sandbox.staging / "tmp")
         job = {
             "script": str(script),
@@ -206,8 +204,7 @@ def run_experiment(
         if sandbox:
             zygote.clear()  # everything the experiment started, setsid or not, dies here
             sandbox.collect(run_dir, taken=early.taken if early else ())
-            if recipe_code:
-                compile_cache.harvest(sandbox.staging / "tmp")
+            compile_cache.carry_over(sandbox.staging / "tmp", sandbox.staged_script)
         log_path = run_dir / LOG_FILE
         log_text = log_path.read_text(errors="replace") if log_path.exists() else ""
         reported = read_reported(run_dir)

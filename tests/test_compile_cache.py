@@ -117,3 +117,20 @@ def test_a_compiled_recipe_run_leaves_its_cache_for_the_next(data_dir, tmp_path,
         carried.append(sorted(p.relative_to(trusted) for p in trusted.rglob("*") if p.is_file()))
     assert any(p.parts[:2] == ("inductor", "fxgraph") for p in carried[0])
     assert carried[1] == carried[0]  # every graph of the second run was found in the cache
+
+
+def test_carry_over_takes_only_a_recipe_run_and_checks_nothing_where_nothing_was_compiled(
+    tmp_path,
+):
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    assert compile_cache.carry_over(staging, tmp_path / "no-such-train.py", home) == 0
+    (staged_cache(staging) / "inductor").mkdir(parents=True)
+    (staged_cache(staging) / "inductor" / "entry").write_text("compiled")
+    edited = tmp_path / "edited.py"
+    edited.write_text(recipe_source("gpt") + "\nimport os\n")
+    assert compile_cache.carry_over(staging, edited, home) == 0
+    assert not compile_cache.trusted_dir(home).exists()
+    recipe = tmp_path / "recipe.py"
+    recipe.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
+    assert compile_cache.carry_over(staging, recipe, home) == 1
+    assert (compile_cache.trusted_dir(home) / "inductor" / "entry").read_text() == "compiled"

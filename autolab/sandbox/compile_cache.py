@@ -16,6 +16,7 @@ graph it was built from, out of the same values: nothing it did not already hold
 import os
 import shutil
 import stat
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -44,13 +45,18 @@ def environment() -> dict[str, str]:
 def is_recipe_code(source: str) -> bool:
     """Whether `source` is a shipped recipe, sized for any device, but for its constants'
     literal values. A constant written as an expression is code, and makes it not one."""
+    code = _without_literal_values(source)
+    return code is not None and code in _shipped_code()
+
+
+@cache
+def _shipped_code() -> frozenset[str]:
+    """Every shipped recipe, sized for every device, without its values: worked out once per
+    process (a session checks every run's train.py against them)."""
     from autolab.recipes import DEVICES, RECIPES, recipe_source
 
-    code = _without_literal_values(source)
-    if code is None:
-        return False
-    return any(
-        code == _without_literal_values(recipe_source(name, device))
+    return frozenset(
+        _without_literal_values(recipe_source(name, device))
         for name in RECIPES
         for device in DEVICES
     )
@@ -61,6 +67,14 @@ def seed(staging_tmp: Path, home: Path | None = None) -> None:
     source = trusted_dir(home)
     if source.is_dir():
         shutil.copytree(source, _copy_in(staging_tmp), dirs_exist_ok=True, symlinks=True)
+
+
+def carry_over(staging_tmp: Path, script: Path, home: Path | None = None) -> int:
+    """After a run has ended: harvest its cache if it has one and `script` (its staged train.py)
+    is recipe code. A run that compiled nothing and was given nothing costs no check."""
+    if not _copy_in(staging_tmp).is_dir() or not is_recipe_code(script.read_text()):
+        return 0
+    return harvest(staging_tmp, home)
 
 
 def harvest(staging_tmp: Path, home: Path | None = None) -> int:
