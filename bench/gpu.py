@@ -13,6 +13,7 @@ gets the report after each, so a call cut short loses the throughput variants fi
   training loss first fell to 1.47 nats/char, and the overhead (wall time - training time).
   Targets: <= 1.47 nats/char in <= 10 s, overhead <= 3 s. `small_warm`: the same run again,
   as a session's next experiment runs it, with the compile cache the first one left.
+- `small_variants`: the small model with other constants (SMALL_VARIANTS: uncompiled).
 - `throughput`: the recipe's model at karpathy/autoresearch's default shape (depth 8, width 512,
   head dim 128, MLP 4x wide, sequence 2048, vocabulary 8192, 2**19 tokens per optimizer step in
   micro-batches, full causal attention), compiled with its loss (gpt.training_loss), bf16
@@ -64,6 +65,9 @@ SHAPE_CONSTANTS = {"DEPTH": 8, "ASPECT_RATIO": 64, "HEAD_DIM": 128, "MLP_RATIO":
 # 2 on an H100), and twice the micro-batch.
 THROUGHPUT_VARIANTS = [{"mlp_ratio": 2}, {"fused_loss": False},
                        {"attention": "CUDNN_ATTENTION"}, {"micro_batch": 64}]  # fmt: skip
+# And of the small model: uncompiled. Even from the compile cache, tracing the model again costs
+# a run seconds of start-up (4-15 s on 2 CPU cores), which a 10 s budget may not win back.
+SMALL_VARIANTS = [{"COMPILE": False}]
 THROUGHPUT_OPTIONS = ("micro_batch", "attention", "fused_loss")  # throughput()'s, besides shape
 
 
@@ -280,9 +284,9 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-runs", action="store_true", help="leave out the autolab trains")
     parser.add_argument("--shape", type=json.loads, default=SHAPE, help="throughput shape (JSON)")
     parser.add_argument(
-        "--small-variants", type=json.loads, default=[],
+        "--small-variants", type=json.loads, default=SMALL_VARIANTS,
         help='also train the small model with these constant changes (JSON list of objects, '
-        'e.g. \'[{"BATCH_SIZE": 128}]\'): candidates for the recipe\'s cuda sizing',
+        'e.g. \'[{"BATCH_SIZE": 128}]\'; [] for none): candidates for the recipe\'s cuda sizing',
     )  # fmt: skip
     parser.add_argument(
         "--throughput-variants", type=json.loads, default=THROUGHPUT_VARIANTS,
