@@ -202,3 +202,12 @@ def test_describe_changes_wording():
         == "reduce DEPTH from 4 to 2, increase SEQ_LEN from 2**9 to 2**10 and turn off USE_QK_NORM"
     )
     assert describe_changes(old, {"DEPTH": 4}) == "no change"
+
+
+def test_a_huge_power_of_two_is_not_worked_out():
+    """`2**k` past MAX_POW2_EXPONENT stays unevaluated ("derived"): the referee reads every
+    experiment's train.py, and 2**999999999 would take it minutes and gigabytes."""
+    constants = parse_constants("A = 2**64\nB = 2**65\nC = 2**999999999\n")
+    assert constants["A"].kind == "pow2" and constants["A"].value == 2**64
+    assert constants["B"].kind == constants["C"].kind == "derived"
+    assert constants["C"].value is None

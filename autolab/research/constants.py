@@ -20,6 +20,9 @@ from dataclasses import dataclass
 
 KINDS = ("int", "pow2", "float", "bool", "str", "tuple", "derived")
 NAME = re.compile(r"[A-Z][A-Z0-9_]*")
+# The largest k of a `2**k` read as a number: a train.py may write any exponent, and working out
+# 2**999999999 would hold the referee up for minutes and gigabytes. A larger one is "derived".
+MAX_POW2_EXPONENT = 64
 # `# one of: "relu2", "gelu"` or `# choices: relu2, gelu`
 CHOICES = re.compile(r"(?:one of|choices)\s*:\s*(.+)", re.IGNORECASE)
 
@@ -254,7 +257,7 @@ def _literal(node: ast.expr) -> tuple[object, str]:
             and type(base.value) is int
             and isinstance(exp, ast.Constant)
             and type(exp.value) is int
-            and exp.value >= 0
+            and 0 <= exp.value <= MAX_POW2_EXPONENT
         ):
             return 2**exp.value, "pow2"
         return None, "derived"
