@@ -69,13 +69,14 @@ def test_harvest_adds_new_plain_files_and_leaves_links_headers_and_existing_file
     (trusted / "inductor").mkdir(parents=True)
     (trusted / "inductor" / "kept").write_text("first")
     (copy / "inductor" / "kept").write_text("second")
+    (copy / "inductor" / ".123.456.tmp").write_text("half-writ")  # the run ended mid-write
 
     assert compile_cache.harvest(staging, home) == 1
     assert (trusted / "inductor" / "fxgraph" / "ab" / "entry").read_text() == "compiled"
     assert (trusted / "inductor" / "kept").read_text() == "first"  # never replaced
     assert not (trusted / "inductor" / "link").exists()
     assert not (trusted / "inductor" / "precompiled_headers").exists()
-    assert not list(trusted.rglob("*.partial"))
+    assert not list(trusted.rglob(".*"))
 
 
 def test_seed_copies_the_carried_cache_into_a_run_and_nothing_when_there_is_none(tmp_path):

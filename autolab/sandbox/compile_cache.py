@@ -80,7 +80,7 @@ def carry_over(staging_tmp: Path, script: Path, home: Path | None = None) -> int
 def harvest(staging_tmp: Path, home: Path | None = None) -> int:
     """Add what a run of recipe code compiled to the carried cache, once every process of the
     run has ended: plain files only, each written whole (a copy renamed into place), none
-    replacing one already there. Returns how many files were added."""
+    replacing one already there, none half-written. Returns how many files were added."""
     copy, target = _copy_in(staging_tmp), trusted_dir(home)
     added = 0
     for folder, dirs, files in os.walk(copy):  # links to folders are not followed
@@ -88,7 +88,11 @@ def harvest(staging_tmp: Path, home: Path | None = None) -> int:
         for name in files:
             path = Path(folder) / name
             destination = target / path.relative_to(copy)
-            if not stat.S_ISREG(path.lstat().st_mode) or destination.exists():
+            # Hidden names are files half-written when the run ended (torch writes a ".*.tmp"
+            # and renames it into place).
+            if name.startswith(".") or not stat.S_ISREG(path.lstat().st_mode):
+                continue
+            if destination.exists():
                 continue
             partial = destination.with_name(f".{name}.{os.getpid()}.partial")
             try:
