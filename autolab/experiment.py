@@ -174,7 +174,7 @@ def run_experiment(
         inner = replace(settings, data_dir=INNER_DATA, run_dir=INNER_RUN)
         script = sandbox.stage_script(train_py)
         # ...but torch.compile's cache, as runs of autolab's own recipe code wrote it.
-        compile_cache.seed(sandbox.staging / "tmp")
+        compile_cache.seed(sandbox.staging / "tmp", sandbox.staged_script)
         job = {
             "script": str(script),
             "cwd": str(INNER_RUN),

@@ -62,6 +62,10 @@ def test_harvest_adds_new_plain_files_and_leaves_links_headers_and_existing_file
     (copy / "inductor" / "fxgraph" / "ab" / "entry").write_text("compiled")
     (copy / "inductor" / "precompiled_headers").mkdir()
     (copy / "inductor" / "precompiled_headers" / "big.gch").write_text("header")
+    headers = staging / compile_cache.CARRIED["precompiled_headers"].relative_to("/tmp")
+    (headers / "locks").mkdir(parents=True)
+    (headers / "abc.h.gch").write_text("precompiled")
+    (headers / "locks" / "abc.lock").write_text("")
     secret = tmp_path / "referee.txt"
     secret.write_text("sealed")
     (copy / "inductor" / "link").symlink_to(secret)
@@ -71,7 +75,9 @@ def test_harvest_adds_new_plain_files_and_leaves_links_headers_and_existing_file
     (copy / "inductor" / "kept").write_text("second")
     (copy / "inductor" / ".123.456.tmp").write_text("half-writ")  # the run ended mid-write
 
-    assert compile_cache.harvest(staging, home) == 1
+    assert compile_cache.harvest(staging, home) == 2
+    assert (trusted / "precompiled_headers" / "abc.h.gch").read_text() == "precompiled"
+    assert not (trusted / "precompiled_headers" / "locks").exists()
     assert (trusted / "inductor" / "fxgraph" / "ab" / "entry").read_text() == "compiled"
     assert (trusted / "inductor" / "kept").read_text() == "first"  # never replaced
     assert not (trusted / "inductor" / "link").exists()
@@ -79,15 +85,24 @@ def test_harvest_adds_new_plain_files_and_leaves_links_headers_and_existing_file
     assert not list(trusted.rglob(".*"))
 
 
-def test_seed_copies_the_carried_cache_into_a_run_and_nothing_when_there_is_none(tmp_path):
+def test_seed_copies_the_carried_cache_into_a_run_that_may_compile(tmp_path):
     home, staging = tmp_path / "home", tmp_path / "staging"
-    compile_cache.seed(staging, home)
-    assert not staged_cache(staging).exists()
+    compiled, uncompiled = tmp_path / "compiled.py", tmp_path / "uncompiled.py"
+    compiled.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
+    uncompiled.write_text(recipe_source("gpt"))  # COMPILE = False
+    compile_cache.seed(staging, compiled, home)
+    assert not staged_cache(staging).exists()  # nothing carried yet
     trusted = compile_cache.trusted_dir(home)
     (trusted / "inductor" / "fxgraph").mkdir(parents=True)
     (trusted / "inductor" / "fxgraph" / "entry").write_text("compiled")
-    compile_cache.seed(staging, home)
+    (trusted / "precompiled_headers").mkdir()
+    (trusted / "precompiled_headers" / "abc.h.gch").write_text("precompiled")
+    compile_cache.seed(staging, uncompiled, home)
+    assert not staged_cache(staging).exists()
+    compile_cache.seed(staging, compiled, home)
     assert (staged_cache(staging) / "inductor" / "fxgraph" / "entry").read_text() == "compiled"
+    headers = staging / compile_cache.CARRIED["precompiled_headers"].relative_to("/tmp")
+    assert (headers / "abc.h.gch").read_text() == "precompiled"
     env = compile_cache.environment()
     assert env["TORCHINDUCTOR_CACHE_DIR"].startswith(str(compile_cache.IN_SANDBOX))
 
@@ -117,6 +132,7 @@ def test_a_compiled_recipe_run_leaves_its_cache_for_the_next(data_dir, tmp_path,
         assert math.isfinite(result.reported["val_bpb"])
         carried.append(sorted(p.relative_to(trusted) for p in trusted.rglob("*") if p.is_file()))
     assert any(p.parts[:2] == ("inductor", "fxgraph") for p in carried[0])
+    assert any(p.parts[0] == "precompiled_headers" for p in carried[0])  # C++ kernels, on a CPU
     assert carried[1] == carried[0]  # every graph of the second run was found in the cache
 
 

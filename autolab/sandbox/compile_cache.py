@@ -14,6 +14,7 @@ graph it was built from, out of the same values: nothing it did not already hold
 """
 
 import os
+import re
 import shutil
 import stat
 from functools import cache
@@ -21,12 +22,21 @@ from importlib.metadata import version
 from pathlib import Path
 
 from autolab.paths import autolab_home
+from autolab.sandbox.layout import SANDBOX_USER
 
 IN_SANDBOX = Path("/tmp/autolab-compile-cache")  # the run's copy, inside its staging /tmp
-# Parts of the compiler's cache that are not worth carrying: C++ precompiled headers (~150 MB on
-# a CPU, rebuilt only when a kernel is compiled anew) and lock files.
-NOT_CARRIED = ("precompiled_headers", "locks")
+# What carries, by its name in the carried cache -> where a run finds it. Inductor keeps its C++
+# precompiled headers (~150 MB, rebuilt in ~10 s on 2 CPU cores when missing, even when every
+# kernel is in the cache) under /tmp/torchinductor_<user>, whatever TORCHINDUCTOR_CACHE_DIR says.
+CARRIED = {
+    "inductor": IN_SANDBOX / "inductor",
+    "triton": IN_SANDBOX / "triton",
+    "precompiled_headers": Path(f"/tmp/torchinductor_{SANDBOX_USER}/precompiled_headers"),
+}
+NOT_CARRIED = ("precompiled_headers", "locks")  # inside those: headers come from their own place
 LITERAL_KINDS = ("int", "pow2", "float", "bool", "str", "tuple")  # research.constants' kinds
+# A train.py that says it does not compile is given no copy (the headers alone are ~150 MB).
+NOT_COMPILED = re.compile(r"^COMPILE\s*=\s*False\b", re.MULTILINE)
 
 
 def trusted_dir(home: Path | None = None) -> Path:
@@ -37,8 +47,8 @@ def trusted_dir(home: Path | None = None) -> Path:
 def environment() -> dict[str, str]:
     """The variables that point torch's compilers at the run's copy."""
     return {
-        "TORCHINDUCTOR_CACHE_DIR": str(IN_SANDBOX / "inductor"),
-        "TRITON_CACHE_DIR": str(IN_SANDBOX / "triton"),
+        "TORCHINDUCTOR_CACHE_DIR": str(CARRIED["inductor"]),
+        "TRITON_CACHE_DIR": str(CARRIED["triton"]),
     }
 
 
@@ -62,17 +72,22 @@ def _shipped_code() -> frozenset[str]:
     )
 
 
-def seed(staging_tmp: Path, home: Path | None = None) -> None:
-    """Copy the carried cache into a run's staging /tmp (emptied before each run)."""
-    source = trusted_dir(home)
-    if source.is_dir():
-        shutil.copytree(source, _copy_in(staging_tmp), dirs_exist_ok=True, symlinks=True)
+def seed(staging_tmp: Path, script: Path, home: Path | None = None) -> None:
+    """Copy the carried cache into a run's staging /tmp (emptied before each run), unless its
+    train.py (`script`) sets COMPILE = False."""
+    trusted = trusted_dir(home)
+    if not trusted.is_dir() or NOT_COMPILED.search(script.read_text(errors="replace")):
+        return
+    for name, inner in CARRIED.items():
+        if (trusted / name).is_dir():
+            shutil.copytree(trusted / name, _staged(staging_tmp, inner), dirs_exist_ok=True)
 
 
 def carry_over(staging_tmp: Path, script: Path, home: Path | None = None) -> int:
     """After a run has ended: harvest its cache if it has one and `script` (its staged train.py)
     is recipe code. A run that compiled nothing and was given nothing costs no check."""
-    if not _copy_in(staging_tmp).is_dir() or not is_recipe_code(script.read_text()):
+    staged = [_staged(staging_tmp, inner) for inner in CARRIED.values()]
+    if not any(path.is_dir() for path in staged) or not is_recipe_code(script.read_text()):
         return 0
     return harvest(staging_tmp, home)
 
@@ -81,33 +96,41 @@ def harvest(staging_tmp: Path, home: Path | None = None) -> int:
     """Add what a run of recipe code compiled to the carried cache, once every process of the
     run has ended: plain files only, each written whole (a copy renamed into place), none
     replacing one already there, none half-written. Returns how many files were added."""
-    copy, target = _copy_in(staging_tmp), trusted_dir(home)
     added = 0
-    for folder, dirs, files in os.walk(copy):  # links to folders are not followed
-        dirs[:] = [d for d in dirs if d not in NOT_CARRIED]
-        for name in files:
-            path = Path(folder) / name
-            destination = target / path.relative_to(copy)
-            # Hidden names are files half-written when the run ended (torch writes a ".*.tmp"
-            # and renames it into place).
-            if name.startswith(".") or not stat.S_ISREG(path.lstat().st_mode):
-                continue
-            if destination.exists():
-                continue
-            partial = destination.with_name(f".{name}.{os.getpid()}.partial")
-            try:
-                destination.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(path, partial, follow_symlinks=False)
-                os.replace(partial, destination)
-            except OSError:  # a full disk: the cache is an optimisation, the run is not lost
-                partial.unlink(missing_ok=True)
-                return added
-            added += 1
+    for name, inner in CARRIED.items():
+        copy, target = _staged(staging_tmp, inner), trusted_dir(home) / name
+        for folder, dirs, files in os.walk(copy):  # links to folders are not followed
+            dirs[:] = [d for d in dirs if d not in NOT_CARRIED]
+            for file in files:
+                path = Path(folder) / file
+                # Hidden names are files half-written when the run ended (torch writes a
+                # ".*.tmp" and renames it into place).
+                if file.startswith(".") or not stat.S_ISREG(path.lstat().st_mode):
+                    continue
+                destination = target / path.relative_to(copy)
+                if destination.exists():
+                    continue
+                if not _add(path, destination):
+                    return added  # a full disk: the cache is an optimisation, the run is kept
+                added += 1
     return added
 
 
-def _copy_in(staging_tmp: Path) -> Path:
-    return Path(staging_tmp) / IN_SANDBOX.relative_to("/tmp")
+def _add(path: Path, destination: Path) -> bool:
+    partial = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, partial, follow_symlinks=False)
+        os.replace(partial, destination)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        return False
+    return True
+
+
+def _staged(staging_tmp: Path, inner: Path) -> Path:
+    """Where the runner sees `inner`, a path under the sandbox's /tmp."""
+    return Path(staging_tmp) / inner.relative_to("/tmp")
 
 
 def _without_literal_values(source: str) -> str | None:

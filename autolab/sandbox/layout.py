@@ -38,6 +38,9 @@ INNER_RUN = INNER_ROOT / "run"
 INNER_SRC = INNER_ROOT / "src"
 INNER_HOME = INNER_ROOT / "home"
 SANDBOX_UID = 65534  # "nobody" inside the user namespace: not the runner's user id
+# The user name inside ($USER): torch names cache directories after it (/tmp/torchinductor_<user>),
+# so it is one fixed name whatever the system's user database says of SANDBOX_UID.
+SANDBOX_USER = "autolab"
 STAGING_DIRS = {"run": INNER_RUN, "home": INNER_HOME, "tmp": Path("/tmp"), "shm": Path("/dev/shm")}
 SYSTEM_DIRS = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt")
 # Variables an experiment may inherit: locale, thread counts, CUDA and torch settings. API keys,
@@ -167,7 +170,11 @@ def inner_environment(env: dict[str, str]) -> dict[str, str]:
         }
     )
     kept.update(
-        HOME=str(INNER_HOME), TMPDIR="/tmp", PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1"
+        HOME=str(INNER_HOME),
+        USER=SANDBOX_USER,
+        TMPDIR="/tmp",
+        PYTHONUNBUFFERED="1",
+        PYTHONDONTWRITEBYTECODE="1",
     )
     return kept
 
