@@ -49,6 +49,8 @@ def test_any_other_change_is_not_recipe_code(edit):
 def test_text_that_is_not_python_is_not_recipe_code():
     assert not compile_cache.is_recipe_code("DEPTH = (")
     assert not compile_cache.is_recipe_code("")
+    assert not compile_cache.is_recipe_code("x = 1\0")
+    assert not compile_cache.is_recipe_code("x = " + "(" * 100_000 + ")" * 100_000)
 
 
 def staged_cache(staging_tmp: Path) -> Path:
@@ -143,6 +145,9 @@ def test_carry_over_takes_only_a_recipe_run_and_checks_nothing_where_nothing_was
     assert compile_cache.carry_over(staging, tmp_path / "no-such-train.py", home) == 0
     (staged_cache(staging) / "inductor").mkdir(parents=True)
     (staged_cache(staging) / "inductor" / "entry").write_text("compiled")
+    undecodable = tmp_path / "undecodable.py"
+    undecodable.write_bytes(b"\xff\xfe COMPILE = True")
+    assert compile_cache.carry_over(staging, undecodable, home) == 0
     edited = tmp_path / "edited.py"
     edited.write_text(recipe_source("gpt") + "\nimport os\n")
     assert compile_cache.carry_over(staging, edited, home) == 0
