@@ -110,12 +110,9 @@ def throughput(
         optimizers = gpt.build_optimizers(model, dim, device)
     if fused_loss:
         loss_of = torch.compile(gpt.training_loss) if compile_model else gpt.training_loss
-    else:
+    else:  # the same loss of a compiled model's logits, computed outside it
         logits_of = torch.compile(model) if compile_model else model
-
-        def loss_of(model, x, y):
-            logits = logits_of(x)
-            return torch.nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten())
+        loss_of = lambda model, x, y: gpt.training_loss(logits_of, x, y)  # noqa: E731
 
     accumulate = max(1, shape["tokens_per_step"] // (micro_batch * seq_len))
     device_type = device.split(":")[0]
@@ -180,9 +177,8 @@ def throughput_variants(device: str, args, compile_model: bool) -> list[dict]:
     micro_batch, attention or fused_loss, from the headline measurement's."""
     results = []
     for variant in args.throughput_variants:
-        settings = dict(shape=args.shape, micro_batch=args.micro_batch)
-        settings["shape"] = {**args.shape, **{k: v for k, v in variant.items() if k in args.shape
-                                              or k == "mlp_ratio"}}  # fmt: skip
+        shape = {k: v for k, v in variant.items() if k in args.shape or k == "mlp_ratio"}
+        settings = dict(shape={**args.shape, **shape}, micro_batch=args.micro_batch)
         settings.update({k: v for k, v in variant.items() if k in THROUGHPUT_OPTIONS})
         try:
             result = throughput(device, steps=args.steps, compile_model=compile_model, **settings)
