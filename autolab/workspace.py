@@ -153,6 +153,10 @@ def init_workspace(
             for child in root.iterdir():
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
         raise
+    from autolab.sandbox import compile_cache
+
+    # Its runs may add to torch.compile's carried cache even after autolab's recipe changes.
+    compile_cache.remember_recipe(train_source)
     return root
 
 

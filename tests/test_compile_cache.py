@@ -124,7 +124,7 @@ def test_a_compiled_recipe_run_leaves_its_cache_for_the_next(data_dir, tmp_path,
     train_py = tmp_path / "train.py"
     train_py.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
     trusted = compile_cache.trusted_dir()
-    carried = []
+    carried, modified = [], []
     for n in range(2):
         settings = RunSettings(
             data_dir, tmp_path / f"run{n}", budget_seconds=2, device="cpu", seed=0
@@ -132,10 +132,14 @@ def test_a_compiled_recipe_run_leaves_its_cache_for_the_next(data_dir, tmp_path,
         result = run_experiment(train_py, settings, None, wall_limit=600, isolation="sandbox")
         assert result.status == "ok", result.reason
         assert math.isfinite(result.reported["val_bpb"])
-        carried.append(sorted(p.relative_to(trusted) for p in trusted.rglob("*") if p.is_file()))
+        files = sorted(p for p in trusted.rglob("*") if p.is_file())
+        carried.append([p.relative_to(trusted) for p in files])
+        modified.append({p: p.stat().st_mtime_ns for p in files})
     assert any(p.parts[:2] == ("inductor", "fxgraph") for p in carried[0])
     assert any(p.parts[0] == "precompiled_headers" for p in carried[0])  # C++ kernels, on a CPU
     assert carried[1] == carried[0]  # every graph of the second run was found in the cache
+    used = [p for p in modified[1] if modified[1][p] > modified[0][p]]
+    assert any("fxgraph" in p.parts for p in used)  # the entries the second run read
 
 
 def test_carry_over_takes_only_a_recipe_run_and_checks_nothing_where_nothing_was_compiled(
@@ -156,3 +160,72 @@ def test_carry_over_takes_only_a_recipe_run_and_checks_nothing_where_nothing_was
     recipe.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
     assert compile_cache.carry_over(staging, recipe, home) == 1
     assert (compile_cache.trusted_dir(home) / "inductor" / "entry").read_text() == "compiled"
+
+
+def carried_file(home: Path, relative: str, text: str, mtime: float) -> Path:
+    path = compile_cache.trusted_dir(home) / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_a_carried_file_the_run_read_is_marked_used_and_one_it_did_not_is_not(tmp_path):
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    read = carried_file(home, "inductor/fxgraph/read", "compiled", mtime=1_000)
+    unread = carried_file(home, "triton/unread", "compiled", mtime=1_000)
+    carried_file(home, "inductor/.entry.7.partial", "half-writ", mtime=1_000)  # mid-harvest
+    script = tmp_path / "train.py"
+    script.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
+    compile_cache.seed(staging, script, home)
+    copy = staged_cache(staging)
+    assert not (copy / "inductor" / ".entry.7.partial").exists()
+    assert (copy / "inductor" / "fxgraph" / "read").stat().st_mtime == 1_000
+    (copy / "inductor" / "fxgraph" / "read").read_text()  # what the compiler does on a hit
+    if (copy / "inductor" / "fxgraph" / "read").stat().st_atime == 0:
+        pytest.skip("this filesystem does not record reads (noatime)")
+
+    assert compile_cache.carry_over(staging, script, home) == 0  # nothing new to add
+    assert read.stat().st_mtime > 1_000
+    assert unread.stat().st_mtime == 1_000
+
+
+def test_a_run_of_other_code_marks_nothing_used(tmp_path):
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    carried = carried_file(home, "inductor/entry", "compiled", mtime=1_000)
+    script = tmp_path / "train.py"
+    script.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}) + "\nimport os\n")
+    compile_cache.seed(staging, script, home)
+    (staged_cache(staging) / "inductor" / "entry").read_text()
+    assert compile_cache.carry_over(staging, script, home) == 0
+    assert carried.stat().st_mtime == 1_000
+
+
+def test_past_its_limit_the_cache_loses_its_least_recently_used_files(tmp_path):
+    home = tmp_path / "home"
+    oldest = carried_file(home, "triton/a", "x" * 400, mtime=1_000)
+    older = carried_file(home, "inductor/fxgraph/b", "x" * 400, mtime=2_000)
+    newer = carried_file(home, "inductor/c", "x" * 400, mtime=3_000)
+    header = carried_file(home, "precompiled_headers/h.gch", "x" * 100, mtime=500)  # never goes
+    assert compile_cache.prune(home, limit=1_300) == 0  # at its limit: nothing goes
+    assert compile_cache.prune(home, limit=1_200) == 1  # down to 80% of it: 900 bytes
+    assert not oldest.exists() and older.exists()
+    assert compile_cache.prune(home, limit=800) == 1  # 900 bytes, down to 640: one more
+    assert not older.exists() and newer.exists() and header.exists()
+
+
+def test_a_workspace_made_before_autolab_changed_its_recipe_stays_recipe_code(
+    tmp_path, monkeypatch
+):
+    """`autolab init` records the recipe it wrote; the shipped one then changes (an upgrade)."""
+    from autolab.workspace import init_workspace
+
+    monkeypatch.setenv("AUTOLAB_HOME", str(tmp_path / "home"))
+    older = recipe_source("gpt").replace("return logits\n", "return logits * 1.0\n", 1)
+    monkeypatch.setattr("autolab.workspace.recipe_source", lambda recipe, device: older)
+    root = init_workspace(tmp_path / "ws", device="cpu")
+    assert (root / "train.py").read_text() == older
+    searched = apply_changes(older, {"DEPTH": 3, "MATRIX_LR": 0.01})
+    assert compile_cache.is_recipe_code(searched)
+    assert not compile_cache.is_recipe_code(searched, tmp_path / "another-home")
+    assert not compile_cache.is_recipe_code(searched.replace("* 1.0", "* 2.0"))
