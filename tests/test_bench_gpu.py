@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from tests_support import load_bench_script
 
@@ -100,3 +101,32 @@ def test_the_cuda_tests_are_collected_from_the_files_that_mark_them_only():
     assert "tests/test_dashboard_api.py" not in files  # needs packages a GPU image may lack
     for name in files:
         assert "mark.cuda" in (REPO / name).read_text()
+
+
+def test_the_overhead_per_experiment_leaves_out_what_the_command_pays_once():
+    summary = {"training_seconds": 10.0, "total_seconds": 12.5, "num_steps": 40,
+               "startup_seconds": 1.5, "handover_seconds": 0.75}  # fmt: skip
+    assert load_bench_script("gpu").overheads(summary, wall=19.0) == {
+        "training_seconds": 10.0, "num_steps": 40, "overhead_s": 2.5, "startup_s": 1.5,
+        "handover_s": 0.75, "command_overhead_s": 9.0,
+    }  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_training_runs_report_their_overheads_on_a_cpu(tmp_path, shared_data):
+    """The parts that train through `autolab train`, as a smoke run on a CPU at a 3 s budget
+    (the shape run cannot train there in time: it is reported as a timeout)."""
+    out = tmp_path / "gpu.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "gpu.py"), "--device", "cpu", "--skip-tests",
+         "--data", str(shared_data), "--budget", "3", "--shape-budget", "1", "--steps", "1",
+         "--micro-batch", "2", "--shape", json.dumps(TINY), "--throughput-variants", "[]",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    for part in (report["small"], report["small_warm"], *report["small_variants"]):
+        assert 0 < part["overhead_s"] < part["command_overhead_s"], part
+        assert part["startup_s"] is not None and part["val_nats_per_char"] > 0
+    assert "timeout" in report["overhead_at_shape"]["error"]
