@@ -6,6 +6,7 @@ looks for them in the next run; here, the rules of what carries over, and one re
 
 import math
 import os
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,27 @@ def test_a_workspace_made_before_autolab_changed_its_recipe_stays_recipe_code(
     assert compile_cache.is_recipe_code(searched)
     assert not compile_cache.is_recipe_code(searched, tmp_path / "another-home")
     assert not compile_cache.is_recipe_code(searched.replace("* 1.0", "* 2.0"))
+
+
+def test_two_workers_writing_the_same_file_at_once_each_write_their_own_partial(tmp_path):
+    """Parallel workers are threads of one process: two runs of the same recipe may harvest the
+    same new file at the same moment. Both are inside their write at once here."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    destination = tmp_path / "entry"
+    both_writing = Barrier(2, timeout=10)
+
+    def write(text: str, unfinished: Path) -> None:
+        unfinished.write_text(text[0])
+        both_writing.wait()
+        with unfinished.open("a") as file:
+            file.write(text[1:])
+
+    with ThreadPoolExecutor(2) as pool:
+        done = [pool.submit(compile_cache._write_whole, destination, partial(write, text))
+                for text in ("aaaa", "bbbb")]  # fmt: skip
+        for future in done:
+            future.result()  # neither found its partial file taken by the other
+    assert destination.read_text() in ("aaaa", "bbbb")
+    assert list(tmp_path.iterdir()) == [destination]

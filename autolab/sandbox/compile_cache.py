@@ -22,6 +22,7 @@ import os
 import re
 import shutil
 import stat
+import threading
 from functools import cache, partial
 from importlib.metadata import version
 from pathlib import Path
@@ -227,8 +228,11 @@ def _files(folder: Path):
 
 
 def _write_whole(destination: Path, write) -> None:
-    """`write(unfinished)` a hidden file beside `destination`, then rename it into place."""
-    unfinished = destination.with_name(f".{destination.name}.{os.getpid()}.partial")
+    """`write(unfinished)` a hidden file beside `destination`, then rename it into place. The
+    name is the writer's own: parallel workers are threads of one process, and two of them may
+    harvest the same new file."""
+    writer = f"{os.getpid()}.{threading.get_ident()}"
+    unfinished = destination.with_name(f".{destination.name}.{writer}.partial")
     try:
         write(unfinished)
         os.replace(unfinished, destination)
