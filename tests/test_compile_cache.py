@@ -254,3 +254,26 @@ def test_two_workers_writing_the_same_file_at_once_each_write_their_own_partial(
             future.result()  # neither found its partial file taken by the other
     assert destination.read_text() in ("aaaa", "bbbb")
     assert list(tmp_path.iterdir()) == [destination]
+
+
+def test_on_a_full_disk_a_run_is_seeded_with_the_files_copied_whole(tmp_path, monkeypatch):
+    import errno
+    import shutil
+
+    home, staging = tmp_path / "home", tmp_path / "staging"
+    for n in range(3):
+        carried_file(home, f"inductor/entry{n}", "compiled", mtime=1_000)
+    script = tmp_path / "train.py"
+    script.write_text(apply_changes(recipe_source("gpt"), {"COMPILE": True}))
+    copied, copyfile = [], shutil.copyfile
+
+    def copy_until_full(source, destination):
+        if copied:
+            Path(destination).write_text("compi")  # the disk fills in the middle of the second
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copied.append(copyfile(source, destination))
+
+    monkeypatch.setattr(compile_cache.shutil, "copyfile", copy_until_full)
+    compile_cache.seed(staging, script, home)
+    staged = sorted(p.read_text() for p in (staged_cache(staging) / "inductor").iterdir())
+    assert staged == ["compiled"]

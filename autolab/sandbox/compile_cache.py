@@ -118,7 +118,8 @@ def seed(staging_tmp: Path, script: Path, home: Path | None = None) -> None:
 
     Each copy's access time is set before its modification time, so that reading it sets it
     anew (Linux's default relatime does so, noatime does not): `carry_over` then knows which
-    files the run used. A file another session prunes meanwhile is simply not copied."""
+    files the run used. A file another session prunes meanwhile is simply not copied; on a full
+    disk the run gets what was copied whole, and compiles the rest."""
     trusted = trusted_dir(home)
     if not trusted.is_dir() or NOT_COMPILED.search(script.read_text(errors="replace")):
         return
@@ -129,8 +130,10 @@ def seed(staging_tmp: Path, script: Path, home: Path | None = None) -> None:
                 copy.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(path, copy)
                 os.utime(copy, ns=(0, path.stat().st_mtime_ns))
-            except FileNotFoundError:
+            except OSError as err:
                 copy.unlink(missing_ok=True)
+                if not isinstance(err, FileNotFoundError):
+                    return
 
 
 def carry_over(staging_tmp: Path, script: Path, home: Path | None = None) -> int:
@@ -162,6 +165,8 @@ def mark_used(staging_tmp: Path, home: Path | None = None) -> int:
                     marked += 1
             except FileNotFoundError:  # new in this run (harvested next), or pruned meanwhile
                 pass
+            except OSError:  # the cache is an optimisation: it never fails a run
+                return marked
     return marked
 
 
@@ -186,7 +191,10 @@ def prune(home: Path | None = None, limit: int = LIMIT_BYTES) -> int:
             break
         if kept:
             continue
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:  # a folder it may not write: the next harvest tries again
+            break
         total -= size
         removed += 1
     return removed
