@@ -3,11 +3,11 @@
 #
 #   run(command="bash bench/gpu_device.sh", carry=[".whl", ".gpudata"], timeout_s=560)
 #
-# Both folders are git-ignored (.git/info/exclude) and made on this side beforehand:
-#   .whl      wheels the machine's image lacks, for its Python (`pip download --python-version
-#             3.12 --only-binary=:all: -d .whl optuna openai ...`): installed with --no-deps
-#   .gpudata  the bubblewrap .deb (`apt-get download bubblewrap`), tinyshakespeare.txt, and
-#             optionally probe.py (which warm-up step of the zygote would poison forks for CUDA)
+# Both folders are git-ignored (.git/info/exclude) and made on this side beforehand by
+# `bash bench/gpu_prepare.sh` (~10 s, 12 MB):
+#   .whl      wheels the machine's image lacks (optuna, openai and theirs): installed --no-deps
+#   .gpudata  the bubblewrap .deb, tinyshakespeare.txt, and optionally probe.py (which warm-up
+#             step of the zygote would poison forks for CUDA)
 # Extra arguments go to bench/gpu.py (e.g. --small-variants '[{"DEPTH": 4}]'). The report is
 # $OUT/gpu.json, written after each part, so a run cut short still brings back what it did.
 set -u
