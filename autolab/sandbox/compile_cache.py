@@ -156,12 +156,12 @@ def carry_over(staging_tmp: Path, script: Path, home: Path | None = None) -> int
 def mark_used(staging_tmp: Path, home: Path | None = None) -> int:
     """Give every carried file that the run read (its copy's access time no longer the zero
     `seed` gave it) the current modification time: `prune` removes the oldest first."""
-    marked = 0
+    marked, trusted = 0, trusted_dir(home)
     for name, inner in CARRIED.items():
         for copy, relative in _files(_staged(staging_tmp, inner)):
             try:
                 if copy.lstat().st_atime_ns > 0:
-                    os.utime(trusted_dir(home) / name / relative)
+                    os.utime(trusted / name / relative)
                     marked += 1
             except FileNotFoundError:  # new in this run (harvested next), or pruned meanwhile
                 pass
@@ -174,8 +174,8 @@ def prune(home: Path | None = None, limit: int = LIMIT_BYTES) -> int:
     """Past `limit` bytes, remove the carried files least recently used (or added), but for the
     KEPT ones, until the cache is down to PRUNED_TO of it; returns how many were removed.
     Inductor and Triton compile again whatever they miss, so any of their files may go."""
-    files = []
-    carried = ((name, path) for name in CARRIED for path, _ in _files(trusted_dir(home) / name))
+    files, trusted = [], trusted_dir(home)
+    carried = ((name, path) for name in CARRIED for path, _ in _files(trusted / name))
     for name, path in carried:
         try:
             status = path.stat()
@@ -204,10 +204,10 @@ def harvest(staging_tmp: Path, home: Path | None = None) -> int:
     """Add what a run of recipe code compiled to the carried cache, once every process of the
     run has ended: plain files only, each written whole (a copy renamed into place), none
     replacing one already there, none half-written. Returns how many files were added."""
-    added = 0
+    added, trusted = 0, trusted_dir(home)  # one metadata lookup of torch's version, not one a file
     for name, inner in CARRIED.items():
         for path, relative in _files(_staged(staging_tmp, inner)):
-            destination = trusted_dir(home) / name / relative
+            destination = trusted / name / relative
             if destination.exists():
                 continue
             try:
